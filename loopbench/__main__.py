@@ -1,0 +1,5 @@
+import sys
+
+from loopbench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,209 @@
+"""Run one cell in this process: validate it, build the task's data, hand a `Run` to the task's loop.
+
+`Run` is the helper both loops of a task receive. It carries what the cell asked for (device,
+precision, seed, the built data) and records what happened (per-step losses and times, memory), so
+that measurement lives here and not in the loops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+import implementations
+from loopbench import measure
+from loopbench.precision import device_type, resolve_precision, unsupported_reason
+from loopbench.types import RunConfig, RunResult
+
+
+class UsageError(ValueError):
+    """Bad input: one readable line for the user (the CLI exits with 2)."""
+
+
+class DataError(UsageError):
+    """The requested data cannot be had (missing folder, no network for a download)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    kind: str  # synthetic | real
+    dir: Path | None
+
+
+class Run:
+    """What a training loop gets from the harness, and hands its measurements to."""
+
+    def __init__(self, config: RunConfig, cfg: Any, data: Any):
+        self.config = config
+        self.cfg = cfg
+        self.data = data
+        self.seed = config.seed
+        self.device = torch.device(config.device)
+        self.precision = resolve_precision(config.precision)
+        self.log_every_step = config.impl == "lightning-defaults"  # idiomatic `self.log`, as users write it
+        self._losses: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self._tmpdir: str | None = None
+        self._peaks: dict[str, Any] = {}
+        self.rss_at_start = measure.rss_bytes()
+        measure.reset_cuda_peak(self.device)
+        self.clock = measure.StepClock(self.device, cfg.warmup_steps)
+
+    # -- what the loops use ---------------------------------------------------------------------
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward context: autocast exactly as Lightning's MixedPrecision plugin opens it."""
+        if self.precision.autocast_dtype is None:
+            return contextlib.nullcontext()
+        dtype = getattr(torch, self.precision.autocast_dtype)
+        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is a no-op unless the precision is float16."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """Trainer arguments for this cell: the lean Trainer, or the one a new user gets."""
+        kwargs: dict[str, Any] = {
+            "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
+            "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
+            "precision": self.precision.lightning,
+        }
+        if self.config.impl == "lightning-defaults":
+            return kwargs | {"default_root_dir": self.tmpdir}  # logs and checkpoints, never the work tree
+        return kwargs | {
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+        }
+
+    def step(self, **losses: torch.Tensor) -> None:
+        """Call once per batch, after the optimizer step(s). Losses stay on the device until the end."""
+        for name, loss in losses.items():
+            self._losses[name].append(loss.detach())
+        self.clock.tick()
+        if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
+            self.clock.stop()
+            self._peaks = {**measure.cuda_peaks(self.device), "peak_rss_bytes": measure.peak_rss_bytes()}
+
+    def finish(self, model: nn.Module, metrics: dict[str, float], artifacts: dict | None = None) -> RunResult:
+        """The result of the run; `model` holds every trained weight (a ModuleDict for several nets)."""
+        if self.clock.steps != self.cfg.steps:
+            raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return RunResult(
+            config=self.config.to_dict(),
+            task_config=dataclasses.asdict(self.cfg),
+            data=dict(self.data.info),
+            losses={k: torch.stack(v).float().cpu().tolist() for k, v in self._losses.items()},
+            batch_size=self.cfg.batch_size,
+            **self.clock.summary(self.cfg.batch_size),
+            **self._peaks,
+            rss_at_start_bytes=self.rss_at_start,
+            metrics={k: float(v) for k, v in metrics.items()},
+            weights_digest=measure.weights_digest(weights),
+            artifacts=artifacts or {},
+            env=measure.environment(self.device),
+            weights=weights,
+        )
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    @property
+    def tmpdir(self) -> str:
+        if self._tmpdir is None:
+            self._tmpdir = tempfile.mkdtemp(prefix="loopbench-")
+        return self._tmpdir
+
+    def cleanup(self) -> None:
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def task_config(config: RunConfig) -> Any:
+    """The task's preset with this cell's overrides applied: the values that will actually run."""
+    spec = implementations.spec(config.task)
+    if config.preset not in spec.PRESETS:
+        raise UsageError(f"unknown preset {config.preset!r}; choose from {', '.join(spec.PRESETS)}")
+    base = spec.PRESETS[config.preset]
+    known = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(config.overrides) - known)
+    if unknown:
+        raise UsageError(f"unknown {config.task} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    changes = dict(config.overrides)
+    if config.steps is not None:
+        changes["steps"] = config.steps
+        changes.setdefault("warmup_steps", min(base.warmup_steps, max(config.steps - 1, 0)))
+    for name in ("batch_size", "warmup_steps"):
+        if getattr(config, name) is not None:
+            changes[name] = getattr(config, name)
+    cfg = dataclasses.replace(base, **changes)
+    if cfg.steps < 1 or cfg.batch_size < 1:
+        raise UsageError("--steps and --batch-size must be at least 1")
+    if not 0 <= cfg.warmup_steps < cfg.steps:
+        raise UsageError(f"--warmup-steps must be in [0, steps); got {cfg.warmup_steps} with {cfg.steps} steps")
+    return cfg
+
+
+def validate(config: RunConfig) -> Any:
+    """Check a cell before anything heavy runs; return its resolved task config. Raises UsageError."""
+    if config.task not in implementations.TASKS:
+        raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(implementations.TASKS)}")
+    if config.impl not in implementations.IMPLS:
+        raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.IMPLS)}")
+    try:
+        kind = device_type(config.device)
+        resolve_precision(config.precision)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {config.device}: no CUDA device is visible to torch {torch.__version__}; "
+                             "use --device cpu")
+        index = torch.device(config.device).index or 0
+        if index >= torch.cuda.device_count():
+            raise UsageError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        if config.precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+            raise UsageError(f"--device {config.device}: this GPU has no bfloat16 support; use 16-mixed")
+    if config.data not in ("synthetic", "real"):
+        raise UsageError(f"unknown data source {config.data!r}; choose from synthetic, real")
+    if config.data == "real":
+        if not config.data_dir:
+            raise DataError("--data real needs --data-dir PATH (an existing folder for the data set)")
+        if not Path(config.data_dir).is_dir():
+            raise DataError(f"--data-dir {config.data_dir}: no such folder; create it (the data set is "
+                            "downloaded into it where the task allows) or use --data synthetic")
+    return task_config(config)
+
+
+def run_cell(config: RunConfig) -> RunResult:
+    """Run one cell here and now. Unsupported cells and OOM come back as results; bad input raises."""
+    cfg = validate(config)
+    reason = unsupported_reason(config.impl, config.device, config.precision)
+    if reason:
+        return RunResult.failed(config, "unsupported", reason)
+    spec = implementations.spec(config.task)
+    train = implementations.train_fn(config.task, config.impl)
+    device = torch.device(config.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    data = spec.build_data(cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
+    run = Run(config, cfg, data)
+    try:
+        return train(cfg, run)
+    except torch.OutOfMemoryError as e:
+        return RunResult.failed(config, "oom", str(e).splitlines()[0])
+    finally:
+        run.cleanup()

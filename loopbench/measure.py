@@ -1,0 +1,199 @@
+"""Timing, memory and environment capture: the one place where measurement discipline lives.
+
+The step clock adds no per-step host/device sync: on CUDA each step boundary records an event
+(asynchronous), on CPU it reads `perf_counter` (the CPU is synchronous anyway). The measured window
+starts with one synchronisation right after the last warm-up step and ends with one after the last step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepClock:
+    """Per-step times and the steady-state window of a training run.
+
+    Call `tick()` once at the end of every optimisation step (every batch), then `stop()`.
+    """
+
+    def __init__(self, device: torch.device, warmup_steps: int):
+        self.device = device
+        self.warmup_steps = warmup_steps
+        self.cuda = device.type == "cuda"
+        self.steps = 0
+        self.window_start: float | None = None
+        self.window_end: float | None = None
+        synchronize(device)
+        self.start = time.perf_counter()
+        self._stamps: list[Any] = [self._stamp()]
+
+    def _stamp(self) -> Any:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def tick(self) -> None:
+        self.steps += 1
+        self._stamps.append(self._stamp())
+        if self.steps == self.warmup_steps:
+            synchronize(self.device)  # once, outside the window: the window starts on an idle device
+            self.window_start = time.perf_counter()
+
+    def stop(self) -> None:
+        synchronize(self.device)
+        self.window_end = time.perf_counter()
+        if self.window_start is None:  # no warm-up requested: the window is the whole run
+            self.window_start = self.start
+
+    def step_times(self) -> list[float]:
+        """Seconds per step: device time between step ends on CUDA, wall time on CPU."""
+        pairs = zip(self._stamps, self._stamps[1:])
+        if self.cuda:
+            return [a.elapsed_time(b) / 1e3 for a, b in pairs]
+        return [b - a for a, b in pairs]
+
+    def summary(self, batch_size: int) -> dict[str, Any]:
+        times = self.step_times()
+        steady = times[self.warmup_steps :] or times
+        measured_steps = self.steps - min(self.warmup_steps, self.steps)
+        window = self.window_end - self.window_start
+        return {
+            "step_times_s": times,
+            "warmup_steps": self.warmup_steps,
+            "step_time_median_s": statistics.median(steady) if steady else None,
+            "step_time_p90_s": percentile(steady, 90) if steady else None,
+            "window_s": window,
+            "samples_per_s": batch_size * measured_steps / window if measured_steps and window > 0 else None,
+            "end_to_end_s": self.window_end - self.start,
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile, numpy's default method, without numpy."""
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+# -- memory -------------------------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process since it started (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_cuda_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def cuda_peaks(device: torch.device) -> dict[str, int | None]:
+    if device.type != "cuda":
+        return {"peak_cuda_allocated_bytes": None, "peak_cuda_reserved_bytes": None}
+    return {
+        "peak_cuda_allocated_bytes": torch.cuda.max_memory_allocated(device),
+        "peak_cuda_reserved_bytes": torch.cuda.max_memory_reserved(device),
+    }
+
+
+# -- weights and environment ---------------------------------------------------------------------
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of every tensor: equal digests = bitwise-equal weights."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def commit() -> str:
+    """The commit of the code that ran, with '-dirty' when the tree had uncommitted changes."""
+    sha = os.environ.get("LOOPBENCH_COMMIT") or _git("rev-parse", "--short=12", "HEAD")
+    if not sha:
+        return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "loopbench", "implementations")
+    return f"{sha}-dirty" if dirty else sha
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Machine, versions and commit: recorded beside every number."""
+    import pytorch_lightning
+    import torchvision
+
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "pytorch_lightning": pytorch_lightning.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "gpu": None,
+        "cuda": torch.version.cuda,
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env["gpu"] = props.name
+        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def machine_name(env: dict[str, Any]) -> str:
+    """A folder name for reports: the GPU if one was used, else the CPU and its core count."""
+    raw = env.get("gpu") or f"{env.get('cpu', 'cpu')}-{env.get('cpu_count')}c"
+    slug = "".join(c if c.isalnum() else "-" for c in raw.lower())
+    return "-".join(part for part in slug.split("-") if part)

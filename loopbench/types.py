@@ -1,0 +1,106 @@
+"""The two contracts between the harness and the tasks: what to run, and what came out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("ok", "unsupported", "oom", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One cell of the matrix. `None` means "the preset's value"; the resolved values are recorded."""
+
+    task: str
+    impl: str
+    device: str = "cpu"
+    precision: str = "32-true"
+    preset: str = "smoke"
+    seed: int = 0
+    steps: int | None = None
+    warmup_steps: int | None = None
+    batch_size: int | None = None
+    data: str = "synthetic"  # synthetic | real
+    data_dir: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # task hyperparameters, e.g. {"lr": 0.1}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(**d)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task}/{self.impl}/{self.device}/{self.precision}/{self.preset}/seed{self.seed}"
+
+
+@dataclass
+class RunResult:
+    """Everything one cell produced. JSON-serialisable except `weights`, which stays in memory."""
+
+    config: dict[str, Any]
+    status: str = "ok"
+    message: str = ""
+    task_config: dict[str, Any] = field(default_factory=dict)  # the resolved preset
+    data: dict[str, Any] = field(default_factory=dict)  # source, sizes, class balance
+    losses: dict[str, list[float]] = field(default_factory=dict)  # per step, one list per loss
+    step_times_s: list[float] = field(default_factory=list)  # every step, warm-up included
+    warmup_steps: int = 0
+    batch_size: int = 0
+    samples_per_s: float | None = None  # steady state, warm-up excluded
+    step_time_median_s: float | None = None
+    step_time_p90_s: float | None = None
+    window_s: float | None = None  # the measured (post-warm-up) training window
+    end_to_end_s: float | None = None  # from train() entry to the last step: setup included
+    peak_cuda_allocated_bytes: int | None = None
+    peak_cuda_reserved_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    rss_at_start_bytes: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    weights_digest: str | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
+    env: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def run_config(self) -> RunConfig:
+        return RunConfig.from_dict(self.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "weights"}
+        return json.loads(json.dumps(d))  # a deep copy, and proof that it serialises
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        names = {f.name for f in dataclasses.fields(cls)} - {"weights"}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def failed(cls, config: RunConfig, status: str, message: str, env: dict | None = None) -> RunResult:
+        assert status in STATUSES, status
+        return cls(config=config.to_dict(), status=status, message=message, env=env or {})
+
+
+def save_results(results: list[RunResult], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
+    return path
+
+
+def load_results(*paths: str | Path) -> list[RunResult]:
+    results = []
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        results += [RunResult.from_dict(d) for d in (data if isinstance(data, list) else [data])]
+    return results
