@@ -1,0 +1,35 @@
+"""The code under comparison. The harness knows tasks only through this registry.
+
+A task is a package `implementations/<task>/` with
+  spec.py            Config (frozen dataclass), PRESETS, build_data(cfg, source), the models, loss,
+                     optimizer/scheduler factories and evaluate(): everything both loops share;
+  pytorch_loop.py    def train(cfg, run) -> RunResult, a plain PyTorch loop;
+  lightning_loop.py  def train(cfg, run) -> RunResult, a LightningModule + Trainer.
+Imports are lazy so that the CLI answers --help and bad input without loading Lightning.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+
+TASKS = ("cifar_cnn",)
+IMPLS = {
+    "pytorch": "pytorch_loop",
+    "lightning": "lightning_loop",  # lean Trainer: the fair comparison
+    "lightning-defaults": "lightning_loop",  # the Trainer as a new user gets it, with self.log
+}
+
+
+def spec(task: str) -> ModuleType:
+    if task not in TASKS:
+        raise KeyError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    return importlib.import_module(f"implementations.{task}.spec")
+
+
+def train_fn(task: str, impl: str) -> Callable:
+    spec(task)
+    if impl not in IMPLS:
+        raise KeyError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
+    return importlib.import_module(f"implementations.{task}.{IMPLS[impl]}").train
