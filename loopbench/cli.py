@@ -1,0 +1,199 @@
+"""loopbench run | parity | suite | report.
+
+Bad input (unknown names, a device that is not there, a missing data folder, a cell an
+implementation cannot run as labelled) ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+import implementations
+from loopbench.precision import PRECISIONS
+
+PRESETS = ("smoke", "quick", "full")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _usage_error(message: str) -> int:
+    print(f"loopbench: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
+    p.add_argument("--task", required=True, choices=implementations.TASKS)
+    if impl:
+        p.add_argument("--impl", required=True, choices=tuple(implementations.IMPLS))
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--precision", default="32-true", choices=PRECISIONS)
+    p.add_argument("--preset", default="smoke", choices=PRESETS, help="smoke (tests), quick (CPU), full (GPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="optimizer steps (batches); default: the preset's")
+    p.add_argument("--warmup-steps", type=int, help="steps left out of the timing; default: the preset's")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
+    p.add_argument("--data-dir", help="folder of the real data set (--data real)")
+    p.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                   help="override a task hyperparameter, e.g. --set lr=0.05 (repeatable)")
+    p.add_argument("--json", type=Path, help="write the result as JSON here")
+
+
+def _config(args: argparse.Namespace, impl: str):
+    from loopbench.types import RunConfig
+
+    return RunConfig(task=args.task, impl=impl, device=args.device, precision=args.precision,
+                     preset=args.preset, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
+                     batch_size=args.batch_size, data=args.data, data_dir=args.data_dir,
+                     overrides=dict(args.overrides))
+
+
+def _checked(config):
+    """Validate a cell before any training: UsageError for bad input, including unsupported cells."""
+    from loopbench.harness import UsageError, validate
+    from loopbench.precision import unsupported_reason
+
+    validate(config)
+    reason = unsupported_reason(config.impl, config.device, config.precision)
+    if reason:
+        raise UsageError(f"unsupported: {reason}")
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from loopbench.harness import run_cell
+    from loopbench.isolate import run_isolated
+    from loopbench.quiet import quiet_lightning
+    from loopbench.suite import progress_line
+
+    config = _checked(_config(args, args.impl))
+    quiet_lightning()
+    result = run_isolated(config, args.timeout) if args.isolate else run_cell(config)
+    print(progress_line(1, 1, result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    return 0 if result.ok else 1
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from loopbench.harness import run_cell
+    from loopbench.parity import compare_cell
+    from loopbench.quiet import quiet_lightning
+
+    ref_cfg = _checked(_config(args, "pytorch"))
+    cand_cfg = _checked(_config(args, args.against))
+    quiet_lightning()
+    reference, candidate = run_cell(ref_cfg), run_cell(cand_cfg)
+    for r in (reference, candidate):
+        if not r.ok:
+            print(f"{r.run_config.label}: {r.status}: {r.message}", file=sys.stderr)
+            return 1
+    report = compare_cell(reference, candidate)
+    print(report.line())
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    return 0 if report.holds else 1
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from loopbench.harness import UsageError, validate
+    from loopbench.report import write_report
+    from loopbench.suite import Matrix, default_devices, default_preset, progress_line, run_cells
+
+    devices = tuple(args.devices or default_devices())
+    matrix = Matrix(tasks=tuple(args.tasks or implementations.TASKS), impls=tuple(args.impls),
+                    devices=devices, precisions=tuple(args.precisions) if args.precisions else None,
+                    preset=args.preset or default_preset(devices), repeats=args.repeats, seed=args.seed,
+                    data=args.data, data_dir=args.data_dir)
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    cells = matrix.cells()
+    for cell in {c.label: c for c in cells}.values():  # refuse bad input before hours of work
+        validate(cell)
+    print(f"loopbench suite: {len(cells)} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
+          f"implementations x {args.repeats} repeats), preset {matrix.preset}", flush=True)
+    results = run_cells(cells, args.timeout, lambda i, n, r: print(progress_line(i, n, r), flush=True))
+    path = write_report(results, args.out)
+    print(f"report: {path}")
+    return 0 if all(r.ok or r.status == "unsupported" for r in results) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loopbench.harness import UsageError
+    from loopbench.report import write_report
+    from loopbench.types import load_results
+
+    missing = [str(p) for p in args.results if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such results file: {', '.join(missing)}")
+    print(f"report: {write_report(load_results(*args.results), args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="loopbench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="train one cell and print its measurements")
+    _cell_options(p, impl=True)
+    p.add_argument("--isolate", action="store_true", help="run in a fresh process, as the suite does")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds, with --isolate")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("parity", help="train pytorch and a Lightning variant; exit 0 if parity holds")
+    _cell_options(p, impl=False)
+    p.add_argument("--against", default="lightning", choices=("lightning", "lightning-defaults"))
+    p.set_defaults(func=cmd_parity)
+
+    p = sub.add_parser("suite", help="run a matrix of cells, one fresh process each, and write the report")
+    p.add_argument("--tasks", nargs="+", choices=implementations.TASKS)
+    p.add_argument("--impls", nargs="+", choices=tuple(implementations.IMPLS), default=list(implementations.IMPLS))
+    p.add_argument("--devices", nargs="+", help="default: cuda if visible, else cpu")
+    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="default: each device's usual set")
+    p.add_argument("--preset", choices=PRESETS, help="default: full on GPU, quick on CPU")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
+    p.add_argument("--data-dir")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    p.add_argument("--out", type=Path, default=Path("runs/suite"))
+    p.set_defaults(func=cmd_suite)
+
+    p = sub.add_parser("report", help="turn saved results JSON into REPORT.md and figures")
+    p.add_argument("results", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from loopbench.harness import UsageError
+
+    try:
+        return args.func(args)
+    except UsageError as e:
+        return _usage_error(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Do two runs of the same cell give the same model? Bitwise, within a tolerance, or not at all.
+
+What is expected depends on the cell: on CPU every kernel used is deterministic, so anything short of
+bitwise-equal losses and weights is a mismatch. On CUDA some backward kernels accumulate with atomics
+(max-pool, adaptive pooling, some conv weight-gradient algorithms), so two runs of the *same* loop
+already differ in the last bits; there the per-step losses must agree within the relative tolerance
+below, stated per precision.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from loopbench.precision import device_type
+from loopbench.types import RunResult
+
+VERDICTS = ("bitwise", "within_tolerance", "mismatch")
+
+# Largest relative difference of any per-step loss allowed on CUDA, per precision.
+CUDA_LOSS_RTOL = {
+    "32-true": 1e-3,
+    "16-mixed": 1e-2,
+    "bf16-mixed": 3e-2,  # bf16 keeps 8 mantissa bits: rounding flips amplify faster
+}
+
+
+def expected_strength(device: str, precision: str) -> tuple[str, float | None]:
+    """('bitwise', None) on CPU; ('within_tolerance', rtol) on CUDA."""
+    if device_type(device) == "cpu":
+        return "bitwise", None
+    return "within_tolerance", CUDA_LOSS_RTOL[precision]
+
+
+@dataclass
+class ParityReport:
+    verdict: str
+    expected: str
+    holds: bool
+    reference: str
+    candidate: str
+    steps: int
+    losses_equal: bool
+    weights_equal: bool
+    max_abs_loss_diff: float
+    max_rel_loss_diff: float
+    max_abs_weight_diff: float | None
+    rtol: float | None
+    first_differing_step: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def line(self) -> str:
+        ok = "holds" if self.holds else "FAILS"
+        where = "" if self.first_differing_step is None else f", first differing step {self.first_differing_step}"
+        return (f"{self.candidate} vs {self.reference}: {self.verdict} (expected {self.expected}: {ok}); "
+                f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}, "
+                f"weights {'equal' if self.weights_equal else 'differ'}{where}")
+
+
+def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
+    if a.weights is not None and b.weights is not None:
+        if a.weights.keys() != b.weights.keys():
+            return False, math.inf
+        equal = all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
+        diffs = [(a.weights[k].double() - b.weights[k].double()).abs().max().item()
+                 for k in a.weights if a.weights[k].is_floating_point() and a.weights[k].numel()]
+        return equal, max(diffs, default=0.0)
+    return a.weights_digest is not None and a.weights_digest == b.weights_digest, None
+
+
+def compare(reference: RunResult, candidate: RunResult, rtol: float | None = None) -> ParityReport:
+    """Compare per-step losses and final weights of two successful runs.
+
+    `rtol=None` asks for bitwise equality; a number also accepts losses within that relative error.
+    """
+    for r in (reference, candidate):
+        if not r.ok:
+            raise ValueError(f"cannot compare a run with status {r.status!r}: {r.message}")
+    if reference.losses.keys() != candidate.losses.keys():
+        raise ValueError(f"different losses recorded: {sorted(reference.losses)} vs {sorted(candidate.losses)}")
+    max_abs = max_rel = 0.0
+    first_diff = None
+    steps = 0
+    for name in reference.losses:
+        a, b = reference.losses[name], candidate.losses[name]
+        if len(a) != len(b):
+            raise ValueError(f"loss {name!r}: {len(a)} steps vs {len(b)}")
+        steps = len(a)
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = abs(x - y) if math.isfinite(x) and math.isfinite(y) else (0.0 if x == y else math.inf)
+            if d and first_diff is None:
+                first_diff = i
+            max_abs = max(max_abs, d)
+            max_rel = max(max_rel, d / max(abs(x), 1e-12) if d else 0.0)
+    losses_equal = all(reference.losses[n] == candidate.losses[n] for n in reference.losses)
+    weights_equal, max_w = _weights_compare(reference, candidate)
+    if losses_equal and weights_equal:
+        verdict = "bitwise"
+    elif rtol is not None and max_rel <= rtol:
+        verdict = "within_tolerance"
+    else:
+        verdict = "mismatch"
+    cfg = reference.run_config
+    expected, _ = expected_strength(cfg.device, cfg.precision)
+    holds = verdict == "bitwise" or (verdict == "within_tolerance" and expected == "within_tolerance")
+    return ParityReport(
+        verdict=verdict, expected=expected, holds=holds,
+        reference=reference.config["impl"], candidate=candidate.config["impl"], steps=steps,
+        losses_equal=losses_equal, weights_equal=weights_equal,
+        max_abs_loss_diff=max_abs, max_rel_loss_diff=max_rel, max_abs_weight_diff=max_w,
+        rtol=rtol, first_differing_step=first_diff,
+    )
+
+
+def compare_cell(reference: RunResult, candidate: RunResult) -> ParityReport:
+    """`compare` at the strength expected for the reference's device and precision."""
+    cfg = reference.run_config
+    _, rtol = expected_strength(cfg.device, cfg.precision)
+    return compare(reference, candidate, rtol)

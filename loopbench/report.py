@@ -1,0 +1,261 @@
+"""Saved results -> REPORT.md + figures. Pure functions of the JSON: no training, no clock.
+
+    loopbench report results.json --out reports/<machine>
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from loopbench import parity, stats  # noqa: E402
+from loopbench.suite import by_group  # noqa: E402
+from loopbench.types import RunResult, save_results  # noqa: E402
+
+MIB = 2**20
+IMPL_STYLE = {  # the same colour per implementation in every figure
+    "pytorch": {"color": "#1f77b4", "linestyle": "-", "linewidth": 2.5},
+    "lightning": {"color": "#ff7f0e", "linestyle": "--", "linewidth": 1.8},
+    "lightning-defaults": {"color": "#2ca02c", "linestyle": ":", "linewidth": 1.8},
+}
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+
+def frame(results: list[RunResult]) -> pd.DataFrame:
+    """One row per run."""
+    rows = []
+    for r in results:
+        c = r.config
+        rows.append({
+            "task": c["task"], "impl": c["impl"], "device": c["device"], "precision": c["precision"],
+            "preset": c["preset"], "seed": c["seed"], "status": r.status, "message": r.message,
+            "data": r.data.get("source", c["data"]), "batch": r.batch_size or None,
+            "samples/s": r.samples_per_s,
+            "median step ms": _scale(r.step_time_median_s, 1e3), "p90 step ms": _scale(r.step_time_p90_s, 1e3),
+            "end-to-end s": r.end_to_end_s,
+            "peak RSS MiB": _scale(r.peak_rss_bytes, 1 / MIB),
+            "peak CUDA alloc MiB": _scale(r.peak_cuda_allocated_bytes, 1 / MIB),
+            "peak CUDA reserved MiB": _scale(r.peak_cuda_reserved_bytes, 1 / MIB),
+            **{f"final {k}": v for k, v in r.metrics.items()},
+        })
+    return pd.DataFrame(rows)
+
+
+def _scale(x: float | None, k: float) -> float | None:
+    return None if x is None else x * k
+
+
+def summary(results: list[RunResult]) -> pd.DataFrame:
+    """One row per cell: medians over its repeats; failed repeats are counted, not averaged in."""
+    df = frame(results)
+    keys = ["task", "device", "precision", "impl"]
+    numeric = [c for c in df.columns if c not in {*keys, "preset", "seed", "status", "message", "data"}]
+    rows = []
+    for key, g in df.groupby(keys, sort=False):
+        ok = g[g.status == "ok"]
+        row = dict(zip(keys, key))
+        row["runs"] = f"{len(ok)}/{len(g)} ok" if len(ok) < len(g) else str(len(g))
+        if len(ok) < len(g):
+            bad = g[g.status != "ok"].iloc[0]
+            row["runs"] += f" ({bad.status}: {bad.message})"
+        for col in numeric:
+            row[col] = ok[col].median() if len(ok) and ok[col].notna().any() else None
+        rows.append(row)
+    return pd.DataFrame(rows).dropna(axis=1, how="all")
+
+
+def overheads(results: list[RunResult]) -> pd.DataFrame:
+    """Lightning / PyTorch median step time per cell, steady-state steps pooled over repeats."""
+    rows = []
+    for (task, device, precision, *_), impls in by_group(results).items():
+        ref = _steady_times(impls.get("pytorch", []))
+        for impl, runs in impls.items():
+            cand = _steady_times(runs)
+            if impl == "pytorch" or len(ref) < 2 or len(cand) < 2:
+                continue
+            r = stats.median_ratio(ref, cand)
+            rows.append({"task": task, "device": device, "precision": precision, "impl": impl,
+                         "step-time ratio": r.ratio, "95% CI low": r.low, "95% CI high": r.high,
+                         "verdict": r.verdict})
+    return pd.DataFrame(rows)
+
+
+def _steady_times(runs: list[RunResult]) -> list[float]:
+    return [t for r in runs if r.ok for t in r.step_times_s[r.warmup_steps :]]
+
+
+def parities(results: list[RunResult]) -> pd.DataFrame:
+    """Each implementation's first run against PyTorch's first run of the same cell and seed."""
+    rows = []
+    for (task, device, precision, *_), impls in by_group(results).items():
+        refs = [r for r in impls.get("pytorch", []) if r.ok]
+        for impl, runs in impls.items():
+            runs = [r for r in runs if r.ok]
+            if impl == "pytorch" or not refs or not runs:
+                continue
+            p = parity.compare_cell(refs[0], runs[0])
+            rows.append({"task": task, "device": device, "precision": precision, "impl": impl,
+                         "verdict": p.verdict, "expected": p.expected, "holds": p.holds, "steps": p.steps,
+                         "max |loss diff|": p.max_abs_loss_diff, "weights equal": p.weights_equal})
+    return pd.DataFrame(rows)
+
+
+def header(results: list[RunResult]) -> list[str]:
+    envs = [r.env for r in results if r.env]
+    env = envs[0] if envs else {}
+    commits = sorted({e.get("commit", "unknown") for e in envs})
+    data = sorted({f"{r.data.get('source', r.config['data'])} ({r.data.get('dataset', '?')})"
+                   for r in results if r.data})
+    presets = sorted({r.config["preset"] for r in results})
+    lines = [
+        f"- **Machine:** {env.get('cpu', '?')}, {env.get('cpu_count', '?')} cores "
+        f"({env.get('torch_threads', '?')} torch threads), {env.get('memory_gib', '?')} GiB"
+        + (f"; GPU {env['gpu']} ({env.get('gpu_memory_gib')} GiB), CUDA {env.get('cuda')}" if env.get("gpu") else ""),
+        f"- **Versions:** Python {env.get('python', '?')}, torch {env.get('torch', '?')}, "
+        f"torchvision {env.get('torchvision', '?')}, pytorch-lightning {env.get('pytorch_lightning', '?')}",
+        f"- **Platform:** {env.get('platform', '?')}",
+        f"- **Commit:** {', '.join(commits)}; **date:** {min((e.get('date', '?') for e in envs), default='?')}",
+        f"- **Data:** {', '.join(data) or '?'}; **preset:** {', '.join(presets)}; "
+        f"**runs:** {len(results)} ({sum(r.ok for r in results)} ok)",
+    ]
+    return lines
+
+
+def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    return df.to_markdown(index=False, floatfmt=floatfmt) if len(df) else "_(none)_"
+
+
+# -- figures ---------------------------------------------------------------------------------------
+
+
+def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
+    """Samples/s and peak memory side by side, per task and device, bars per precision x impl."""
+    ok = df[df.status == "ok"]
+    if ok.empty:
+        return None
+    panels = list(ok.groupby(["task", "device"], sort=False))
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.2 * len(panels)), squeeze=False)
+    for (task, device), g in panels:
+        ax_t, ax_m = axes[panels.index(((task, device), g))]
+        mem_col = "peak CUDA alloc MiB" if device.startswith("cuda") else "peak RSS MiB"
+        med = g.groupby(["precision", "impl"], sort=False)[["samples/s", mem_col]].median().reset_index()
+        precisions = list(dict.fromkeys(med.precision))
+        impls = list(dict.fromkeys(med.impl))
+        width = 0.8 / len(impls)
+        for j, impl in enumerate(impls):
+            m = med[med.impl == impl].set_index("precision").reindex(precisions)
+            xs = [i + j * width for i in range(len(precisions))]
+            for ax, col in ((ax_t, "samples/s"), (ax_m, mem_col)):
+                ax.bar(xs, m[col], width, label=impl, color=IMPL_STYLE.get(impl, {}).get("color"))
+        for ax, title in ((ax_t, "throughput, samples/s (higher is better)"), (ax_m, f"{mem_col} (lower is better)")):
+            ax.set_xticks([i + width * (len(impls) - 1) / 2 for i in range(len(precisions))], precisions)
+            ax.set_title(f"{task} on {device}: {title}", fontsize=9)
+        ax_t.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
+    if ov.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ov) + 1.2))
+    labels = [f"{r.task} {r.device} {r.precision} {r.impl}" for r in ov.itertuples()]
+    ys = range(len(ov))
+    err = [ov["step-time ratio"] - ov["95% CI low"], ov["95% CI high"] - ov["step-time ratio"]]
+    colors = [IMPL_STYLE.get(i, {}).get("color") for i in ov.impl]
+    ax.errorbar(ov["step-time ratio"], ys, xerr=err, fmt="none", ecolor=colors, capsize=3)
+    ax.scatter(ov["step-time ratio"], ys, c=colors, zorder=3)
+    ax.axvline(1.0, color="grey", linewidth=1)
+    ax.set_yticks(list(ys), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("median step time, Lightning / PyTorch (95% bootstrap CI); 1 = same speed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_losses(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
+    """Every implementation's per-step losses (first run of each cell) overlaid, a panel per precision."""
+    cells: dict[str, dict[str, RunResult]] = {}
+    for r in results:
+        c = r.config
+        if r.ok and c["task"] == task and c["device"] == device:
+            cells.setdefault(c["precision"], {}).setdefault(c["impl"], r)
+    if not cells:
+        return None
+    loss_names = list(next(iter(next(iter(cells.values())).values())).losses)
+    fig, axes = plt.subplots(len(loss_names), len(cells), figsize=(4.5 * len(cells), 3 * len(loss_names)),
+                             squeeze=False)
+    for j, (precision, impls) in enumerate(cells.items()):
+        for i, name in enumerate(loss_names):
+            ax = axes[i][j]
+            for impl, r in impls.items():
+                ax.plot(r.losses[name], label=impl, **IMPL_STYLE.get(impl, {}))
+            ax.set_title(f"{task} {device} {precision}: {name}", fontsize=9)
+            ax.set_xlabel("step")
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# -- the report --------------------------------------------------------------------------------------
+
+
+def render(results: list[RunResult], figures: dict[str, str]) -> str:
+    table = summary(results)
+    cols = [c for c in table.columns if c not in ("p90 step ms",)]
+    ov, par = overheads(results), parities(results)
+    failed = [r for r in results if not r.ok]
+    out = ["# loopbench report", "", *header(results), ""]
+    out += ["## Parity: does Lightning train the same model?", "",
+            "Each implementation's first run against the plain PyTorch loop's, same cell and seed. "
+            "`bitwise`: identical per-step losses and final weights; `within_tolerance`: per-step losses within "
+            "the stated relative tolerance (CUDA); `holds`: the verdict meets what the cell should reach.", "",
+            _md(par), ""]
+    out += ["## Speed and memory", "",
+            "Medians over repeats; each run in a fresh process; warm-up steps excluded from samples/s and step "
+            "times; end-to-end includes model and Trainer construction (data generation excluded).", "",
+            _md(table[cols]), ""]
+    out += ["## Lightning overhead", "",
+            "Median step time of each Lightning variant over the plain loop's, steady-state steps pooled over "
+            "repeats, with a 95% percentile-bootstrap interval. An interval containing 1 is `within noise`.", "",
+            _md(ov, ".3f"), ""]
+    for title, name in figures.items():
+        out += [f"### {title}", "", f"![{title}]({name})", ""]
+    if failed:
+        out += ["## Failed or refused cells", ""]
+        out += [f"- `{r.run_config.label}`: **{r.status}**: {r.message}" for r in failed]
+        out += [""]
+    return "\n".join(out)
+
+
+def write_report(results: list[RunResult], out_dir: str | Path) -> Path:
+    """Write results.json, the figures and REPORT.md into out_dir; return REPORT.md's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_results(results, out / "results.json")
+    df = frame(results)
+    figures: dict[str, str] = {}
+    if plot_throughput_memory(df, out / "throughput_memory.png"):
+        figures["Throughput and peak memory"] = "throughput_memory.png"
+    if plot_overhead(overheads(results), out / "overhead.png"):
+        figures["Overhead ratio"] = "overhead.png"
+    for task, device in dict.fromkeys((r.config["task"], r.config["device"]) for r in results):
+        name = f"losses_{task}_{device.replace(':', '')}.png"
+        if plot_losses(results, task, device, out / name):
+            figures[f"Loss curves: {task} on {device}"] = name
+    path = out / "REPORT.md"
+    path.write_text(render(results, figures))
+    return path
