@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,11 +47,25 @@ def batches(loader: DataLoader, steps: int) -> Iterator[Any]:
         raise ValueError("the training set is smaller than one batch; lower --batch-size")
     remaining = steps
     while remaining:
-        for batch in itertools.islice(loader, min(len(loader), remaining)):
-            yield batch
+        yield from itertools.islice(loader, min(len(loader), remaining))
         remaining -= min(len(loader), remaining)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move a tuple/list of tensors; `non_blocking` only overlaps when the loader pins memory."""
     return type(batch)(t.to(device, non_blocking=True) for t in batch)
+
+
+def one_cycle(
+    optimizer: torch.optim.Optimizer, max_lr: float, steps: int, pct_start: float, **kwargs: Any
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """OneCycleLR over `steps` batches, stepped once per batch.
+
+    OneCycleLR divides by the length of its warm-up phase, pct_start * total_steps - 1, which is zero
+    or negative for very short runs (4 steps at pct_start 0.25). Such runs get a schedule of
+    ceil(2 / pct_start) steps and follow its beginning: same code, any --steps.
+    """
+    total = max(steps, math.ceil(2 / pct_start))
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=total, pct_start=pct_start, **kwargs
+    )

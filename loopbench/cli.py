@@ -51,18 +51,35 @@ def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
     p.add_argument("--data-dir", help="folder of the real data set (--data real)")
-    p.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
-                   help="override a task hyperparameter, e.g. --set lr=0.05 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_override,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a task hyperparameter, e.g. --set lr=0.05 (repeatable)",
+    )
     p.add_argument("--json", type=Path, help="write the result as JSON here")
 
 
 def _config(args: argparse.Namespace, impl: str):
     from loopbench.types import RunConfig
 
-    return RunConfig(task=args.task, impl=impl, device=args.device, precision=args.precision,
-                     preset=args.preset, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
-                     batch_size=args.batch_size, data=args.data, data_dir=args.data_dir,
-                     overrides=dict(args.overrides))
+    return RunConfig(
+        task=args.task,
+        impl=impl,
+        device=args.device,
+        precision=args.precision,
+        preset=args.preset,
+        seed=args.seed,
+        steps=args.steps,
+        warmup_steps=args.warmup_steps,
+        batch_size=args.batch_size,
+        data=args.data,
+        data_dir=args.data_dir,
+        overrides=dict(args.overrides),
+    )
 
 
 def _checked(config):
@@ -120,17 +137,27 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from loopbench.suite import Matrix, default_devices, default_preset, progress_line, run_cells
 
     devices = tuple(args.devices or default_devices())
-    matrix = Matrix(tasks=tuple(args.tasks or implementations.TASKS), impls=tuple(args.impls),
-                    devices=devices, precisions=tuple(args.precisions) if args.precisions else None,
-                    preset=args.preset or default_preset(devices), repeats=args.repeats, seed=args.seed,
-                    data=args.data, data_dir=args.data_dir)
+    matrix = Matrix(
+        tasks=tuple(args.tasks or implementations.TASKS),
+        impls=tuple(args.impls),
+        devices=devices,
+        precisions=tuple(args.precisions) if args.precisions else None,
+        preset=args.preset or default_preset(devices),
+        repeats=args.repeats,
+        seed=args.seed,
+        data=args.data,
+        data_dir=args.data_dir,
+    )
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
     cells = matrix.cells()
     for cell in {c.label: c for c in cells}.values():  # refuse bad input before hours of work
         validate(cell)
-    print(f"loopbench suite: {len(cells)} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
-          f"implementations x {args.repeats} repeats), preset {matrix.preset}", flush=True)
+    print(
+        f"loopbench suite: {len(cells)} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
+        f"implementations x {args.repeats} repeats), preset {matrix.preset}",
+        flush=True,
+    )
     results = run_cells(cells, args.timeout, lambda i, n, r: print(progress_line(i, n, r), flush=True))
     path = write_report(results, args.out)
     print(f"report: {path}")

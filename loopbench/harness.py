@@ -170,8 +170,9 @@ def validate(config: RunConfig) -> Any:
         raise UsageError(str(e)) from None
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {config.device}: no CUDA device is visible to torch {torch.__version__}; "
-                             "use --device cpu")
+            raise UsageError(
+                f"--device {config.device}: no CUDA device is visible to torch {torch.__version__}; use --device cpu"
+            )
         index = torch.device(config.device).index or 0
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) visible")
@@ -183,8 +184,10 @@ def validate(config: RunConfig) -> Any:
         if not config.data_dir:
             raise DataError("--data real needs --data-dir PATH (an existing folder for the data set)")
         if not Path(config.data_dir).is_dir():
-            raise DataError(f"--data-dir {config.data_dir}: no such folder; create it (the data set is "
-                            "downloaded into it where the task allows) or use --data synthetic")
+            raise DataError(
+                f"--data-dir {config.data_dir}: no such folder; create it (the data set is "
+                "downloaded into it where the task allows) or use --data synthetic"
+            )
     return task_config(config)
 
 

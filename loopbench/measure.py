@@ -65,7 +65,7 @@ class StepClock:
 
     def step_times(self) -> list[float]:
         """Seconds per step: device time between step ends on CUDA, wall time on CPU."""
-        pairs = zip(self._stamps, self._stamps[1:])
+        pairs = zip(self._stamps, self._stamps[1:], strict=False)
         if self.cuda:
             return [a.elapsed_time(b) / 1e3 for a, b in pairs]
         return [b - a for a, b in pairs]

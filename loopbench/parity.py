@@ -58,9 +58,11 @@ class ParityReport:
     def line(self) -> str:
         ok = "holds" if self.holds else "FAILS"
         where = "" if self.first_differing_step is None else f", first differing step {self.first_differing_step}"
-        return (f"{self.candidate} vs {self.reference}: {self.verdict} (expected {self.expected}: {ok}); "
-                f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}, "
-                f"weights {'equal' if self.weights_equal else 'differ'}{where}")
+        return (
+            f"{self.candidate} vs {self.reference}: {self.verdict} (expected {self.expected}: {ok}); "
+            f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}, "
+            f"weights {'equal' if self.weights_equal else 'differ'}{where}"
+        )
 
 
 def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
@@ -68,8 +70,11 @@ def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
         if a.weights.keys() != b.weights.keys():
             return False, math.inf
         equal = all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
-        diffs = [(a.weights[k].double() - b.weights[k].double()).abs().max().item()
-                 for k in a.weights if a.weights[k].is_floating_point() and a.weights[k].numel()]
+        diffs = [
+            (a.weights[k].double() - b.weights[k].double()).abs().max().item()
+            for k in a.weights
+            if a.weights[k].is_floating_point() and a.weights[k].numel()
+        ]
         return equal, max(diffs, default=0.0)
     return a.weights_digest is not None and a.weights_digest == b.weights_digest, None
 
@@ -92,12 +97,13 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         if len(a) != len(b):
             raise ValueError(f"loss {name!r}: {len(a)} steps vs {len(b)}")
         steps = len(a)
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             d = abs(x - y) if math.isfinite(x) and math.isfinite(y) else (0.0 if x == y else math.inf)
             if d and first_diff is None:
                 first_diff = i
             max_abs = max(max_abs, d)
-            max_rel = max(max_rel, d / max(abs(x), 1e-12) if d else 0.0)
+            if d:
+                max_rel = max(max_rel, d / max(abs(x), 1e-12) if math.isfinite(d) else math.inf)
     losses_equal = all(reference.losses[n] == candidate.losses[n] for n in reference.losses)
     weights_equal, max_w = _weights_compare(reference, candidate)
     if losses_equal and weights_equal:
@@ -110,11 +116,19 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     expected, _ = expected_strength(cfg.device, cfg.precision)
     holds = verdict == "bitwise" or (verdict == "within_tolerance" and expected == "within_tolerance")
     return ParityReport(
-        verdict=verdict, expected=expected, holds=holds,
-        reference=reference.config["impl"], candidate=candidate.config["impl"], steps=steps,
-        losses_equal=losses_equal, weights_equal=weights_equal,
-        max_abs_loss_diff=max_abs, max_rel_loss_diff=max_rel, max_abs_weight_diff=max_w,
-        rtol=rtol, first_differing_step=first_diff,
+        verdict=verdict,
+        expected=expected,
+        holds=holds,
+        reference=reference.config["impl"],
+        candidate=candidate.config["impl"],
+        steps=steps,
+        losses_equal=losses_equal,
+        weights_equal=weights_equal,
+        max_abs_loss_diff=max_abs,
+        max_rel_loss_diff=max_rel,
+        max_abs_weight_diff=max_w,
+        rtol=rtol,
+        first_differing_step=first_diff,
     )
 
 

@@ -1,6 +1,6 @@
 """Saved results -> REPORT.md + figures. Pure functions of the JSON: no training, no clock.
 
-    loopbench report results.json --out reports/<machine>
+loopbench report results.json --out reports/<machine>
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only, never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
-from loopbench import parity, stats  # noqa: E402
-from loopbench.suite import by_group  # noqa: E402
-from loopbench.types import RunResult, save_results  # noqa: E402
+from loopbench import parity, stats
+from loopbench.suite import by_group
+from loopbench.types import RunResult, save_results
 
 MIB = 2**20
 IMPL_STYLE = {  # the same colour per implementation in every figure
@@ -33,18 +33,28 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         c = r.config
-        rows.append({
-            "task": c["task"], "impl": c["impl"], "device": c["device"], "precision": c["precision"],
-            "preset": c["preset"], "seed": c["seed"], "status": r.status, "message": r.message,
-            "data": r.data.get("source", c["data"]), "batch": r.batch_size or None,
-            "samples/s": r.samples_per_s,
-            "median step ms": _scale(r.step_time_median_s, 1e3), "p90 step ms": _scale(r.step_time_p90_s, 1e3),
-            "end-to-end s": r.end_to_end_s,
-            "peak RSS MiB": _scale(r.peak_rss_bytes, 1 / MIB),
-            "peak CUDA alloc MiB": _scale(r.peak_cuda_allocated_bytes, 1 / MIB),
-            "peak CUDA reserved MiB": _scale(r.peak_cuda_reserved_bytes, 1 / MIB),
-            **{f"final {k}": v for k, v in r.metrics.items()},
-        })
+        rows.append(
+            {
+                "task": c["task"],
+                "impl": c["impl"],
+                "device": c["device"],
+                "precision": c["precision"],
+                "preset": c["preset"],
+                "seed": c["seed"],
+                "status": r.status,
+                "message": r.message,
+                "data": r.data.get("source", c["data"]),
+                "batch": r.batch_size or None,
+                "samples/s": r.samples_per_s,
+                "median step ms": _scale(r.step_time_median_s, 1e3),
+                "p90 step ms": _scale(r.step_time_p90_s, 1e3),
+                "end-to-end s": r.end_to_end_s,
+                "peak RSS MiB": _scale(r.peak_rss_bytes, 1 / MIB),
+                "peak CUDA alloc MiB": _scale(r.peak_cuda_allocated_bytes, 1 / MIB),
+                "peak CUDA reserved MiB": _scale(r.peak_cuda_reserved_bytes, 1 / MIB),
+                **{f"final {k}": v for k, v in r.metrics.items()},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -60,11 +70,9 @@ def summary(results: list[RunResult]) -> pd.DataFrame:
     rows = []
     for key, g in df.groupby(keys, sort=False):
         ok = g[g.status == "ok"]
-        row = dict(zip(keys, key))
-        row["runs"] = f"{len(ok)}/{len(g)} ok" if len(ok) < len(g) else str(len(g))
-        if len(ok) < len(g):
-            bad = g[g.status != "ok"].iloc[0]
-            row["runs"] += f" ({bad.status}: {bad.message})"
+        row = dict(zip(keys, key, strict=True))
+        failed = sorted(set(g.status[g.status != "ok"]))
+        row["runs"] = f"{len(ok)}/{len(g)} ok ({', '.join(failed)})" if failed else str(len(g))
         for col in numeric:
             row[col] = ok[col].median() if len(ok) and ok[col].notna().any() else None
         rows.append(row)
@@ -81,9 +89,18 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
             if impl == "pytorch" or len(ref) < 2 or len(cand) < 2:
                 continue
             r = stats.median_ratio(ref, cand)
-            rows.append({"task": task, "device": device, "precision": precision, "impl": impl,
-                         "step-time ratio": r.ratio, "95% CI low": r.low, "95% CI high": r.high,
-                         "verdict": r.verdict})
+            rows.append(
+                {
+                    "task": task,
+                    "device": device,
+                    "precision": precision,
+                    "impl": impl,
+                    "step-time ratio": r.ratio,
+                    "95% CI low": r.low,
+                    "95% CI high": r.high,
+                    "verdict": r.verdict,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -101,9 +118,20 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
             if impl == "pytorch" or not refs or not runs:
                 continue
             p = parity.compare_cell(refs[0], runs[0])
-            rows.append({"task": task, "device": device, "precision": precision, "impl": impl,
-                         "verdict": p.verdict, "expected": p.expected, "holds": p.holds, "steps": p.steps,
-                         "max |loss diff|": p.max_abs_loss_diff, "weights equal": p.weights_equal})
+            rows.append(
+                {
+                    "task": task,
+                    "device": device,
+                    "precision": precision,
+                    "impl": impl,
+                    "verdict": p.verdict,
+                    "expected": p.expected,
+                    "holds": p.holds,
+                    "steps": p.steps,
+                    "max |loss diff|": p.max_abs_loss_diff,
+                    "weights equal": p.weights_equal,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -111,8 +139,9 @@ def header(results: list[RunResult]) -> list[str]:
     envs = [r.env for r in results if r.env]
     env = envs[0] if envs else {}
     commits = sorted({e.get("commit", "unknown") for e in envs})
-    data = sorted({f"{r.data.get('source', r.config['data'])} ({r.data.get('dataset', '?')})"
-                   for r in results if r.data})
+    data = sorted(
+        {f"{r.data.get('source', r.config['data'])} ({r.data.get('dataset', '?')})" for r in results if r.data}
+    )
     presets = sorted({r.config["preset"] for r in results})
     lines = [
         f"- **Machine:** {env.get('cpu', '?')}, {env.get('cpu_count', '?')} cores "
@@ -129,7 +158,9 @@ def header(results: list[RunResult]) -> list[str]:
 
 
 def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    return df.to_markdown(index=False, floatfmt=floatfmt) if len(df) else "_(none)_"
+    if not len(df):
+        return "_(none)_"
+    return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="–")
 
 
 # -- figures ---------------------------------------------------------------------------------------
@@ -170,10 +201,16 @@ def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(ov) + 1.2))
     labels = [f"{r.task} {r.device} {r.precision} {r.impl}" for r in ov.itertuples()]
     ys = range(len(ov))
-    err = [ov["step-time ratio"] - ov["95% CI low"], ov["95% CI high"] - ov["step-time ratio"]]
-    colors = [IMPL_STYLE.get(i, {}).get("color") for i in ov.impl]
-    ax.errorbar(ov["step-time ratio"], ys, xerr=err, fmt="none", ecolor=colors, capsize=3)
-    ax.scatter(ov["step-time ratio"], ys, c=colors, zorder=3)
+    for y, r in zip(ys, ov.itertuples(), strict=True):
+        ratio, low, high = r[5], r[6], r[7]  # step-time ratio, CI low, CI high
+        ax.errorbar(
+            ratio,
+            y,
+            xerr=[[ratio - low], [high - ratio]],
+            fmt="o",
+            capsize=3,
+            color=IMPL_STYLE.get(r.impl, {}).get("color"),
+        )
     ax.axvline(1.0, color="grey", linewidth=1)
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
@@ -194,8 +231,9 @@ def plot_losses(results: list[RunResult], task: str, device: str, path: Path) ->
     if not cells:
         return None
     loss_names = list(next(iter(next(iter(cells.values())).values())).losses)
-    fig, axes = plt.subplots(len(loss_names), len(cells), figsize=(4.5 * len(cells), 3 * len(loss_names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(loss_names), len(cells), figsize=(4.5 * len(cells), 3 * len(loss_names)), squeeze=False
+    )
     for j, (precision, impls) in enumerate(cells.items()):
         for i, name in enumerate(loss_names):
             ax = axes[i][j]
@@ -219,24 +257,46 @@ def render(results: list[RunResult], figures: dict[str, str]) -> str:
     ov, par = overheads(results), parities(results)
     failed = [r for r in results if not r.ok]
     out = ["# loopbench report", "", *header(results), ""]
-    out += ["## Parity: does Lightning train the same model?", "",
-            "Each implementation's first run against the plain PyTorch loop's, same cell and seed. "
-            "`bitwise`: identical per-step losses and final weights; `within_tolerance`: per-step losses within "
-            "the stated relative tolerance (CUDA); `holds`: the verdict meets what the cell should reach.", "",
-            _md(par), ""]
-    out += ["## Speed and memory", "",
-            "Medians over repeats; each run in a fresh process; warm-up steps excluded from samples/s and step "
-            "times; end-to-end includes model and Trainer construction (data generation excluded).", "",
-            _md(table[cols]), ""]
-    out += ["## Lightning overhead", "",
-            "Median step time of each Lightning variant over the plain loop's, steady-state steps pooled over "
-            "repeats, with a 95% percentile-bootstrap interval. An interval containing 1 is `within noise`.", "",
-            _md(ov, ".3f"), ""]
+    out += [
+        "## Parity: does Lightning train the same model?",
+        "",
+        "Each implementation's first run against the plain PyTorch loop's, same cell and seed. "
+        "`bitwise`: identical per-step losses and final weights; `within_tolerance`: per-step losses within "
+        "the stated relative tolerance (CUDA); `holds`: the verdict meets what the cell should reach.",
+        "",
+        _md(par),
+        "",
+    ]
+    out += [
+        "## Speed and memory",
+        "",
+        "Medians over repeats; each run in a fresh process; warm-up steps excluded from samples/s and step "
+        "times; end-to-end includes model and Trainer construction (data generation excluded).",
+        "",
+        _md(table[cols]),
+        "",
+    ]
+    out += [
+        "## Lightning overhead",
+        "",
+        "Median step time of each Lightning variant over the plain loop's, steady-state steps pooled over "
+        "repeats, with a 95% percentile-bootstrap interval. An interval containing 1 is `within noise`.",
+        "",
+        _md(ov, ".3f"),
+        "",
+    ]
     for title, name in figures.items():
         out += [f"### {title}", "", f"![{title}]({name})", ""]
     if failed:
+        counts: dict[tuple[str, str, str], int] = {}
+        for r in failed:
+            key = (r.run_config.label, r.status, r.message)
+            counts[key] = counts.get(key, 0) + 1
         out += ["## Failed or refused cells", ""]
-        out += [f"- `{r.run_config.label}`: **{r.status}**: {r.message}" for r in failed]
+        out += [
+            f"- `{label}` ({n} run{'s' * (n > 1)}): **{status}**: {message}"
+            for (label, status, message), n in counts.items()
+        ]
         out += [""]
     return "\n".join(out)
 

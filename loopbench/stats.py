@@ -31,8 +31,13 @@ class Ratio:
         return "within noise"
 
 
-def median_ratio(reference: Sequence[float], candidate: Sequence[float], confidence: float = 0.95,
-                 n_resamples: int = 2_000, seed: int = 0) -> Ratio:
+def median_ratio(
+    reference: Sequence[float],
+    candidate: Sequence[float],
+    confidence: float = 0.95,
+    n_resamples: int = 2_000,
+    seed: int = 0,
+) -> Ratio:
     """Ratio of medians with a percentile-bootstrap interval (two independent samples of step times)."""
     ref, cand = np.asarray(reference, float), np.asarray(candidate, float)
     if len(ref) < 2 or len(cand) < 2:
@@ -41,10 +46,18 @@ def median_ratio(reference: Sequence[float], candidate: Sequence[float], confide
     def statistic(c, r, axis=-1):
         return np.median(c, axis=axis) / np.median(r, axis=axis)
 
-    res = stats.bootstrap((cand, ref), statistic, n_resamples=n_resamples, confidence_level=confidence,
-                          method="percentile", rng=np.random.default_rng(seed), vectorized=True)
-    return Ratio(float(statistic(cand, ref)), float(res.confidence_interval.low),
-                 float(res.confidence_interval.high), confidence)
+    res = stats.bootstrap(
+        (cand, ref),
+        statistic,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+        vectorized=True,
+    )
+    return Ratio(
+        float(statistic(cand, ref)), float(res.confidence_interval.low), float(res.confidence_interval.high), confidence
+    )
 
 
 @dataclass(frozen=True)

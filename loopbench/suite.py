@@ -30,8 +30,7 @@ class Matrix:
 
     def groups(self) -> list[tuple[str, str, str]]:
         """(task, device, precision) groups, in run order."""
-        return [(t, d, p) for t in self.tasks for d in self.devices
-                for p in (self.precisions or default_precisions(d))]
+        return [(t, d, p) for t in self.tasks for d in self.devices for p in (self.precisions or default_precisions(d))]
 
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
@@ -39,8 +38,12 @@ class Matrix:
         for task, device, precision in self.groups():
             for repeat in range(self.repeats):
                 order = self.impls if repeat % 2 == 0 else tuple(reversed(self.impls))
-                cells += [RunConfig(task, impl, device, precision, self.preset, self.seed,
-                                    data=self.data, data_dir=self.data_dir) for impl in order]
+                cells += [
+                    RunConfig(
+                        task, impl, device, precision, self.preset, self.seed, data=self.data, data_dir=self.data_dir
+                    )
+                    for impl in order
+                ]
         return cells
 
 
@@ -62,12 +65,17 @@ def progress_line(i: int, n: int, result: RunResult) -> str:
     if not result.ok:
         return f"{head} {result.status.upper()}: {result.message}"
     metrics = " ".join(f"{k}={v:.3g}" for k, v in result.metrics.items())
-    return (f"{head} {result.samples_per_s:>9.1f} samples/s  median step {result.step_time_median_s * 1e3:7.2f} ms"
-            f"  end-to-end {result.end_to_end_s:6.2f} s  {metrics}")
+    return (
+        f"{head} {result.samples_per_s:>9.1f} samples/s  median step {result.step_time_median_s * 1e3:7.2f} ms"
+        f"  end-to-end {result.end_to_end_s:6.2f} s  {metrics}"
+    )
 
 
-def run_cells(cells: list[RunConfig], timeout_s: float = DEFAULT_TIMEOUT_S,
-              on_result: Callable[[int, int, RunResult], None] | None = None) -> list[RunResult]:
+def run_cells(
+    cells: list[RunConfig],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_result: Callable[[int, int, RunResult], None] | None = None,
+) -> list[RunResult]:
     """Run every cell in its own process; a failed cell is a result like any other."""
     results = []
     for i, cell in enumerate(cells, 1):

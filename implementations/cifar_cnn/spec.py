@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data
+from implementations.common import Data, one_cycle
 
 NUM_CLASSES = 10
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -43,8 +43,9 @@ class Config:
 
 PRESETS = {
     "smoke": Config(steps=12, batch_size=32, warmup_steps=2, widths=(8, 16, 16, 32), train_size=256, test_size=128),
-    "quick": Config(steps=40, batch_size=64, warmup_steps=5, widths=(16, 32, 64, 64), train_size=2_048,
-                    test_size=1_000, lr=0.1),
+    "quick": Config(
+        steps=40, batch_size=64, warmup_steps=5, widths=(16, 32, 64, 64), train_size=2_048, test_size=1_000, lr=0.1
+    ),
     "full": Config(),
 }
 
@@ -84,8 +85,10 @@ def real_cifar(root: str, train: bool, n: int) -> TensorDataset:
     try:
         ds = CIFAR10(root, train=train, download=True)
     except (OSError, RuntimeError) as e:  # URLError is an OSError: no network, or a corrupt archive
-        raise DataError(f"CIFAR-10 is not in {root} and could not be downloaded ({e}); "
-                        "put cifar-10-batches-py there or use --data synthetic") from None
+        raise DataError(
+            f"CIFAR-10 is not in {root} and could not be downloaded ({e}); "
+            "put cifar-10-batches-py there or use --data synthetic"
+        ) from None
     x = torch.tensor(ds.data[:n]).permute(0, 3, 1, 2).float().div(255)
     x = (x - torch.tensor(CIFAR_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR_STD).view(3, 1, 1)
     return TensorDataset(x, torch.tensor(ds.targets[:n]))
@@ -93,7 +96,8 @@ def real_cifar(root: str, train: bool, n: int) -> TensorDataset:
 
 def build_data(cfg: Config, source: Any) -> Data:
     if source.kind == "real":
-        train, test = real_cifar(str(source.dir), True, cfg.train_size), real_cifar(str(source.dir), False, cfg.test_size)
+        root = str(source.dir)
+        train, test = real_cifar(root, True, cfg.train_size), real_cifar(root, False, cfg.test_size)
         info = {"source": "real", "dataset": "CIFAR-10", "dir": str(source.dir)}
     else:
         # one draw, then split: train and test come from the same distribution
@@ -143,14 +147,14 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor, cfg: Config) -> torch.T
 
 
 def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
-                           weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Config) -> torch.optim.lr_scheduler.LRScheduler:
-    """One-cycle, stepped once per batch: `total_steps` is the run's length in batches."""
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.steps,
-                                               pct_start=cfg.pct_start)
+    """One-cycle over the run's length in batches, stepped once per batch."""
+    return one_cycle(optimizer, cfg.lr, cfg.steps, cfg.pct_start)
 
 
 # -- evaluation ---------------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ def evaluate(model: nn.Module, data: Data, device: torch.device, batch_size: int
     model = model.to(device).eval()
     x, y = data.test.tensors
     loss_sum, correct = 0.0, 0
-    for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+    for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
         logits = model(xb.to(device)).float()
         yb = yb.to(device)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()

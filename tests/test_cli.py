@@ -1,0 +1,88 @@
+"""Bad input: one readable line naming the valid choices, exit code 2, no traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from loopbench.cli import main
+
+BAD_INPUT = [
+    (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'cifar_cnn'"),
+    (["run", "--task", "cifar_cnn", "--impl", "keras"], "choose from 'pytorch', 'lightning', 'lightning-defaults'"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--precision", "fp8"], "'32-true', '16-mixed', 'bf16-mixed'"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--preset", "huge"], "'smoke', 'quick', 'full'"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--device", "tpu"], "cpu, cuda, cuda:N"),
+    (["run", "--task", "cifar_cnn", "--impl", "lightning", "--precision", "16-mixed"], "use --precision bf16-mixed"),
+    (["parity", "--task", "cifar_cnn", "--precision", "16-mixed"], "Lightning runs 16-mixed on CPU as bf16-mixed"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--data", "real"], "--data real needs --data-dir"),
+    (
+        ["run", "--task", "cifar_cnn", "--impl", "pytorch", "--data", "real", "--data-dir", "/no/such/dir"],
+        "no such folder",
+    ),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "lr0.1"], "expected KEY=VALUE"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "depth=3"], "unknown cifar_cnn setting(s) depth"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "3", "--warmup-steps", "3"], "--warmup-steps"),
+    (["suite", "--repeats", "0"], "--repeats must be at least 1"),
+    (["report", "/no/such.json", "--out", "x"], "no such results file"),
+]
+if not __import__("torch").cuda.is_available():
+    BAD_INPUT.append((["run", "--task", "cifar_cnn", "--impl", "pytorch", "--device", "cuda"], "no CUDA device"))
+
+
+@pytest.mark.parametrize(("argv", "expected"), BAD_INPUT, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_bad_input_exits_2_with_one_line(argv, expected, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected in err and "Traceback" not in err
+
+
+def test_parity_command_end_to_end(tmp_path):
+    """As a user types it: a fresh interpreter, the verdict printed, JSON written, exit 0."""
+    out = tmp_path / "parity.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loopbench",
+            "parity",
+            "--task",
+            "cifar_cnn",
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16-mixed",
+            "--preset",
+            "smoke",
+            "--seed",
+            "4",
+            "--steps",
+            "9",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "bitwise" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "bitwise" and data["losses_equal"] and data["weights_equal"]
+    assert data["max_abs_loss_diff"] == 0.0 and data["steps"] == 9
+
+
+def test_run_writes_a_complete_result(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "3", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["status"] == "ok" and len(r["losses"]["loss"]) == 3 and len(r["step_times_s"]) == 3
+    assert r["task_config"]["steps"] == 3 and r["data"]["source"] == "synthetic"
+    assert r["env"]["commit"] and r["env"]["torch"] and r["weights_digest"]
+    assert "samples/s" in capsys.readouterr().out

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from implementations.common import batches, one_cycle, train_loader
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 7, 20])
+def test_one_cycle_accepts_any_run_length(steps):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    sched = one_cycle(opt, 0.1, steps, pct_start=0.25)
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+    assert 0 < opt.param_groups[0]["lr"] <= 0.1
+
+
+def test_batches_cross_epochs_without_an_extra_shuffle():
+    """Iterating 2.5 epochs leaves the loader's generator where 3 fresh epoch iterators leave it."""
+    data = torch.utils.data.TensorDataset(torch.arange(10.0))
+    loader = train_loader(data, batch_size=4, seed=0)  # 2 batches per epoch (drop_last)
+    seen = [b[0].tolist() for b in batches(loader, 5)]
+    assert len(seen) == 5 and all(len(b) == 4 for b in seen)
+
+    twin = train_loader(data, batch_size=4, seed=0)
+    expected = []
+    for _ in range(3):
+        it = iter(twin)
+        expected += [next(it)[0].tolist() for _ in range(2)]
+    assert seen == expected[:5]
+    assert torch.equal(loader.generator.get_state(), twin.generator.get_state())
+
+
+def test_batches_refuses_a_batch_larger_than_the_data():
+    loader = train_loader(torch.utils.data.TensorDataset(torch.arange(3.0)), batch_size=4, seed=0)
+    with pytest.raises(ValueError, match="lower --batch-size"):
+        list(batches(loader, 1))

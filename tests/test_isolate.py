@@ -1,0 +1,28 @@
+from loopbench.isolate import run_isolated
+from loopbench.types import RunConfig
+from tests.helpers import train
+
+
+def test_isolated_run_gives_the_in_process_result():
+    config = RunConfig("cifar_cnn", "lightning", steps=4)
+    isolated = run_isolated(config, timeout_s=300)
+    assert isolated.ok, isolated.message
+    in_process = train("cifar_cnn", "lightning", steps=4)
+    assert isolated.losses == in_process.losses
+    assert isolated.weights_digest == in_process.weights_digest
+    assert isolated.env["torch"] and isolated.peak_rss_bytes > isolated.rss_at_start_bytes > 0
+
+
+def test_a_hung_cell_is_recorded_as_a_timeout():
+    result = run_isolated(RunConfig("cifar_cnn", "pytorch"), timeout_s=0.05)
+    assert result.status == "timeout" and "killed" in result.message
+
+
+def test_a_failing_cell_is_recorded_as_an_error():
+    result = run_isolated(RunConfig("cifar_cnn", "pytorch", preset="nope"), timeout_s=300)
+    assert result.status == "error" and "unknown preset 'nope'" in result.message
+
+
+def test_an_unsupported_cell_is_recorded_as_unsupported():
+    result = run_isolated(RunConfig("cifar_cnn", "lightning", precision="16-mixed"), timeout_s=300)
+    assert result.status == "unsupported" and "bf16-mixed" in result.message

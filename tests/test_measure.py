@@ -1,0 +1,34 @@
+import numpy as np
+import torch
+
+from loopbench.measure import StepClock, machine_name, percentile, weights_digest
+
+
+def test_step_clock_on_cpu_excludes_warmup_from_the_window():
+    clock = StepClock(torch.device("cpu"), warmup_steps=2)
+    for _ in range(5):
+        torch.ones(100, 100) @ torch.ones(100, 100)
+        clock.tick()
+    clock.stop()
+    s = clock.summary(batch_size=8)
+    assert len(s["step_times_s"]) == 5 and all(t > 0 for t in s["step_times_s"])
+    assert s["window_s"] <= s["end_to_end_s"]
+    assert s["samples_per_s"] == 8 * 3 / s["window_s"]
+
+
+def test_percentile_matches_numpy():
+    values = list(np.random.default_rng(1).random(37))
+    assert abs(percentile(values, 90) - np.percentile(values, 90)) < 1e-12
+
+
+def test_weights_digest_sees_one_bit():
+    state = {"a": torch.zeros(3), "b": torch.ones(2, 2)}
+    flipped = {"a": torch.zeros(3), "b": torch.ones(2, 2)}
+    flipped["b"].view(torch.int32)[0, 0] ^= 1
+    assert weights_digest(state) == weights_digest({k: v.clone() for k, v in state.items()})
+    assert weights_digest(state) != weights_digest(flipped)
+
+
+def test_machine_name_is_a_folder_name():
+    assert machine_name({"cpu": "AMD EPYC 9B14", "cpu_count": 2}) == "amd-epyc-9b14-2c"
+    assert machine_name({"gpu": "NVIDIA H100 80GB HBM3"}) == "nvidia-h100-80gb-hbm3"

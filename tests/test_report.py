@@ -1,0 +1,66 @@
+"""The report is a pure function of saved results: checked on a fixture from a real smoke suite.
+
+tests/fixtures/cifar_cnn_smoke_results.json is the results.json of
+    loopbench suite --tasks cifar_cnn --preset smoke --repeats 2 --devices cpu --precisions 32-true 16-mixed
+(12 runs: 8 ok, 4 refused because Lightning cannot run 16-mixed on CPU).
+"""
+
+import statistics
+from pathlib import Path
+
+import pytest
+
+from loopbench.report import frame, overheads, parities, summary, write_report
+from loopbench.types import load_results
+
+FIXTURE = Path(__file__).parent / "fixtures" / "cifar_cnn_smoke_results.json"
+
+
+@pytest.fixture(scope="module")
+def results():
+    return load_results(FIXTURE)
+
+
+def test_fixture_is_what_the_docstring_says(results):
+    assert len(results) == 12
+    assert sorted(r.status for r in results).count("unsupported") == 4
+
+
+def test_summary_is_the_median_over_repeats(results, tmp_path):
+    table = summary(results).set_index(["precision", "impl"])
+    runs = [r for r in results if r.config["impl"] == "lightning" and r.config["precision"] == "32-true"]
+    assert table.loc[("32-true", "lightning"), "samples/s"] == statistics.median(r.samples_per_s for r in runs)
+    assert table.loc[("16-mixed", "lightning"), "runs"] == "0/2 ok (unsupported)"
+
+
+def test_parity_table_compares_every_lightning_variant_with_pytorch(results):
+    par = parities(results)
+    assert set(par.impl) == {"lightning", "lightning-defaults"}
+    assert (par.verdict == "bitwise").all() and par.holds.all()
+
+
+def test_overhead_ratio_has_an_interval_around_it(results):
+    ov = overheads(results)
+    assert len(ov) == 2  # 32-true only: the 16-mixed Lightning cells were refused
+    assert ((ov["95% CI low"] <= ov["step-time ratio"]) & (ov["step-time ratio"] <= ov["95% CI high"])).all()
+    assert set(ov.verdict) <= {"slower", "faster", "within noise"}
+
+
+def test_write_report_produces_markdown_and_figures(results, tmp_path):
+    path = write_report(results, tmp_path)
+    text = path.read_text()
+    for heading in ("## Parity", "## Speed and memory", "## Lightning overhead", "## Failed or refused cells"):
+        assert heading in text
+    assert "torch 2." in text and "pytorch-lightning" in text and "Commit:" in text and "synthetic" in text
+    assert "nan" not in text
+    for png in ("throughput_memory.png", "overhead.png", "losses_cifar_cnn_cpu.png"):
+        assert f"]({png})" in text
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert load_results(tmp_path / "results.json")[0].losses == results[0].losses
+
+
+def test_report_of_only_failures_still_renders(results, tmp_path):
+    failed = [r for r in results if not r.ok]
+    text = write_report(failed, tmp_path).read_text()
+    assert "unsupported" in text and "## Parity" in text
+    assert len(frame(failed)) == 4
