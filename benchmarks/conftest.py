@@ -51,7 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "benchmark_json", None) is None and hasattr(config.option, "lb_out"):
         out: Path = config.option.lb_out
         out.mkdir(parents=True, exist_ok=True)
-        config.option.benchmark_json = open(out / "pytest-benchmark.json", "wb")  # noqa: SIM115 (closed by the plugin)
+        config.option.benchmark_json = str(out / "pytest-benchmark.json")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -73,9 +73,10 @@ def bench_runs(request, bench_matrix):
 
     done: dict[tuple, dict] = {}
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
 
-    def show(i, n, result):
-        if reporter:
+    def show(i, n, result):  # a progress line per run, past pytest's output capture
+        with capture.global_and_fixture_disabled():
             reporter.write_line(progress_line(i, n, result))
 
     def get(task: str, device: str, precision: str) -> dict:

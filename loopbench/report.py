@@ -248,6 +248,34 @@ def plot_losses(results: list[RunResult], task: str, device: str, path: Path) ->
     return path
 
 
+def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
+    """Generated samples (a task's `samples_png` artifact), implementations side by side, a row per precision."""
+    import base64
+    import io
+
+    cells: dict[str, dict[str, RunResult]] = {}
+    for r in results:
+        c = r.config
+        if r.ok and c["task"] == task and c["device"] == device and "samples_png" in r.artifacts:
+            cells.setdefault(c["precision"], {}).setdefault(c["impl"], r)
+    if not cells:
+        return None
+    impls = list(dict.fromkeys(i for row in cells.values() for i in row))
+    fig, axes = plt.subplots(len(cells), len(impls), figsize=(3.2 * len(impls), 3.4 * len(cells)), squeeze=False)
+    for i, (precision, row) in enumerate(cells.items()):
+        for j, impl in enumerate(impls):
+            ax = axes[i][j]
+            ax.axis("off")
+            if impl in row:
+                png = base64.b64decode(row[impl].artifacts["samples_png"])
+                ax.imshow(plt.imread(io.BytesIO(png), format="png"), cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"{impl}\n{precision}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # -- the report --------------------------------------------------------------------------------------
 
 
@@ -316,6 +344,9 @@ def write_report(results: list[RunResult], out_dir: str | Path) -> Path:
         name = f"losses_{task}_{device.replace(':', '')}.png"
         if plot_losses(results, task, device, out / name):
             figures[f"Loss curves: {task} on {device}"] = name
+        name = f"samples_{task}_{device.replace(':', '')}.png"
+        if plot_samples(results, task, device, out / name):
+            figures[f"Generated samples (fixed noise): {task} on {device}"] = name
     path = out / "REPORT.md"
     path.write_text(render(results, figures))
     return path

@@ -1,0 +1,70 @@
+"""MNIST GAN in Lightning, manual optimization. Read it beside pytorch_loop.py: the diff is the framework.
+
+Lightning counts optimizer steps in `global_step` (two per batch here), so `max_steps` is twice the
+number of batches; under 16-mixed its precision plugin updates the GradScaler after each optimizer.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from implementations.common import train_loader
+from implementations.mnist_gan import spec
+from loopbench.harness import Run
+from loopbench.types import RunResult
+
+
+class GanModule(pl.LightningModule):
+    def __init__(self, cfg: spec.Config, run: Run):
+        super().__init__()
+        self.automatic_optimization = False
+        self.cfg, self.run = cfg, run
+        self.nets = spec.build_nets(cfg)
+        self.noise = spec.noise_generator(run.seed, run.device)
+
+    def training_step(self, batch, batch_idx):
+        (real,) = batch
+        generator, discriminator = self.nets["generator"], self.nets["discriminator"]
+        opt_g, opt_d = self.optimizers()
+        z = spec.sample_noise(len(real), self.cfg, self.noise)
+        fake = generator(z)  # one generator forward per batch, used by both updates
+
+        # (1) update D
+        self.toggle_optimizer(opt_d)
+        loss_d = spec.discriminator_loss(discriminator, real, fake.detach())
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(loss_d)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        # (2) update G
+        self.toggle_optimizer(opt_g)
+        loss_g = spec.generator_loss(discriminator, fake)
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        if self.run.log_every_step:
+            self.log_dict({"loss_d": loss_d, "loss_g": loss_g})
+        return {"loss_d": loss_d, "loss_g": loss_g}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.run.step(loss_d=outputs["loss_d"], loss_g=outputs["loss_g"])
+
+    def configure_optimizers(self):
+        opt_g, opt_d = spec.build_optimizers(self.nets, self.cfg)
+        return [opt_g, opt_d]
+
+
+def train(cfg: spec.Config, run: Run) -> RunResult:
+    torch.manual_seed(run.seed)  # the networks' initial weights come from the global RNG
+    module = GanModule(cfg, run)
+    loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
+
+    trainer = pl.Trainer(max_steps=2 * cfg.steps, **run.trainer_kwargs())  # global_step: 2 per batch
+    trainer.fit(module, loader)
+
+    nets = module.nets
+    metrics = spec.evaluate(nets, run.data, cfg, run.device)
+    return run.finish(nets, metrics=metrics, artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)})

@@ -1,0 +1,51 @@
+"""MNIST GAN as a plain PyTorch loop. Read it beside lightning_loop.py: the diff is the framework."""
+
+from __future__ import annotations
+
+import torch
+
+from implementations.common import batches, to_device, train_loader
+from implementations.mnist_gan import spec
+from loopbench.harness import Run
+from loopbench.types import RunResult
+
+
+def train(cfg: spec.Config, run: Run) -> RunResult:
+    torch.manual_seed(run.seed)  # the networks' initial weights come from the global RNG
+    nets = spec.build_nets(cfg).to(run.device)
+    generator, discriminator = nets["generator"], nets["discriminator"]
+    opt_g, opt_d = spec.build_optimizers(nets, cfg)
+    scaler = run.grad_scaler()  # float16 only; a no-op otherwise
+    noise = spec.noise_generator(run.seed, run.device)
+    loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
+
+    nets.train()
+    for batch in batches(loader, cfg.steps):
+        (real,) = to_device(batch, run.device)
+        with run.autocast():  # the whole step, as Lightning runs a manual-optimization training_step
+            z = spec.sample_noise(len(real), cfg, noise)
+            fake = generator(z)  # one generator forward per batch, used by both updates
+
+            # (1) update D
+            generator.requires_grad_(False)  # what toggle_optimizer(opt_d) does
+            loss_d = spec.discriminator_loss(discriminator, real, fake.detach())
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(loss_d).backward()
+            scaler.unscale_(opt_d)
+            scaler.step(opt_d)
+            scaler.update()  # after each optimizer, as Lightning's precision plugin does
+            generator.requires_grad_(True)
+
+            # (2) update G
+            discriminator.requires_grad_(False)  # what toggle_optimizer(opt_g) does: no D weight grads
+            loss_g = spec.generator_loss(discriminator, fake)
+            opt_g.zero_grad(set_to_none=True)
+            scaler.scale(loss_g).backward()
+            scaler.unscale_(opt_g)
+            scaler.step(opt_g)
+            scaler.update()
+            discriminator.requires_grad_(True)
+        run.step(loss_d=loss_d, loss_g=loss_g)
+
+    metrics = spec.evaluate(nets, run.data, cfg, run.device)
+    return run.finish(nets, metrics=metrics, artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)})
