@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -175,7 +176,9 @@ def generator_block(c_in: int, c_out: int, bn_eps: float | None) -> list[nn.Modu
 class Generator(nn.Sequential):
     def __init__(self, latent_dim: int, widths: tuple[int, ...], bn_eps: float):
         dims = (latent_dim, *widths)
-        blocks = [generator_block(a, b, None if i == 0 else bn_eps) for i, (a, b) in enumerate(zip(dims, widths))]
+        blocks = [
+            generator_block(a, b, None if i == 0 else bn_eps) for i, (a, b) in enumerate(itertools.pairwise(dims))
+        ]
         super().__init__(
             *[m for block in blocks for m in block],
             nn.Linear(widths[-1], IMAGE_PIXELS),
@@ -187,7 +190,7 @@ class Generator(nn.Sequential):
 class Discriminator(nn.Sequential):
     def __init__(self, widths: tuple[int, ...]):
         dims = (IMAGE_PIXELS, *widths)
-        layers = [m for a, b in zip(dims, widths) for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))]
+        layers = [m for a, b in itertools.pairwise(dims) for m in (nn.Linear(a, b), nn.LeakyReLU(0.2))]
         super().__init__(nn.Flatten(), *layers, nn.Linear(widths[-1], 1))  # (B, 1) logits
 
 
