@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from types import ModuleType
 
-TASKS = ("mnist_gan", "cifar_cnn")
+TASKS = ("mnist_gan", "efficientnet_binary", "cifar_cnn")
 IMPLS = {
     "pytorch": "pytorch_loop",
     "lightning": "lightning_loop",  # lean Trainer: the fair comparison

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,3 +70,14 @@ def one_cycle(
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lr, total_steps=total, pct_start=pct_start, **kwargs
     )
+
+
+def deterministic_warn() -> None:
+    """What `Trainer(deterministic="warn")` sets, for the plain loop: same flags, same kernels.
+
+    Deterministic algorithms where they exist, a warning where they do not (AdaptiveAvgPool2d's
+    CUDA backward), no cudnn autotuning, and the cuBLAS workspace that makes its GEMMs reproducible.
+    """
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"

@@ -60,6 +60,11 @@ def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
         metavar="KEY=VALUE",
         help="override a task hyperparameter, e.g. --set lr=0.05 (repeatable)",
     )
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="efficientnet_binary: start from torchvision's ImageNet weights (from the local cache)",
+    )
     p.add_argument("--json", type=Path, help="write the result as JSON here")
 
 
@@ -78,7 +83,7 @@ def _config(args: argparse.Namespace, impl: str):
         batch_size=args.batch_size,
         data=args.data,
         data_dir=args.data_dir,
-        overrides=dict(args.overrides),
+        overrides=dict(args.overrides) | ({"pretrained": True} if args.pretrained else {}),
     )
 
 

@@ -202,6 +202,7 @@ def run_cell(config: RunConfig) -> RunResult:
     device = torch.device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
     data = spec.build_data(cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
     run = Run(config, cfg, data)
     try:

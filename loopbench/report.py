@@ -157,6 +157,15 @@ def header(results: list[RunResult]) -> list[str]:
     return lines
 
 
+def data_table(results: list[RunResult]) -> pd.DataFrame:
+    """What each task trained and was evaluated on (from its first successful run)."""
+    rows = {}
+    for r in results:
+        if r.ok and r.config["task"] not in rows:
+            rows[r.config["task"]] = {"task": r.config["task"], **{k: v for k, v in r.data.items() if k != "dir"}}
+    return pd.DataFrame(list(rows.values()))
+
+
 def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     if not len(df):
         return "_(none)_"
@@ -285,6 +294,7 @@ def render(results: list[RunResult], figures: dict[str, str]) -> str:
     ov, par = overheads(results), parities(results)
     failed = [r for r in results if not r.ok]
     out = ["# loopbench report", "", *header(results), ""]
+    out += ["## Data", "", _md(data_table(results), ".3g"), ""]
     out += [
         "## Parity: does Lightning train the same model?",
         "",

@@ -9,7 +9,7 @@ import pytest
 from loopbench.cli import main
 
 BAD_INPUT = [
-    (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'cifar_cnn'"),
+    (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'mnist_gan', 'efficientnet_binary', 'cifar_cnn'"),
     (["run", "--task", "cifar_cnn", "--impl", "keras"], "choose from 'pytorch', 'lightning', 'lightning-defaults'"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--precision", "fp8"], "'32-true', '16-mixed', 'bf16-mixed'"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--preset", "huge"], "'smoke', 'quick', 'full'"),
@@ -23,6 +23,7 @@ BAD_INPUT = [
     ),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "lr0.1"], "expected KEY=VALUE"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "depth=3"], "unknown cifar_cnn setting(s) depth"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--pretrained"], "unknown cifar_cnn setting(s) pretrained"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "3", "--warmup-steps", "3"], "--warmup-steps"),
     (["suite", "--repeats", "0"], "--repeats must be at least 1"),
     (["report", "/no/such.json", "--out", "x"], "no such results file"),

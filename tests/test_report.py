@@ -49,7 +49,13 @@ def test_overhead_ratio_has_an_interval_around_it(results):
 def test_write_report_produces_markdown_and_figures(results, tmp_path):
     path = write_report(results, tmp_path)
     text = path.read_text()
-    for heading in ("## Parity", "## Speed and memory", "## Lightning overhead", "## Failed or refused cells"):
+    for heading in (
+        "## Data",
+        "## Parity",
+        "## Speed and memory",
+        "## Lightning overhead",
+        "## Failed or refused cells",
+    ):
         assert heading in text
     assert "torch 2." in text and "pytorch-lightning" in text and "Commit:" in text and "synthetic" in text
     assert "nan" not in text

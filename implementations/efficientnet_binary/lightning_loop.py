@@ -1,0 +1,46 @@
+"""EfficientNet-B0 binary classifier in Lightning. Read it beside pytorch_loop.py."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from implementations.common import train_loader
+from implementations.efficientnet_binary import spec
+from loopbench.harness import Run
+from loopbench.types import RunResult
+
+
+class BinaryModule(pl.LightningModule):
+    def __init__(self, cfg: spec.Config, run: Run):
+        super().__init__()
+        self.cfg, self.run = cfg, run
+        self.model = spec.build_model(cfg)
+        self.criterion = spec.build_loss(run.data, cfg)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.model(x)
+        loss = self.criterion(logits, y)
+        if self.run.log_every_step:
+            self.log("train_loss", loss)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.run.step(loss=outputs["loss"])
+
+    def configure_optimizers(self):
+        optimizer = spec.build_optimizer(self.model, self.cfg)
+        scheduler = spec.build_scheduler(optimizer, self.cfg)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def train(cfg: spec.Config, run: Run) -> RunResult:
+    torch.manual_seed(run.seed)  # initial weights, then dropout and stochastic depth, use the global RNG
+    module = BinaryModule(cfg, run)
+    loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
+
+    trainer = pl.Trainer(max_steps=cfg.steps, deterministic="warn", **run.trainer_kwargs())
+    trainer.fit(module, loader)
+
+    return run.finish(module.model, metrics=spec.evaluate(module.model, run.data, run.device))
