@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import importlib.metadata
 import os
 import platform
 import resource
@@ -104,9 +105,30 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def reset_peak_rss() -> bool:
+    """Start the peak-RSS counter afresh (Linux: writing 5 to clear_refs resets VmHWM); False if not possible.
+
+    Called when training starts, so that the transient peak of building the data set in the same process
+    is not counted. What is resident then (imported libraries, the data) stays in the level.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process since it started (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set size since the last reset (VmHWM), else since the process started (ru_maxrss)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def reset_cuda_peak(device: torch.device) -> None:
@@ -164,18 +186,26 @@ def commit() -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
-def environment(device: torch.device) -> dict[str, Any]:
-    """Machine, versions and commit: recorded beside every number."""
-    import pytorch_lightning
-    import torchvision
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Machine, versions and commit: recorded beside every number.
+
+    Versions come from package metadata, not imports: a plain-PyTorch run must not load Lightning
+    (its memory would be charged to the wrong side).
+    """
     env = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "pytorch_lightning": pytorch_lightning.__version__,
+        "torchvision": _version("torchvision"),
+        "pytorch_lightning": _version("pytorch-lightning"),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

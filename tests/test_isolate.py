@@ -26,3 +26,21 @@ def test_a_failing_cell_is_recorded_as_an_error():
 def test_an_unsupported_cell_is_recorded_as_unsupported():
     result = run_isolated(RunConfig("cifar_cnn", "lightning", precision="16-mixed"), timeout_s=300)
     assert result.status == "unsupported" and "bf16-mixed" in result.message
+
+
+def test_a_plain_pytorch_run_never_imports_lightning():
+    """Its memory and start-up must be its own: Lightning is loaded only by the Lightning cells."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from loopbench.harness import run_cell\n"
+        "from loopbench.types import RunConfig\n"
+        "for task in ('mnist_gan', 'efficientnet_binary', 'cifar_cnn'):\n"
+        "    assert run_cell(RunConfig(task, 'pytorch', steps=3)).ok\n"
+        "print(sorted(m for m in sys.modules if 'lightning' in m and 'utilities' not in m))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from loopbench.measure import StepClock, machine_name, percentile, weights_digest
@@ -32,3 +33,13 @@ def test_weights_digest_sees_one_bit():
 def test_machine_name_is_a_folder_name():
     assert machine_name({"cpu": "AMD EPYC 9B14", "cpu_count": 2}) == "amd-epyc-9b14-2c"
     assert machine_name({"gpu": "NVIDIA H100 80GB HBM3"}) == "nvidia-h100-80gb-hbm3"
+
+
+def test_peak_rss_can_be_reset_to_the_training_window():
+    from loopbench.measure import peak_rss_bytes, reset_peak_rss, rss_bytes
+
+    blob = bytearray(200 * 2**20)  # a transient 200 MiB peak, as data generation makes
+    del blob
+    if not reset_peak_rss():
+        pytest.skip("this kernel does not let a process reset its VmHWM")
+    assert peak_rss_bytes() < rss_bytes() + 50 * 2**20
