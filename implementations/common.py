@@ -12,12 +12,24 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from loopbench.types import DataError
+
 
 @dataclass
 class Data:
     train: Dataset
     test: Dataset
     info: dict[str, Any] = field(default_factory=dict)  # recorded with every result
+
+
+def download(dataset_cls: type, root: str, train: bool, name: str, expected: str) -> Dataset:
+    """torchvision's `dataset_cls(root, train=..., download=True)`, or a DataError that says what to do."""
+    try:
+        return dataset_cls(root, train=train, download=True)
+    except (OSError, RuntimeError) as e:  # URLError is an OSError: no network, or a corrupt archive
+        raise DataError(
+            f"{name} is not in {root} and could not be downloaded ({e}); put {expected} there or use --data synthetic"
+        ) from None
 
 
 def train_loader(dataset: Dataset, batch_size: int, seed: int, pin_memory: bool = False) -> DataLoader:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from loopbench.harness import run_cell
+from loopbench.parity import compare_cell
 from loopbench.quiet import quiet_lightning
 from loopbench.types import RunConfig, RunResult
 
@@ -19,3 +20,11 @@ def train(task: str, impl: str, **kwargs) -> RunResult:
     result = run_cell(RunConfig(task=task, impl=impl, **kwargs))
     assert result.ok, f"{result.status}: {result.message}"
     return result
+
+
+def assert_bitwise_parity(task: str, impl: str, **kwargs) -> tuple[RunResult, RunResult]:
+    """Train `pytorch` and `impl` on the same cell; insist on identical per-step losses and weights."""
+    reference, candidate = train(task, "pytorch", **kwargs), train(task, impl, **kwargs)
+    report = compare_cell(reference, candidate)
+    assert report.verdict == "bitwise" and report.holds and report.losses_equal and report.weights_equal, report.line()
+    return reference, candidate

@@ -5,7 +5,7 @@ import torch
 
 from implementations.cifar_cnn import spec
 from loopbench.parity import CUDA_LOSS_RTOL, compare, compare_cell
-from tests.helpers import requires_cuda, train
+from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 # smoke preset: 256 training images / batch 32 = 8 batches per epoch; 12 steps cross the boundary
 CASES = [
@@ -19,11 +19,9 @@ CASES = [
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize(("seed", "steps", "batch_size"), CASES)
 def test_cifar_cnn_bitwise_parity_cpu(impl, precision, seed, steps, batch_size):
-    kw = dict(precision=precision, seed=seed, steps=steps, batch_size=batch_size)
-    reference, candidate = train("cifar_cnn", "pytorch", **kw), train("cifar_cnn", impl, **kw)
-    report = compare_cell(reference, candidate)
-    assert report.verdict == "bitwise", report.line()
-    assert report.holds and report.losses_equal and report.weights_equal
+    reference, _ = assert_bitwise_parity(
+        "cifar_cnn", impl, precision=precision, seed=seed, steps=steps, batch_size=batch_size
+    )
     assert len(reference.losses["loss"]) == (steps or spec.PRESETS["smoke"].steps)
 
 

@@ -7,8 +7,8 @@ import torch
 
 from implementations.efficientnet_binary import spec
 from loopbench.harness import DataError, DataSource
-from loopbench.parity import CUDA_LOSS_RTOL, compare, compare_cell
-from tests.helpers import requires_cuda, train
+from loopbench.parity import CUDA_LOSS_RTOL, compare
+from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 # smoke preset: 64 images / batch 8 = 8 batches per epoch; 10 steps cross the boundary
 CASES = [
@@ -21,10 +21,9 @@ CASES = [
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize(("seed", "steps", "batch_size"), CASES)
 def test_efficientnet_binary_bitwise_parity_cpu(impl, precision, seed, steps, batch_size):
-    kw = dict(precision=precision, seed=seed, steps=steps, batch_size=batch_size)
-    reference, candidate = train("efficientnet_binary", "pytorch", **kw), train("efficientnet_binary", impl, **kw)
-    report = compare_cell(reference, candidate)
-    assert report.verdict == "bitwise", report.line()
+    reference, candidate = assert_bitwise_parity(
+        "efficientnet_binary", impl, precision=precision, seed=seed, steps=steps, batch_size=batch_size
+    )
     assert {"test_auroc", "test_f1", "test_accuracy", "test_loss"} <= set(candidate.metrics)
     assert candidate.metrics == reference.metrics
 

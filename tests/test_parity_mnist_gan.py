@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from implementations.mnist_gan import spec
-from loopbench.parity import compare, compare_cell
-from tests.helpers import train
+from loopbench.parity import compare
+from tests.helpers import assert_bitwise_parity, train
 
 # smoke preset: 128 training images / batch 16 = 8 batches per epoch; 12 steps cross the boundary
 CASES = [
@@ -18,10 +18,9 @@ CASES = [
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 @pytest.mark.parametrize(("seed", "steps", "batch_size"), CASES)
 def test_mnist_gan_bitwise_parity_cpu(impl, precision, seed, steps, batch_size):
-    kw = dict(precision=precision, seed=seed, steps=steps, batch_size=batch_size)
-    reference, candidate = train("mnist_gan", "pytorch", **kw), train("mnist_gan", impl, **kw)
-    report = compare_cell(reference, candidate)
-    assert report.verdict == "bitwise", report.line()
+    reference, candidate = assert_bitwise_parity(
+        "mnist_gan", impl, precision=precision, seed=seed, steps=steps, batch_size=batch_size
+    )
     assert set(reference.losses) == {"loss_d", "loss_g"}
     # both networks are in the digest: generator.* and discriminator.* weights
     assert {k.split(".")[0] for k in reference.weights} == {"generator", "discriminator"}

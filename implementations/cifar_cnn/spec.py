@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, one_cycle
+from implementations.common import Data, download, one_cycle
 
 NUM_CLASSES = 10
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -80,15 +80,7 @@ def real_cifar(root: str, train: bool, n: int) -> TensorDataset:
     """The first n images of torchvision's CIFAR-10 split, normalised, as in-memory tensors."""
     from torchvision.datasets import CIFAR10
 
-    from loopbench.harness import DataError
-
-    try:
-        ds = CIFAR10(root, train=train, download=True)
-    except (OSError, RuntimeError) as e:  # URLError is an OSError: no network, or a corrupt archive
-        raise DataError(
-            f"CIFAR-10 is not in {root} and could not be downloaded ({e}); "
-            "put cifar-10-batches-py there or use --data synthetic"
-        ) from None
+    ds = download(CIFAR10, root, train, "CIFAR-10", "cifar-10-batches-py")
     x = torch.tensor(ds.data[:n]).permute(0, 3, 1, 2).float().div(255)
     x = (x - torch.tensor(CIFAR_MEAN).view(3, 1, 1)) / torch.tensor(CIFAR_STD).view(3, 1, 1)
     return TensorDataset(x, torch.tensor(ds.targets[:n]))

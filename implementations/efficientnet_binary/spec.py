@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from implementations.common import Data, one_cycle
+from loopbench.types import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -119,8 +120,6 @@ def real_image_folder(root: str, size: int, n_train: int, n_test: int, seed: int
     from torchvision import transforms
     from torchvision.datasets import ImageFolder
 
-    from loopbench.harness import DataError
-
     try:
         folder = ImageFolder(
             root,
@@ -202,8 +201,6 @@ def build_model(cfg: Config) -> nn.Module:
     if cfg.pretrained:
         path = pretrained_weights_path()
         if not path.is_file():
-            from loopbench.harness import DataError
-
             raise DataError(
                 f"pretrained EfficientNet-B0 weights are not in {path}; download them once where "
                 "there is network (torchvision.models.efficientnet_b0(weights='IMAGENET1K_V1')) "
@@ -243,8 +240,6 @@ def build_loss(data: Data, cfg: Config) -> nn.Module:
     """pos_weight = negatives / positives of the training set: each class weighs the same in total."""
     rate = data.info["train_positive_rate"]
     if not 0 < rate < 1:
-        from loopbench.harness import DataError
-
         raise DataError(f"the training split has positive rate {rate}: both classes are needed")
     return SmoothedBCEWithLogits(cfg.label_smoothing, (1 - rate) / rate)
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data
+from implementations.common import Data, download
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
@@ -133,14 +133,7 @@ def real_mnist(root: str, train: bool, n: int) -> TensorDataset:
     """The first n images of torchvision's MNIST split, scaled to [-1, 1], as in-memory tensors."""
     from torchvision.datasets import MNIST
 
-    from loopbench.harness import DataError
-
-    try:
-        ds = MNIST(root, train=train, download=True)
-    except (OSError, RuntimeError) as e:  # URLError is an OSError: no network, or a corrupt archive
-        raise DataError(
-            f"MNIST is not in {root} and could not be downloaded ({e}); put MNIST/raw there or use --data synthetic"
-        ) from None
+    ds = download(MNIST, root, train, "MNIST", "MNIST/raw")
     x = ds.data[:n].float().div(127.5).sub(1).unsqueeze(1)
     return TensorDataset(x, ds.targets[:n])
 
