@@ -102,11 +102,13 @@ def _checked(config):
 def cmd_run(args: argparse.Namespace) -> int:
     from loopbench.harness import run_cell
     from loopbench.isolate import run_isolated
+    from loopbench.precision import LIGHTNING_IMPLS
     from loopbench.quiet import quiet_lightning
     from loopbench.suite import progress_line
 
     config = _checked(_config(args, args.impl))
-    quiet_lightning()
+    if config.impl in LIGHTNING_IMPLS:
+        quiet_lightning()
     result = run_isolated(config, args.timeout) if args.isolate else run_cell(config)
     print(progress_line(1, 1, result))
     if args.json:
@@ -116,24 +118,58 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from loopbench.harness import run_cell
-    from loopbench.parity import compare_cell
-    from loopbench.quiet import quiet_lightning
+    """Per seed: same losses and weights? Over several seeds also: same final quality (TOST)?"""
+    from dataclasses import replace
 
-    ref_cfg = _checked(_config(args, "pytorch"))
-    cand_cfg = _checked(_config(args, args.against))
+    from loopbench.harness import UsageError, run_cell
+    from loopbench.parity import combine, compare_cell
+    from loopbench.quiet import quiet_lightning
+    from loopbench.stats import tost
+
+    seeds = args.seeds or [args.seed]
+    if len(seeds) == 1 and args.metric:
+        raise UsageError("--metric needs several --seeds: equivalence is a statement about a distribution")
+    pairs = [
+        (_checked(replace(_config(args, "pytorch"), seed=s)), _checked(replace(_config(args, args.against), seed=s)))
+        for s in seeds
+    ]
     quiet_lightning()
-    reference, candidate = run_cell(ref_cfg), run_cell(cand_cfg)
-    for r in (reference, candidate):
-        if not r.ok:
-            print(f"{r.run_config.label}: {r.status}: {r.message}", file=sys.stderr)
-            return 1
-    report = compare_cell(reference, candidate)
-    print(report.line())
+    reports, references, candidates = [], [], []
+    for seed, (ref_cfg, cand_cfg) in zip(seeds, pairs, strict=True):
+        reference, candidate = run_cell(ref_cfg), run_cell(cand_cfg)
+        for r in (reference, candidate):
+            if not r.ok:
+                print(f"{r.run_config.label}: {r.status}: {r.message}", file=sys.stderr)
+                return 1
+        reports.append(compare_cell(reference, candidate))
+        references.append(reference)
+        candidates.append(candidate)
+        print(f"seed {seed}: {reports[-1].line()}" if len(seeds) > 1 else reports[-1].line(), flush=True)
+    out = reports[0].to_dict() if len(seeds) == 1 else combine(reports, seeds)
+    holds = out["holds"]
+    if len(seeds) > 1:
+        metric = args.metric or next(iter(references[0].metrics))
+        if metric not in references[0].metrics:
+            raise UsageError(f"unknown metric {metric!r}; {args.task} reports {', '.join(references[0].metrics)}")
+        ref_values = [r.metrics[metric] for r in references]
+        cand_values = [c.metrics[metric] for c in candidates]
+        eq = tost(ref_values, cand_values, args.margin, paired=True)  # seed i with seed i
+        print(
+            f"{metric} over {len(seeds)} seeds: pytorch {sum(ref_values) / len(seeds):.4g}, {args.against} "
+            f"{sum(cand_values) / len(seeds):.4g}; difference {eq.difference:+.3g}, margin {args.margin:g}: "
+            f"{'equivalent' if eq.equivalent else 'NOT shown equivalent'} (TOST p = {eq.p_value:.3g})"
+        )
+        out["equivalence"] = {
+            "metric": metric,
+            "reference_values": ref_values,
+            "candidate_values": cand_values,
+            **eq.to_dict(),
+        }
+        holds = holds and eq.equivalent
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
-    return 0 if report.holds else 1
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0 if holds else 1
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
@@ -194,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parity", help="train pytorch and a Lightning variant; exit 0 if parity holds")
     _cell_options(p, impl=False)
     p.add_argument("--against", default="lightning", choices=("lightning", "lightning-defaults"))
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="several seeds: a verdict per seed, and an equivalence test (TOST) of the final --metric over them",
+    )
+    p.add_argument("--metric", help="final metric for the equivalence test; default: the task's first")
+    p.add_argument("--margin", type=float, default=0.02, help="equivalence margin, in the metric's units")
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("suite", help="run a matrix of cells, one fresh process each, and write the report")

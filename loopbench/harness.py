@@ -21,15 +21,7 @@ from torch import nn
 import implementations
 from loopbench import measure
 from loopbench.precision import device_type, resolve_precision, unsupported_reason
-from loopbench.types import RunConfig, RunResult
-
-
-class UsageError(ValueError):
-    """Bad input: one readable line for the user (the CLI exits with 2)."""
-
-
-class DataError(UsageError):
-    """The requested data cannot be had (missing folder, no network for a download)."""
+from loopbench.types import DataError, RunConfig, RunResult, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +45,7 @@ class Run:
         self._tmpdir: str | None = None
         self._peaks: dict[str, Any] = {}
         self.rss_at_start = measure.rss_bytes()
+        self.peak_rss_scope = "training" if measure.reset_peak_rss() else "process"
         measure.reset_cuda_peak(self.device)
         self.clock = measure.StepClock(self.device, cfg.warmup_steps)
 
@@ -109,6 +102,7 @@ class Run:
             **self.clock.summary(self.cfg.batch_size),
             **self._peaks,
             rss_at_start_bytes=self.rss_at_start,
+            peak_rss_scope=self.peak_rss_scope,
             metrics={k: float(v) for k, v in metrics.items()},
             weights_digest=measure.weights_digest(weights),
             artifacts=artifacts or {},

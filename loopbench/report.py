@@ -80,13 +80,13 @@ def summary(results: list[RunResult]) -> pd.DataFrame:
 
 
 def overheads(results: list[RunResult]) -> pd.DataFrame:
-    """Lightning / PyTorch median step time per cell, steady-state steps pooled over repeats."""
+    """Lightning / PyTorch median step time per cell over all repeats' steady-state steps."""
     rows = []
     for (task, device, precision, *_), impls in by_group(results).items():
         ref = _steady_times(impls.get("pytorch", []))
         for impl, runs in impls.items():
             cand = _steady_times(runs)
-            if impl == "pytorch" or len(ref) < 2 or len(cand) < 2:
+            if impl == "pytorch" or sum(map(len, ref)) < 2 or sum(map(len, cand)) < 2:
                 continue
             r = stats.median_ratio(ref, cand)
             rows.append(
@@ -104,8 +104,9 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _steady_times(runs: list[RunResult]) -> list[float]:
-    return [t for r in runs if r.ok for t in r.step_times_s[r.warmup_steps :]]
+def _steady_times(runs: list[RunResult]) -> list[list[float]]:
+    """Per successful run, its steps after warm-up."""
+    return [r.step_times_s[r.warmup_steps :] for r in runs if r.ok]
 
 
 def parities(results: list[RunResult]) -> pd.DataFrame:
@@ -132,6 +133,47 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
                     "weights equal": p.weights_equal,
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def headline(results: list[RunResult]) -> pd.DataFrame:
+    """The answer in one table: per task, device and precision, what each Lightning variant costs."""
+    keys = ["task", "device", "precision", "impl"]
+
+    def indexed(df: pd.DataFrame) -> pd.DataFrame:
+        return df.set_index(keys) if not df.empty else pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=keys))
+
+    table, ov, par = indexed(summary(results)), indexed(overheads(results)), indexed(parities(results))
+    mem = "peak CUDA alloc MiB" if "peak CUDA alloc MiB" in table else "peak RSS MiB"
+    rows = []
+    for task, device, precision in dict.fromkeys(k[:3] for k in table.index):
+        key = (task, device, precision)
+        if (*key, "pytorch") not in table.index or table.loc[(*key, "pytorch"), "samples/s"] is None:
+            continue
+        row = {
+            "task": task,
+            "device": device,
+            "precision": precision,
+            "PyTorch samples/s": table.loc[(*key, "pytorch"), "samples/s"],
+        }
+        for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
+            if (*key, impl) in ov.index:
+                o = ov.loc[(*key, impl)]
+                row[f"{label} step time"] = (
+                    f"{o['step-time ratio']:.2f}x [{o['95% CI low']:.2f}, {o['95% CI high']:.2f}]"
+                )
+            elif (*key, impl) in table.index:
+                row[f"{label} step time"] = table.loc[(*key, impl), "runs"]
+        mems = [
+            table.loc[(*key, i), mem] if (*key, i) in table.index else None
+            for i in ("pytorch", "lightning", "lightning-defaults")
+        ]
+        row[f"{mem} (P / L / Ld)"] = " / ".join("–" if m is None or m != m else f"{m:.0f}" for m in mems)
+        verdicts = {
+            par.loc[(*key, i), "verdict"] for i in ("lightning", "lightning-defaults") if (*key, i) in par.index
+        }
+        row["parity"] = ", ".join(sorted(verdicts)) or "–"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -230,13 +272,19 @@ def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     return path
 
 
-def plot_losses(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
-    """Every implementation's per-step losses (first run of each cell) overlaid, a panel per precision."""
+def first_runs(results: list[RunResult], task: str, device: str, artifact: str | None = None) -> dict:
+    """{precision: {impl: its first successful run}} of one task on one device (with `artifact`, if asked)."""
     cells: dict[str, dict[str, RunResult]] = {}
     for r in results:
         c = r.config
-        if r.ok and c["task"] == task and c["device"] == device:
+        if r.ok and c["task"] == task and c["device"] == device and (artifact is None or artifact in r.artifacts):
             cells.setdefault(c["precision"], {}).setdefault(c["impl"], r)
+    return cells
+
+
+def plot_losses(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
+    """Every implementation's per-step losses (first run of each cell) overlaid, a panel per precision."""
+    cells = first_runs(results, task, device)
     if not cells:
         return None
     loss_names = list(next(iter(next(iter(cells.values())).values())).losses)
@@ -262,11 +310,7 @@ def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -
     import base64
     import io
 
-    cells: dict[str, dict[str, RunResult]] = {}
-    for r in results:
-        c = r.config
-        if r.ok and c["task"] == task and c["device"] == device and "samples_png" in r.artifacts:
-            cells.setdefault(c["precision"], {}).setdefault(c["impl"], r)
+    cells = first_runs(results, task, device, artifact="samples_png")
     if not cells:
         return None
     impls = list(dict.fromkeys(i for row in cells.values() for i in row))
@@ -294,6 +338,16 @@ def render(results: list[RunResult], figures: dict[str, str]) -> str:
     ov, par = overheads(results), parities(results)
     failed = [r for r in results if not r.ok]
     out = ["# loopbench report", "", *header(results), ""]
+    out += [
+        "## Headline",
+        "",
+        "Step time of each Lightning variant relative to the plain PyTorch loop (median ratio, 95% two-level "
+        "bootstrap interval over runs and steps; 1.00x = same speed), with throughput, peak memory and the "
+        "parity verdict.",
+        "",
+        _md(headline(results), ".4g"),
+        "",
+    ]
     out += ["## Data", "", _md(data_table(results), ".3g"), ""]
     out += [
         "## Parity: does Lightning train the same model?",
@@ -309,16 +363,22 @@ def render(results: list[RunResult], figures: dict[str, str]) -> str:
         "## Speed and memory",
         "",
         "Medians over repeats; each run in a fresh process; warm-up steps excluded from samples/s and step "
-        "times; end-to-end includes model and Trainer construction (data generation excluded).",
+        "times; end-to-end includes model and Trainer construction (data generation excluded). Peak RSS is the "
+        "process's resident-memory peak from the start of the job (libraries imported and data resident) to "
+        "the last step.",
         "",
-        _md(table[cols]),
-        "",
+        *[
+            line
+            for task, t in table[cols].groupby("task", sort=False)
+            for line in (f"### {task}", "", _md(t.drop(columns="task").dropna(axis=1, how="all")), "")
+        ],
     ]
     out += [
         "## Lightning overhead",
         "",
-        "Median step time of each Lightning variant over the plain loop's, steady-state steps pooled over "
-        "repeats, with a 95% percentile-bootstrap interval. An interval containing 1 is `within noise`.",
+        "Median step time of each Lightning variant over the plain loop's (steady-state steps of all repeats), "
+        "with a 95% two-level bootstrap interval (runs, then steps within runs: run-to-run variation counts). "
+        "An interval containing 1 is `within noise`.",
         "",
         _md(ov, ".3f"),
         "",

@@ -11,6 +11,14 @@ from typing import Any
 STATUSES = ("ok", "unsupported", "oom", "timeout", "error")
 
 
+class UsageError(ValueError):
+    """Bad input: one readable line for the user (the CLI exits with 2)."""
+
+
+class DataError(UsageError):
+    """The requested data cannot be had (missing folder, no network for a download)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One cell of the matrix. `None` means "the preset's value"; the resolved values are recorded."""
@@ -61,6 +69,7 @@ class RunResult:
     peak_cuda_allocated_bytes: int | None = None
     peak_cuda_reserved_bytes: int | None = None
     peak_rss_bytes: int | None = None
+    peak_rss_scope: str | None = None  # "training": since the run started; "process": since the process did
     rss_at_start_bytes: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     weights_digest: str | None = None

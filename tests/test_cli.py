@@ -26,6 +26,7 @@ BAD_INPUT = [
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--pretrained"], "unknown cifar_cnn setting(s) pretrained"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "3", "--warmup-steps", "3"], "--warmup-steps"),
     (["suite", "--repeats", "0"], "--repeats must be at least 1"),
+    (["parity", "--task", "cifar_cnn", "--metric", "test_accuracy"], "--metric needs several --seeds"),
     (["report", "/no/such.json", "--out", "x"], "no such results file"),
 ]
 if not __import__("torch").cuda.is_available():
@@ -87,3 +88,29 @@ def test_run_writes_a_complete_result(tmp_path, capsys):
     assert r["task_config"]["steps"] == 3 and r["data"]["source"] == "synthetic"
     assert r["env"]["commit"] and r["env"]["torch"] and r["weights_digest"]
     assert "samples/s" in capsys.readouterr().out
+
+
+def test_parity_over_seeds_gives_a_verdict_per_seed_and_an_equivalence_test(tmp_path, capsys):
+    out = tmp_path / "seeds.json"
+    argv = [
+        "parity",
+        "--task",
+        "cifar_cnn",
+        "--seeds",
+        "0",
+        "1",
+        "2",
+        "--steps",
+        "4",
+        "--metric",
+        "test_accuracy",
+        "--json",
+        str(out),
+    ]
+    assert main(argv) == 0
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "bitwise" and data["holds"] and set(data["seeds"]) == {"0", "1", "2"}
+    eq = data["equivalence"]
+    assert eq["metric"] == "test_accuracy" and eq["equivalent"] and eq["difference"] == 0.0
+    assert eq["reference_values"] == eq["candidate_values"]
+    assert "TOST" in capsys.readouterr().out

@@ -70,3 +70,11 @@ def test_report_of_only_failures_still_renders(results, tmp_path):
     text = write_report(failed, tmp_path).read_text()
     assert "unsupported" in text and "## Parity" in text
     assert len(frame(failed)) == 4
+
+
+def test_headline_answers_per_cell(results):
+    from loopbench.report import headline
+
+    h = headline(results).set_index("precision")
+    assert "x [" in h.loc["32-true", "Lightning step time"] and h.loc["32-true", "parity"] == "bitwise"
+    assert h.loc["16-mixed", "Lightning step time"] == "0/2 ok (unsupported)"
