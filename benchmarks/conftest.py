@@ -1,18 +1,23 @@
 """pytest-benchmark entry: `pytest benchmarks --benchmark-only` runs this machine's default matrix.
 
-Options (all optional): --lb-preset, --lb-repeats, --lb-devices, --lb-tasks, --lb-timeout, --lb-out.
-At the end the report (REPORT.md, figures, results.json, pytest-benchmark.json) is written to
---lb-out, by default reports/<machine>/, and its path is printed.
+Options (all optional): --lb-preset, --lb-repeats, --lb-devices, --lb-tasks, --lb-precisions,
+--lb-timeout, --lb-out, --lb-resume. Each run's result is appended to <lb-out>/results.jsonl as it
+ends; at the end, or on Ctrl-C / SIGTERM, the report (REPORT.md, figures, results.json,
+pytest-benchmark.json) of every finished run is written to --lb-out, by default reports/<machine>/,
+and its path is printed.
+--lb-resume runs only what that folder's results.jsonl does not hold yet.
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
 
 import implementations
 from loopbench.isolate import DEFAULT_TIMEOUT_S
+from loopbench.precision import PRECISIONS, device_type
 from loopbench.suite import Matrix, default_devices, default_preset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,14 +29,24 @@ def pytest_addoption(parser):
     g.addoption("--lb-repeats", type=int, default=2, help="fresh-process runs per cell (default 2)")
     g.addoption("--lb-devices", nargs="+", help="default: cuda if visible, else cpu")
     g.addoption("--lb-tasks", nargs="+", choices=implementations.TASKS, help="default: every task")
+    g.addoption("--lb-precisions", nargs="+", choices=PRECISIONS, help="default: all three")
     g.addoption("--lb-timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run")
     g.addoption("--lb-out", type=Path, help="report folder; default reports/<machine>/")
+    g.addoption("--lb-resume", action="store_true", help="run only the runs not yet in --lb-out's results.jsonl")
 
 
 def matrix_from(config: pytest.Config) -> Matrix:
+    if config.getoption("--lb-repeats") < 1:
+        raise pytest.UsageError("--lb-repeats must be at least 1")
     devices = tuple(config.getoption("--lb-devices") or default_devices())
+    for device in devices:
+        try:
+            device_type(device)
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from None
     return Matrix(
         tasks=tuple(config.getoption("--lb-tasks") or implementations.TASKS),
+        precisions=tuple(config.getoption("--lb-precisions") or ()) or None,
         devices=devices,
         preset=config.getoption("--lb-preset") or default_preset(devices),
         repeats=config.getoption("--lb-repeats"),
@@ -52,6 +67,22 @@ def pytest_configure(config: pytest.Config) -> None:
         out: Path = config.option.lb_out
         out.mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = str(out / "pytest-benchmark.json")
+    if hasattr(config.option, "lb_out"):
+        from loopbench.store import LOG_NAME
+        from loopbench.suite import Progress
+        from loopbench.types import UsageError
+
+        if not config.getoption("--lb-resume"):  # this folder is the machine's report: a new run replaces it
+            (config.option.lb_out / LOG_NAME).unlink(missing_ok=True)
+        try:
+            config._loopbench = Progress(matrix_from(config), config.option.lb_out, config.getoption("--lb-resume"))
+        except UsageError as e:
+            raise pytest.UsageError(str(e)) from None
+        signal.signal(signal.SIGTERM, _interrupt)  # pytest turns KeyboardInterrupt into an orderly stop
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -69,8 +100,10 @@ def bench_matrix(request) -> Matrix:
 @pytest.fixture(scope="session")
 def bench_runs(request, bench_matrix):
     """group -> {impl: [results]}; a group's runs all happen when it is first asked for."""
+    from loopbench.store import run_key
     from loopbench.suite import by_group, progress_line, run_cells
 
+    progress = request.config._loopbench
     done: dict[tuple, dict] = {}
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -82,26 +115,34 @@ def bench_runs(request, bench_matrix):
     def get(task: str, device: str, precision: str) -> dict:
         key = (task, device, precision)
         if key not in done:
-            cells = [c for c in bench_matrix.cells() if (c.task, c.device, c.precision) == key]
-            results = run_cells(cells, request.config.getoption("--lb-timeout"), show)
-            RESULTS.extend(results)
-            done[key] = next(iter(by_group(results).values()))
+            todo = [c for c in progress.todo() if (c.task, c.device, c.precision) == key]
+            run_cells(todo, request.config.getoption("--lb-timeout"), show, progress.log)
+            planned = {run_key(c.to_dict()) for c in progress.planned if (c.task, c.device, c.precision) == key}
+            results = [r for r in progress.results() if run_key(r.config) in planned]
+            done[key] = next(iter(by_group(results).values()), {})
         return done[key]
 
     return get
 
 
-RESULTS: list = []
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    from loopbench.report import write_report
 
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if RESULTS:
-        from loopbench.report import write_report
-
-        session.config._loopbench_report = write_report(RESULTS, session.config.option.lb_out)
+    progress = getattr(session.config, "_loopbench", None)
+    results = progress.results() if progress else []
+    if results:
+        session.config._loopbench_report = write_report(results, session.config.option.lb_out)
+        session.config._loopbench_counts = (len(results), len(progress.planned))
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     path = getattr(config, "_loopbench_report", None)
     if path:
         terminalreporter.write_line(f"loopbench report: {path}", bold=True)
+        finished, planned = config._loopbench_counts
+        if finished < planned:
+            terminalreporter.write_line(
+                f"the report holds {finished} of the {planned} planned runs; "
+                "continue with the same options and --lb-resume",
+                bold=True,
+            )

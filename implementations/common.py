@@ -93,3 +93,13 @@ def deterministic_warn() -> None:
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+
+
+def out_of_range(cfg: Any, **bounds: tuple[float, float]) -> str | None:
+    """The first setting outside its range [low, high), as a message for the user; None if all are inside."""
+    for name, (low, high) in bounds.items():
+        values = getattr(cfg, name)
+        for value in values if isinstance(values, tuple) else (values,):
+            if not low <= value < high:
+                return f"{name} must be in [{low:g}, {high:g}), got {values}"
+    return None

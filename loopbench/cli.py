@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
+import shlex
 import sys
 from pathlib import Path
 
@@ -89,11 +91,10 @@ def _config(args: argparse.Namespace, impl: str):
 
 def _checked(config):
     """Validate a cell before any training: UsageError for bad input, including unsupported cells."""
-    from loopbench.harness import UsageError, validate
-    from loopbench.precision import unsupported_reason
+    from loopbench.harness import UsageError, unsupported_reason, validate
 
     validate(config)
-    reason = unsupported_reason(config.impl, config.device, config.precision)
+    reason = unsupported_reason(config)
     if reason:
         raise UsageError(f"unsupported: {reason}")
     return config
@@ -106,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from loopbench.quiet import quiet_lightning
     from loopbench.suite import progress_line
 
+    _json_target(args.json)
+    _positive("--timeout", args.timeout)
     config = _checked(_config(args, args.impl))
     if config.impl in LIGHTNING_IMPLS:
         quiet_lightning()
@@ -127,6 +130,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from loopbench.stats import tost
 
     seeds = args.seeds or [args.seed]
+    _json_target(args.json)
+    _positive("--margin", args.margin)
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds: each seed once, got {' '.join(map(str, seeds))}")
     if len(seeds) == 1 and args.metric:
         raise UsageError("--metric needs several --seeds: equivalence is a statement about a distribution")
     pairs = [
@@ -174,47 +181,94 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from loopbench.harness import UsageError, validate
+    from loopbench.isolate import interrupts_raise
+    from loopbench.precision import device_type
     from loopbench.report import write_report
-    from loopbench.suite import Matrix, default_devices, default_preset, progress_line, run_cells
+    from loopbench.suite import Matrix, Progress, default_devices, default_preset, progress_line, run_cells
 
-    devices = tuple(args.devices or default_devices())
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    _positive("--timeout", args.timeout)
+    _folder("--out", args.out)
+    devices = tuple(dict.fromkeys(args.devices or default_devices()))
+    for device in devices:
+        try:
+            device_type(device)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     matrix = Matrix(
-        tasks=tuple(args.tasks or implementations.TASKS),
-        impls=tuple(args.impls),
+        tasks=tuple(dict.fromkeys(args.tasks or implementations.TASKS)),
+        impls=tuple(dict.fromkeys(args.impls)),
         devices=devices,
-        precisions=tuple(args.precisions) if args.precisions else None,
+        precisions=tuple(dict.fromkeys(args.precisions)) if args.precisions else None,
         preset=args.preset or default_preset(devices),
         repeats=args.repeats,
         seed=args.seed,
         data=args.data,
         data_dir=args.data_dir,
     )
-    if args.repeats < 1:
-        raise UsageError("--repeats must be at least 1")
-    cells = matrix.cells()
-    for cell in {c.label: c for c in cells}.values():  # refuse bad input before hours of work
-        validate(cell)
+    for cell in {c.label: c for c in matrix.cells()}.values():  # refuse bad input before hours of work
+        if args.precisions:  # asked for by name: a cell this machine cannot run is bad input
+            _checked(cell)
+        else:  # the default precisions: such a cell is recorded as unsupported, and the rest runs
+            validate(cell)
+    progress = Progress(matrix, args.out, args.resume)
+    todo = progress.todo()
+    planned = len(progress.planned)
     print(
-        f"loopbench suite: {len(cells)} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
-        f"implementations x {args.repeats} repeats), preset {matrix.preset}",
+        f"loopbench suite: {planned} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
+        f"implementations x {args.repeats} repeats), preset {matrix.preset}"
+        + (f"; resuming: {planned - len(todo)} already in {args.out}" if args.resume else ""),
         flush=True,
     )
-    results = run_cells(cells, args.timeout, lambda i, n, r: print(progress_line(i, n, r), flush=True))
-    path = write_report(results, args.out)
-    print(f"report: {path}")
+    interrupted = False
+    with interrupts_raise():
+        try:
+            run_cells(todo, args.timeout, lambda i, n, r: print(progress_line(i, n, r), flush=True), progress.log)
+        except KeyboardInterrupt:
+            interrupted = True
+    results = progress.results()
+    if results:
+        print(f"report: {write_report(results, args.out)}")
+    if interrupted:
+        again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
+        print(
+            f"interrupted: the report holds {len(results)} of the {planned} planned runs; "
+            f"continue with: loopbench {again} --resume",
+            file=sys.stderr,
+        )
+        return 130
     return 0 if all(r.ok or r.status == "unsupported" for r in results) else 1
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from loopbench.harness import UsageError
     from loopbench.report import write_report
-    from loopbench.types import load_results
+    from loopbench.store import load_results
 
-    missing = [str(p) for p in args.results if not p.is_file()]
-    if missing:
-        raise UsageError(f"no such results file: {', '.join(missing)}")
+    _folder("--out", args.out)
     print(f"report: {write_report(load_results(*args.results), args.out)}")
     return 0
+
+
+def _positive(flag: str, value: float | None) -> None:
+    from loopbench.types import UsageError
+
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{flag} must be a positive number, got {value:g}")
+
+
+def _folder(flag: str, path: Path) -> None:
+    from loopbench.types import UsageError
+
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: exists and is not a folder; name a folder")
+
+
+def _json_target(path: Path | None) -> None:
+    from loopbench.types import UsageError
+
+    if path is not None and path.is_dir():
+        raise UsageError(f"--json {path}: is a folder; name a file, e.g. {path / 'result.json'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,19 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
     p.add_argument("--data-dir")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
-    p.add_argument("--out", type=Path, default=Path("runs/suite"))
+    p.add_argument("--out", type=Path, default=Path("runs/suite"), help="results (appended as each run ends) + report")
+    p.add_argument("--resume", action="store_true", help="run only the planned runs not yet in --out")
     p.set_defaults(func=cmd_suite)
 
-    p = sub.add_parser("report", help="turn saved results JSON into REPORT.md and figures")
-    p.add_argument("results", nargs="+", type=Path)
+    p = sub.add_parser("report", help="turn saved results (files or folders, merged) into REPORT.md and figures")
+    p.add_argument("results", nargs="+", type=Path, help="results.json / results.jsonl files, or folders holding one")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
-    from loopbench.harness import UsageError
+    args.argv = argv
+    from loopbench.types import UsageError
 
     try:
         return args.func(args)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import math
 import shutil
 import tempfile
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from torch import nn
 
 import implementations
 from loopbench import measure
-from loopbench.precision import device_type, resolve_precision, unsupported_reason
+from loopbench.precision import device_type, lightning_needs_plugin, precision_via, resolve_precision
 from loopbench.types import DataError, RunConfig, RunResult, UsageError
 
 
@@ -44,6 +47,7 @@ class Run:
         self._losses: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._tmpdir: str | None = None
         self._peaks: dict[str, Any] = {}
+        self.forward_dtype: str | None = None  # what the first step's forward really produced
         self.rss_at_start = measure.rss_bytes()
         self.peak_rss_scope = "training" if measure.reset_peak_rss() else "process"
         measure.reset_cuda_peak(self.device)
@@ -52,11 +56,10 @@ class Run:
     # -- what the loops use ---------------------------------------------------------------------
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """The forward context: autocast exactly as Lightning's MixedPrecision plugin opens it."""
+        """The forward + loss context of PyTorch's AMP recipe (autocast's default weight-cast cache)."""
         if self.precision.autocast_dtype is None:
             return contextlib.nullcontext()
-        dtype = getattr(torch, self.precision.autocast_dtype)
-        return torch.autocast(self.device.type, dtype=dtype, cache_enabled=False)
+        return torch.autocast(self.device.type, dtype=getattr(torch, self.precision.autocast_dtype))
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler that is a no-op unless the precision is float16."""
@@ -67,8 +70,13 @@ class Run:
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
-            "precision": self.precision.lightning,
         }
+        if lightning_needs_plugin(self.config.device, self.precision.name):  # the flag would run bf16
+            from pytorch_lightning.plugins import MixedPrecision
+
+            kwargs["plugins"] = [MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
+        else:
+            kwargs["precision"] = self.precision.lightning
         if self.config.impl == "lightning-defaults":
             return kwargs | {"default_root_dir": self.tmpdir}  # logs and checkpoints, never the work tree
         return kwargs | {
@@ -79,8 +87,14 @@ class Run:
             "num_sanity_val_steps": 0,
         }
 
-    def step(self, **losses: torch.Tensor) -> None:
-        """Call once per batch, after the optimizer step(s). Losses stay on the device until the end."""
+    def step(self, output: torch.Tensor, /, **losses: torch.Tensor) -> None:
+        """Call once per batch, after the optimizer step(s), with the model's forward output and the losses.
+
+        The first output's dtype is recorded: the proof of which precision really ran. Losses stay on
+        the device until the end (no per-step sync).
+        """
+        if self.forward_dtype is None:
+            self.forward_dtype = str(output.dtype).removeprefix("torch.")
         for name, loss in losses.items():
             self._losses[name].append(loss.detach())
         self.clock.tick()
@@ -92,6 +106,11 @@ class Run:
         """The result of the run; `model` holds every trained weight (a ModuleDict for several nets)."""
         if self.clock.steps != self.cfg.steps:
             raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
+        if self.forward_dtype != self.precision.forward_dtype:  # never a different computation under a label
+            raise RuntimeError(
+                f"labelled {self.precision.name}, but the forward produced {self.forward_dtype}, "
+                f"not {self.precision.forward_dtype}"
+            )
         weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         return RunResult(
             config=self.config.to_dict(),
@@ -103,6 +122,8 @@ class Run:
             **self._peaks,
             rss_at_start_bytes=self.rss_at_start,
             peak_rss_scope=self.peak_rss_scope,
+            forward_dtype=self.forward_dtype,
+            precision_via=precision_via(self.config.impl, self.config.device, self.precision.name),
             metrics={k: float(v) for k, v in metrics.items()},
             weights_digest=measure.weights_digest(weights),
             artifacts=artifacts or {},
@@ -132,11 +153,11 @@ def task_config(config: RunConfig) -> Any:
     if config.preset not in spec.PRESETS:
         raise UsageError(f"unknown preset {config.preset!r}; choose from {', '.join(spec.PRESETS)}")
     base = spec.PRESETS[config.preset]
-    known = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(config.overrides) - known)
+    defaults = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    unknown = sorted(set(config.overrides) - defaults.keys())
     if unknown:
-        raise UsageError(f"unknown {config.task} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    changes = dict(config.overrides)
+        raise UsageError(f"unknown {config.task} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    changes = {k: _typed(k, v, defaults[k]) for k, v in config.overrides.items()}
     if config.steps is not None:
         changes["steps"] = config.steps
         changes.setdefault("warmup_steps", min(base.warmup_steps, max(config.steps - 1, 0)))
@@ -144,11 +165,57 @@ def task_config(config: RunConfig) -> Any:
         if getattr(config, name) is not None:
             changes[name] = getattr(config, name)
     cfg = dataclasses.replace(base, **changes)
+    _check_ranges(config, cfg)
+    return cfg
+
+
+def _typed(name: str, value: Any, default: Any) -> Any:
+    """`value` as the type of the setting's default (an int is a float where a float is wanted), or UsageError."""
+    kind = type(default)
+    if isinstance(default, tuple):
+        item = type(default[0]) if default else object
+        if isinstance(value, (tuple, list)) and value and all(_is(v, item) for v in value):
+            return tuple(float(v) if item is float else v for v in value)
+        example = f"({', '.join(map(str, default))})"
+        raise UsageError(f"--set {name}={value!r}: {name} must be a tuple of {item.__name__}, e.g. {name}='{example}'")
+    if _is(value, kind):
+        return float(value) if kind is float else value
+    raise UsageError(f"--set {name}={value!r}: {name} must be {kind.__name__}, e.g. {name}={default!r}")
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _check_ranges(config: RunConfig, cfg: Any) -> None:
+    """Values that parse but make no sense: caught here, before any data is built."""
     if cfg.steps < 1 or cfg.batch_size < 1:
         raise UsageError("--steps and --batch-size must be at least 1")
     if not 0 <= cfg.warmup_steps < cfg.steps:
         raise UsageError(f"--warmup-steps must be in [0, steps); got {cfg.warmup_steps} with {cfg.steps} steps")
-    return cfg
+    if config.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {config.seed}")
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(not isinstance(v, bool) and isinstance(v, (int, float)) and v < 0 for v in values):
+            raise UsageError(f"{config.task} setting {f.name} must not be negative, got {value}")
+    if cfg.lr <= 0 or cfg.test_size < 1:
+        raise UsageError(
+            f"{config.task}: lr and test_size must be positive (got lr={cfg.lr}, test_size={cfg.test_size})"
+        )
+    if cfg.batch_size > cfg.train_size:
+        raise UsageError(
+            f"--batch-size {cfg.batch_size} is larger than the training set ({cfg.train_size} samples in the "
+            f"{config.preset} preset); lower --batch-size or raise --set train_size=N"
+        )
+    problem = getattr(implementations.spec(config.task), "check", lambda cfg: None)(cfg)
+    if problem:
+        raise UsageError(f"{config.task}: {problem}")
 
 
 def validate(config: RunConfig) -> Any:
@@ -170,10 +237,10 @@ def validate(config: RunConfig) -> Any:
         index = torch.device(config.device).index or 0
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) visible")
-        if config.precision == "bf16-mixed" and not torch.cuda.is_bf16_supported():
-            raise UsageError(f"--device {config.device}: this GPU has no bfloat16 support; use 16-mixed")
     if config.data not in ("synthetic", "real"):
         raise UsageError(f"unknown data source {config.data!r}; choose from synthetic, real")
+    if config.data_dir and config.data != "real":
+        raise UsageError("--data-dir is read only with --data real; add --data real or leave --data-dir out")
     if config.data == "real":
         if not config.data_dir:
             raise DataError("--data real needs --data-dir PATH (an existing folder for the data set)")
@@ -185,10 +252,33 @@ def validate(config: RunConfig) -> Any:
     return task_config(config)
 
 
+@functools.cache
+def cpu_autocast_works(dtype_name: str) -> bool:
+    """Does this torch build autocast to `dtype_name` on CPU? (Where it cannot, it warns and runs float32.)"""
+    dtype = getattr(torch, dtype_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.autocast("cpu", dtype=dtype):
+            out = torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2))
+    return out.dtype == dtype
+
+
+def unsupported_reason(config: RunConfig) -> str | None:
+    """Why this machine cannot run the cell as labelled, or None if it can."""
+    plan, kind = resolve_precision(config.precision), device_type(config.device)
+    if kind == "cpu" and plan.autocast_dtype and not cpu_autocast_works(plan.autocast_dtype):
+        return (
+            f"torch {torch.__version__} cannot autocast to {plan.autocast_dtype} on this CPU; use --precision 32-true"
+        )
+    if kind == "cuda" and plan.name == "bf16-mixed" and not torch.cuda.is_bf16_supported():
+        return f"--device {config.device}: this GPU has no bfloat16 support; use --precision 16-mixed"
+    return None
+
+
 def run_cell(config: RunConfig) -> RunResult:
     """Run one cell here and now. Unsupported cells and OOM come back as results; bad input raises."""
     cfg = validate(config)
-    reason = unsupported_reason(config.impl, config.device, config.precision)
+    reason = unsupported_reason(config)
     if reason:
         return RunResult.failed(config, "unsupported", reason)
     spec = implementations.spec(config.task)

@@ -9,6 +9,7 @@ gets a RunResult with a status and a message, and the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from loopbench.types import RunConfig, RunResult
@@ -24,21 +26,64 @@ DEFAULT_TIMEOUT_S = 1_800.0
 
 
 def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
-    """Run `config` in a child process and return its result; never raises for a failed cell."""
+    """Run `config` in a child process and return its result; never raises for a failed cell.
+
+    The child runs in a session of its own, so a Ctrl-C at the terminal reaches the parent only. If
+    the parent is interrupted (KeyboardInterrupt, or SIGTERM turned into one by `interrupts_raise`),
+    the child and anything it started are terminated before the exception goes on.
+    """
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path = Path(tmp, "config.json"), Path(tmp, "result.json")
         cfg_path.write_text(json.dumps(config.to_dict()))
         cmd = [sys.executable, "-m", "loopbench.isolate", str(cfg_path), str(out_path)]
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_child_env(),
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=_child_env())
+            stdout, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return RunResult.failed(config, "timeout", f"no result after {timeout_s:.0f} s; the process was killed")
+            _terminate(proc)
+            return RunResult.failed(config, "timeout", f"no result after {timeout_s:g} s; the process was killed")
+        except BaseException:
+            _terminate(proc)
+            raise
         if out_path.exists():
             return RunResult.from_dict(json.loads(out_path.read_text()))
         if proc.returncode in (-signal.SIGKILL, 137):
             return RunResult.failed(config, "oom", "killed by SIGKILL, most likely out of host memory")
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        tail = " | ".join((stderr or stdout).strip().splitlines()[-3:])
         return RunResult.failed(config, "error", f"exit code {proc.returncode}: {tail}")
+
+
+def _terminate(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM to the child's process group, SIGKILL after `grace_s`; reap it either way."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.communicate(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt as SIGINT does: one path for both."""
+
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _child_env() -> dict[str, str]:

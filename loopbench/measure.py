@@ -158,14 +158,40 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _cpu_model() -> str:
+# The instruction-set features that decide how fast (and in which kernels) float16/bfloat16 run on a CPU.
+NUMBER_FORMAT_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_fp16",
+    "amx_int8",
+)
+
+
+def _cpuinfo(key: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_number_formats() -> list[str]:
+    """Which of NUMBER_FORMAT_FLAGS this CPU has (from /proc/cpuinfo), in that order."""
+    flags = set((_cpuinfo("flags") or "").split())
+    return [f for f in NUMBER_FORMAT_FLAGS if f in flags]
 
 
 def _git(*args: str) -> str | None:
@@ -209,6 +235,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_number_formats(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to
         "torch_threads": torch.get_num_threads(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": None,
@@ -223,7 +251,22 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def machine_name(env: dict[str, Any]) -> str:
-    """A folder name for reports: the GPU if one was used, else the CPU and its core count."""
-    raw = env.get("gpu") or f"{env.get('cpu', 'cpu')}-{env.get('cpu_count')}c"
+    """A folder name for reports: the GPU if one was used, else the CPU, its cores and best number format.
+
+    Two CPUs of one brand name can differ in what matters here (an Intel Xeon with AVX-512 FP16 and one
+    without), so the CPU's best float16/bfloat16 feature is part of the name.
+    """
+    if env.get("gpu"):
+        raw = env["gpu"]
+    else:
+        model = env.get("cpu", "cpu")
+        for noise in ("(R)", "(TM)", "(tm)", "Processor", "CPU"):
+            model = model.replace(noise, " ")
+        model = model.split("@")[0]
+        flags = env.get("cpu_flags") or []
+        best = next(
+            (f for f in ("amx_fp16", "avx512_fp16", "amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), ""
+        )
+        raw = f"{model}-{env.get('cpu_count')}c-{best.replace('_', '')}"
     slug = "".join(c if c.isalnum() else "-" for c in raw.lower())
     return "-".join(part for part in slug.split("-") if part)

@@ -1,11 +1,18 @@
-"""Precision names -> what each implementation does with them, and which cells can be run at all.
+"""Precision names -> what each implementation does with them.
 
-Pure on purpose (no torch import): the mapping and the support matrix are the contract both loops
-obey, so they are unit-tested without building a model.
+Pure on purpose (no torch import): the mapping is the contract both loops obey, so it is unit-tested
+without building a model.
 
-The plain loop reproduces Lightning's `MixedPrecision` plugin exactly: `torch.autocast(device,
-dtype, cache_enabled=False)` around forward + loss, and for float16 a `GradScaler` with
-unscale -> step -> update after every optimizer step. Same computation, two spellings.
+The plain loop follows PyTorch's AMP recipe: `torch.autocast(device, dtype)` (with its default
+weight-cast cache) around forward + loss, backward and optimizer step outside, and for float16 a
+`GradScaler`. Lightning opens the same autocast without the cache (`cache_enabled=False`); the two
+give the same bits where every weight is cast once per region, and the benchmark shows what the
+re-casting costs where it is not.
+
+Lightning's string flag `precision="16-mixed"` on CPU silently trains in bf16-mixed (its accelerator
+connector swaps it). An explicit `MixedPrecision("16-mixed", "cpu", GradScaler("cpu"))` plugin runs
+float16 as labelled, so that is what the Lightning cells use there; every result records how its
+precision was applied and which dtype its forward really produced.
 """
 
 from __future__ import annotations
@@ -21,7 +28,12 @@ class PrecisionPlan:
     name: str
     autocast_dtype: str | None  # torch dtype name, e.g. "bfloat16"; None = no autocast
     grad_scaler: bool  # loss scaling, needed for float16's narrow exponent range only
-    lightning: str  # the Trainer's `precision=` argument
+    lightning: str  # the Trainer's `precision=` value, or the MixedPrecision plugin's
+
+    @property
+    def forward_dtype(self) -> str:
+        """The dtype a model's forward (a Linear or conv output) must produce under this precision."""
+        return self.autocast_dtype or "float32"
 
 
 _PLANS = {
@@ -49,20 +61,31 @@ def device_type(device: str) -> str:
     raise ValueError(f"unknown device {device!r}; choose from cpu, cuda, cuda:N")
 
 
-def unsupported_reason(impl: str, device: str, precision: str) -> str | None:
-    """Why this (impl, device, precision) cell cannot be run as labelled, or None if it can.
+def lightning_needs_plugin(device: str, precision: str) -> bool:
+    """True where the Trainer's string flag would not run `precision` as labelled: 16-mixed on CPU."""
+    return device_type(device) == "cpu" and resolve_precision(precision).name == "16-mixed"
 
-    Lightning does not refuse 16-mixed on CPU: it silently trains in bf16-mixed instead. Running it
-    would put a bf16 computation under a 16-mixed label, so the cell is refused here.
-    """
-    resolve_precision(precision)
-    if device_type(device) == "cpu" and precision == "16-mixed" and impl in LIGHTNING_IMPLS:
-        return "Lightning runs 16-mixed on CPU as bf16-mixed; use --precision bf16-mixed or --device cuda"
-    return None
+
+PLUGIN_NOTE = (
+    "Lightning's 16-mixed cells on CPU use an explicit `MixedPrecision('16-mixed', 'cpu', GradScaler('cpu'))` "
+    "plugin: the string flag `Trainer(precision='16-mixed')` would silently train them in bf16-mixed."
+)
+
+
+def precision_via(impl: str, device: str, precision: str) -> str:
+    """How an implementation applies `precision` on `device`, in the words of its own API (recorded)."""
+    plan, kind = resolve_precision(precision), device_type(device)
+    if impl in LIGHTNING_IMPLS:
+        if lightning_needs_plugin(device, precision):
+            return f"Trainer(plugins=[MixedPrecision('16-mixed', '{kind}', GradScaler('{kind}'))])"
+        return f"Trainer(precision='{plan.lightning}')"
+    if plan.autocast_dtype is None:
+        return "no autocast"
+    scaler = f" + GradScaler('{kind}')" if plan.grad_scaler else ""
+    return f"torch.autocast('{kind}', torch.{plan.autocast_dtype}){scaler}"
 
 
 def default_precisions(device: str) -> tuple[str, ...]:
-    """The precisions of the default matrix: float16 autocast is a GPU feature, bf16 runs on both."""
-    if device_type(device) == "cuda":
-        return PRECISIONS
-    return ("32-true", "bf16-mixed")
+    """The precisions of the default matrix: all three, on either device."""
+    device_type(device)
+    return PRECISIONS

@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from loopbench import parity, stats
-from loopbench.suite import by_group
-from loopbench.types import RunResult, save_results
+from loopbench.precision import PLUGIN_NOTE, device_type
+from loopbench.store import save_results
+from loopbench.suite import STEP_LIMITS, by_group
+from loopbench.types import RunResult
 
 MIB = 2**20
 IMPL_STYLE = {  # the same colour per implementation in every figure
@@ -45,6 +47,8 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
                 "message": r.message,
                 "data": r.data.get("source", c["data"]),
                 "batch": r.batch_size or None,
+                "steps": r.task_config.get("steps"),
+                "forward dtype": r.forward_dtype,
                 "samples/s": r.samples_per_s,
                 "median step ms": _scale(r.step_time_median_s, 1e3),
                 "p90 step ms": _scale(r.step_time_p90_s, 1e3),
@@ -66,13 +70,15 @@ def summary(results: list[RunResult]) -> pd.DataFrame:
     """One row per cell: medians over its repeats; failed repeats are counted, not averaged in."""
     df = frame(results)
     keys = ["task", "device", "precision", "impl"]
-    numeric = [c for c in df.columns if c not in {*keys, "preset", "seed", "status", "message", "data"}]
+    text = {"preset", "seed", "status", "message", "data", "forward dtype"}
+    numeric = [c for c in df.columns if c not in {*keys, *text}]
     rows = []
     for key, g in df.groupby(keys, sort=False):
         ok = g[g.status == "ok"]
         row = dict(zip(keys, key, strict=True))
         failed = sorted(set(g.status[g.status != "ok"]))
         row["runs"] = f"{len(ok)}/{len(g)} ok ({', '.join(failed)})" if failed else str(len(g))
+        row["forward dtype"] = ", ".join(sorted(set(ok["forward dtype"].dropna()))) or None
         for col in numeric:
             row[col] = ok[col].median() if len(ok) and ok[col].notna().any() else None
         rows.append(row)
@@ -148,7 +154,7 @@ def headline(results: list[RunResult]) -> pd.DataFrame:
     rows = []
     for task, device, precision in dict.fromkeys(k[:3] for k in table.index):
         key = (task, device, precision)
-        if (*key, "pytorch") not in table.index or table.loc[(*key, "pytorch"), "samples/s"] is None:
+        if (*key, "pytorch") not in table.index or pd.isna(table.loc[(*key, "pytorch")].get("samples/s")):
             continue
         row = {
             "task": task,
@@ -165,10 +171,10 @@ def headline(results: list[RunResult]) -> pd.DataFrame:
             elif (*key, impl) in table.index:
                 row[f"{label} step time"] = table.loc[(*key, impl), "runs"]
         mems = [
-            table.loc[(*key, i), mem] if (*key, i) in table.index else None
+            table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None
             for i in ("pytorch", "lightning", "lightning-defaults")
         ]
-        row[f"{mem} (P / L / Ld)"] = " / ".join("–" if m is None or m != m else f"{m:.0f}" for m in mems)
+        row[f"{mem} (P / L / Ld)"] = " / ".join("–" if m is None or pd.isna(m) else f"{m:.0f}" for m in mems)
         verdicts = {
             par.loc[(*key, i), "verdict"] for i in ("lightning", "lightning-defaults") if (*key, i) in par.index
         }
@@ -191,12 +197,30 @@ def header(results: list[RunResult]) -> list[str]:
         + (f"; GPU {env['gpu']} ({env.get('gpu_memory_gib')} GiB), CUDA {env.get('cuda')}" if env.get("gpu") else ""),
         f"- **Versions:** Python {env.get('python', '?')}, torch {env.get('torch', '?')}, "
         f"torchvision {env.get('torchvision', '?')}, pytorch-lightning {env.get('pytorch_lightning', '?')}",
+        f"- **CPU number formats:** {', '.join(env.get('cpu_flags') or ['not recorded'])} "
+        f"(torch CPU kernels: {env.get('cpu_capability', '?')})",
         f"- **Platform:** {env.get('platform', '?')}",
         f"- **Commit:** {', '.join(commits)}; **date:** {min((e.get('date', '?') for e in envs), default='?')}",
         f"- **Data:** {', '.join(data) or '?'}; **preset:** {', '.join(presets)}; "
         f"**runs:** {len(results)} ({sum(r.ok for r in results)} ok)",
     ]
     return lines
+
+
+def notes(results: list[RunResult]) -> list[str]:
+    """Notes a reader needs once: precisions applied differently, cells run with fewer steps, and why."""
+    out = []
+    if any(r.precision_via and "MixedPrecision(" in r.precision_via for r in results):
+        out.append(f"- {PLUGIN_NOTE}")
+    seen = set()
+    for r in results:
+        c, steps = r.config, r.task_config.get("steps")
+        key = (c["task"], c["device"], c["precision"], steps)
+        if c.get("steps") is not None and key not in seen:
+            seen.add(key)
+            why = STEP_LIMITS.get((device_type(c["device"]), c["precision"], c["task"]), (None, "asked for"))[1]
+            out.append(f"- `{c['task']}` {c['device']} {c['precision']}: {steps} steps instead of the preset's: {why}.")
+    return [*out, ""] if out else []
 
 
 def data_table(results: list[RunResult]) -> pd.DataFrame:
@@ -347,6 +371,7 @@ def render(results: list[RunResult], figures: dict[str, str]) -> str:
         "",
         _md(headline(results), ".4g"),
         "",
+        *notes(results),
     ]
     out += ["## Data", "", _md(data_table(results), ".3g"), ""]
     out += [

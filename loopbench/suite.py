@@ -7,13 +7,25 @@ alike instead of on whichever ran last.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import implementations
 from loopbench.isolate import DEFAULT_TIMEOUT_S, run_isolated
 from loopbench.precision import default_precisions, device_type
-from loopbench.types import RunConfig, RunResult
+from loopbench.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
+from loopbench.types import RunConfig, RunResult, UsageError
+
+# Cells of the default matrix that run fewer steps than their preset, and why: (steps, warm-up steps, reason).
+# float16 convolutions on CPU have no fast kernels in torch (measured on an Intel Xeon with AVX-512 FP16:
+# CIFAR's quick net about 4 s per step in 16-mixed, 0.06 s in 32-true); the MLP GAN's GEMMs are fine.
+STEP_LIMITS: dict[tuple[str, str, str], tuple[int, int, str]] = {
+    ("cpu", "16-mixed", "cifar_cnn"): (5, 1, "float16 convolutions on CPU are tens of times slower than float32"),
+    ("cpu", "16-mixed", "efficientnet_binary"): (4, 1, "float16 convolutions on CPU are tens of times slower"),
+}
 
 
 @dataclass(frozen=True)
@@ -38,13 +50,79 @@ class Matrix:
         for task, device, precision in self.groups():
             for repeat in range(self.repeats):
                 order = self.impls if repeat % 2 == 0 else tuple(reversed(self.impls))
+                steps, warmup = self.step_limit(task, device, precision)
                 cells += [
                     RunConfig(
-                        task, impl, device, precision, self.preset, self.seed, data=self.data, data_dir=self.data_dir
+                        task,
+                        impl,
+                        device,
+                        precision,
+                        self.preset,
+                        self.seed,
+                        steps=steps,
+                        warmup_steps=warmup,
+                        data=self.data,
+                        data_dir=self.data_dir,
+                        repeat=repeat,
                     )
                     for impl in order
                 ]
         return cells
+
+    def step_limit(self, task: str, device: str, precision: str) -> tuple[int | None, int | None]:
+        """(steps, warm-up) for a cell that STEP_LIMITS shortens below its preset; (None, None) otherwise."""
+        limit = STEP_LIMITS.get((device_type(device), precision, task))
+        preset_steps = implementations.spec(task).PRESETS[self.preset].steps if self.preset else 0
+        if limit is None or preset_steps <= limit[0]:
+            return None, None
+        return limit[0], limit[1]
+
+    def settings(self) -> dict:
+        """What must match for a resumed matrix to be the same matrix (saved as matrix.json)."""
+        return json.loads(json.dumps(dataclasses.asdict(self) | {"precisions": list(self.groups_precisions())}))
+
+    def groups_precisions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p for _, _, p in self.groups()))
+
+
+class Progress:
+    """A matrix's runs: the planned ones, those already on disk, and a log that each new one joins."""
+
+    def __init__(self, matrix: Matrix, out: Path, resume: bool):
+        self.matrix, self.out = matrix, Path(out)
+        self.log = ResultLog(self.out / LOG_NAME)
+        self.planned = matrix.cells()
+        saved = self.out / MATRIX_NAME
+        done = self.log.read()
+        if resume and done and saved.is_file():
+            previous = json.loads(saved.read_text())
+            changed = sorted(
+                k for k in previous.keys() | matrix.settings().keys() if previous.get(k) != matrix.settings().get(k)
+            )
+            if changed:
+                was = ", ".join(f"{k}={previous.get(k)}" for k in changed)
+                now = ", ".join(f"{k}={matrix.settings().get(k)}" for k in changed)
+                raise UsageError(
+                    f"--resume: {self.out} holds a matrix with {was}; these arguments ask for {now}; "
+                    "resume with the same arguments, or choose another output folder"
+                )
+        elif done and not resume:
+            raise UsageError(
+                f"{self.out} already holds {len(done)} finished runs; add --resume to continue that matrix, "
+                "or choose another output folder"
+            )
+        self.out.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(matrix.settings(), indent=1) + "\n")
+        self.done_keys = {run_key(r.config) for r in done}
+
+    def todo(self) -> list[RunConfig]:
+        """The planned runs not yet on disk, in planned order."""
+        return [c for c in self.planned if run_key(c.to_dict()) not in self.done_keys]
+
+    def results(self) -> list[RunResult]:
+        """Every finished run on disk, in planned order."""
+        order = {run_key(c.to_dict()): i for i, c in enumerate(self.planned)}
+        return sorted(self.log.read(), key=lambda r: order.get(run_key(r.config), len(order)))
 
 
 def default_devices() -> tuple[str, ...]:
@@ -75,12 +153,18 @@ def run_cells(
     cells: list[RunConfig],
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_result: Callable[[int, int, RunResult], None] | None = None,
+    log: ResultLog | None = None,
 ) -> list[RunResult]:
-    """Run every cell in its own process; a failed cell is a result like any other."""
+    """Run every cell in its own process; a failed cell is a result like any other.
+
+    Each result reaches `log` (flushed and synced) before the next run starts.
+    """
     results = []
     for i, cell in enumerate(cells, 1):
         result = run_isolated(cell, timeout_s)
         results.append(result)
+        if log:
+            log.append(result)
         if on_result:
             on_result(i, len(cells), result)
     return results

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 STATUSES = ("ok", "unsupported", "oom", "timeout", "error")
@@ -35,6 +34,7 @@ class RunConfig:
     data: str = "synthetic"  # synthetic | real
     data_dir: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # task hyperparameters, e.g. {"lr": 0.1}
+    repeat: int = 0  # which fresh-process repeat of its cell this run is (a suite's bookkeeping)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,6 +71,8 @@ class RunResult:
     peak_rss_bytes: int | None = None
     peak_rss_scope: str | None = None  # "training": since the run started; "process": since the process did
     rss_at_start_bytes: int | None = None
+    forward_dtype: str | None = None  # the dtype the model's forward produced in the first step
+    precision_via: str | None = None  # how the implementation applied the precision, in its own API
     metrics: dict[str, float] = field(default_factory=dict)
     weights_digest: str | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
@@ -98,18 +100,3 @@ class RunResult:
     def failed(cls, config: RunConfig, status: str, message: str, env: dict | None = None) -> RunResult:
         assert status in STATUSES, status
         return cls(config=config.to_dict(), status=status, message=message, env=env or {})
-
-
-def save_results(results: list[RunResult], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
-    return path
-
-
-def load_results(*paths: str | Path) -> list[RunResult]:
-    results = []
-    for p in paths:
-        data = json.loads(Path(p).read_text())
-        results += [RunResult.from_dict(d) for d in (data if isinstance(data, list) else [data])]
-    return results

@@ -7,6 +7,7 @@ import torch
 
 from loopbench.harness import run_cell
 from loopbench.parity import compare_cell
+from loopbench.precision import resolve_precision
 from loopbench.quiet import quiet_lightning
 from loopbench.types import RunConfig, RunResult
 
@@ -25,6 +26,8 @@ def train(task: str, impl: str, **kwargs) -> RunResult:
 def assert_bitwise_parity(task: str, impl: str, **kwargs) -> tuple[RunResult, RunResult]:
     """Train `pytorch` and `impl` on the same cell; insist on identical per-step losses and weights."""
     reference, candidate = train(task, "pytorch", **kwargs), train(task, impl, **kwargs)
+    expected = resolve_precision(kwargs.get("precision", "32-true")).forward_dtype
+    assert reference.forward_dtype == candidate.forward_dtype == expected  # what ran is what the label says
     report = compare_cell(reference, candidate)
     assert report.verdict == "bitwise" and report.holds and report.losses_equal and report.weights_equal, report.line()
     return reference, candidate

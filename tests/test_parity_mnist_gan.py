@@ -15,7 +15,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("impl", ["lightning", "lightning-defaults"])
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+@pytest.mark.parametrize("precision", ["32-true", "16-mixed", "bf16-mixed"])
 @pytest.mark.parametrize(("seed", "steps", "batch_size"), CASES)
 def test_mnist_gan_bitwise_parity_cpu(impl, precision, seed, steps, batch_size):
     reference, candidate = assert_bitwise_parity(

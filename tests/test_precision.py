@@ -4,22 +4,28 @@ from loopbench.precision import (
     PRECISIONS,
     default_precisions,
     device_type,
+    lightning_needs_plugin,
+    precision_via,
     resolve_precision,
-    unsupported_reason,
 )
 
 
 @pytest.mark.parametrize(
-    ("name", "dtype", "scaler", "lightning"),
+    ("name", "dtype", "scaler", "lightning", "forward"),
     [
-        ("32-true", None, False, "32-true"),
-        ("16-mixed", "float16", True, "16-mixed"),
-        ("bf16-mixed", "bfloat16", False, "bf16-mixed"),
+        ("32-true", None, False, "32-true", "float32"),
+        ("16-mixed", "float16", True, "16-mixed", "float16"),
+        ("bf16-mixed", "bfloat16", False, "bf16-mixed", "bfloat16"),
     ],
 )
-def test_precision_plan_matches_lightning_mixed_precision(name, dtype, scaler, lightning):
+def test_precision_plan_matches_lightning_mixed_precision(name, dtype, scaler, lightning, forward):
     plan = resolve_precision(name)
-    assert (plan.autocast_dtype, plan.grad_scaler, plan.lightning) == (dtype, scaler, lightning)
+    assert (plan.autocast_dtype, plan.grad_scaler, plan.lightning, plan.forward_dtype) == (
+        dtype,
+        scaler,
+        lightning,
+        forward,
+    )
 
 
 def test_unknown_precision_names_the_choices():
@@ -38,22 +44,20 @@ def test_unknown_device_is_refused(device):
         device_type(device)
 
 
-@pytest.mark.parametrize("impl", ["lightning", "lightning-defaults"])
-def test_lightning_fp16_on_cpu_is_refused_not_silently_bf16(impl):
-    assert "bf16-mixed" in unsupported_reason(impl, "cpu", "16-mixed")
+def test_lightning_fp16_on_cpu_goes_through_the_explicit_plugin_only():
+    needs = {(d, p) for d in ("cpu", "cuda", "cuda:0") for p in PRECISIONS if lightning_needs_plugin(d, p)}
+    assert needs == {("cpu", "16-mixed")}
+    assert precision_via("lightning", "cpu", "16-mixed") == (
+        "Trainer(plugins=[MixedPrecision('16-mixed', 'cpu', GradScaler('cpu'))])"
+    )
+    assert precision_via("lightning-defaults", "cuda", "16-mixed") == "Trainer(precision='16-mixed')"
 
 
-def test_support_matrix_allows_everything_else():
-    refused = {
-        (impl, device, p)
-        for impl in ("pytorch", "lightning", "lightning-defaults")
-        for device in ("cpu", "cuda", "cuda:0")
-        for p in PRECISIONS
-        if unsupported_reason(impl, device, p)
-    }
-    assert refused == {("lightning", "cpu", "16-mixed"), ("lightning-defaults", "cpu", "16-mixed")}
+def test_plain_loop_precision_is_autocast_with_a_scaler_for_float16_only():
+    assert precision_via("pytorch", "cpu", "16-mixed") == "torch.autocast('cpu', torch.float16) + GradScaler('cpu')"
+    assert precision_via("pytorch", "cuda:1", "bf16-mixed") == "torch.autocast('cuda', torch.bfloat16)"
+    assert precision_via("pytorch", "cpu", "32-true") == "no autocast"
 
 
-def test_default_precisions_add_fp16_on_gpu_only():
-    assert default_precisions("cpu") == ("32-true", "bf16-mixed")
-    assert default_precisions("cuda:0") == PRECISIONS
+def test_default_precisions_are_all_three_on_both_devices():
+    assert default_precisions("cpu") == default_precisions("cuda:0") == PRECISIONS

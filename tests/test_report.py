@@ -2,7 +2,8 @@
 
 tests/fixtures/cifar_cnn_smoke_results.json is the results.json of
     loopbench suite --tasks cifar_cnn --preset smoke --repeats 2 --devices cpu --precisions 32-true 16-mixed
-(12 runs: 8 ok, 4 refused because Lightning cannot run 16-mixed on CPU).
+(12 runs: 8 ok, 4 refused: when it was recorded, Lightning's 16-mixed on CPU was refused rather than
+run through the explicit plugin).
 """
 
 import statistics
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from loopbench.report import frame, overheads, parities, summary, write_report
-from loopbench.types import load_results
+from loopbench.store import load_results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cifar_cnn_smoke_results.json"
 

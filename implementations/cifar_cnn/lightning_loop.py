@@ -23,10 +23,10 @@ class CifarModule(pl.LightningModule):
         loss = spec.loss_fn(logits, y, self.cfg)
         if self.run.log_every_step:
             self.log("train_loss", loss)
-        return loss
+        return {"loss": loss, "logits": logits.detach()}
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.run.step(loss=outputs["loss"])
+        self.run.step(outputs["logits"], loss=outputs["loss"])
 
     def configure_optimizers(self):
         optimizer = spec.build_optimizer(self.model, self.cfg)

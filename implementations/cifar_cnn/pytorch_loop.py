@@ -22,7 +22,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     for batch in batches(loader, cfg.steps):
         x, y = to_device(batch, run.device)
         optimizer.zero_grad(set_to_none=True)
-        with run.autocast():
+        with run.autocast():  # forward and loss; backward and step outside, as PyTorch's AMP recipe
             logits = model(x)
             loss = spec.loss_fn(logits, y, cfg)
         scaler.scale(loss).backward()
@@ -30,6 +30,6 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()  # per batch
-        run.step(loss=loss)
+        run.step(logits, loss=loss)
 
     return run.finish(model, metrics=spec.evaluate(model, run.data, run.device))

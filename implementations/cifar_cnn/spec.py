@@ -10,6 +10,7 @@ layouts, shifted, flipped, mixed with a distractor and drowned in noise; learnab
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, download, one_cycle
+from implementations.common import Data, download, one_cycle, out_of_range
 
 NUM_CLASSES = 10
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -48,6 +49,11 @@ PRESETS = {
     ),
     "full": Config(),
 }
+
+
+def check(cfg: Config) -> str | None:
+    """What is wrong with a config that parses (one line for the user), or None."""
+    return out_of_range(cfg, widths=(1, math.inf), momentum=(0, 1), label_smoothing=(0, 1), pct_start=(0.01, 1))
 
 
 # -- data -----------------------------------------------------------------------------------------

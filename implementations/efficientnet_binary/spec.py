@@ -17,6 +17,7 @@ sides (Lightning's `deterministic="warn"`).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, one_cycle
+from implementations.common import Data, one_cycle, out_of_range
 from loopbench.types import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -74,6 +75,23 @@ PRESETS = {
     ),
     "full": Config(),
 }
+
+
+def check(cfg: Config) -> str | None:
+    """What is wrong with a config that parses (one line for the user), or None."""
+    return out_of_range(
+        cfg,
+        image_size=(32, math.inf),  # five stride-2 stages: smaller images vanish
+        label_smoothing=(0, 1),
+        pct_start=(0.01, 1),
+        div_factor=(1, math.inf),
+        final_div_factor=(1, math.inf),
+        base_momentum=(0, 1),
+        max_momentum=(0, 1),
+        dropout=(0, 1),
+        stochastic_depth_prob=(0, 1),
+        positive_rate=(0.01, 0.99),
+    )
 
 
 # -- data -------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 Lightning counts optimizer steps in `global_step` (two per batch here), so `max_steps` is twice the
 number of batches; under 16-mixed its precision plugin updates the GradScaler after each optimizer.
+The whole training_step runs in one autocast region with the weight-cast cache off, so D's weights
+are cast anew for G's update; the plain loop gets the same by opening a region per update.
 """
 
 from __future__ import annotations
@@ -47,10 +49,10 @@ class GanModule(pl.LightningModule):
         self.untoggle_optimizer(opt_g)
         if self.run.log_every_step:
             self.log_dict({"loss_d": loss_d, "loss_g": loss_g})
-        return {"loss_d": loss_d, "loss_g": loss_g}
+        return {"fake": fake.detach(), "loss_d": loss_d, "loss_g": loss_g}
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.run.step(loss_d=outputs["loss_d"], loss_g=outputs["loss_g"])
+        self.run.step(outputs["fake"], loss_d=outputs["loss_d"], loss_g=outputs["loss_g"])
 
     def configure_optimizers(self):
         opt_g, opt_d = spec.build_optimizers(self.nets, self.cfg)

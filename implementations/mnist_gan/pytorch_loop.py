@@ -22,30 +22,32 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     nets.train()
     for batch in batches(loader, cfg.steps):
         (real,) = to_device(batch, run.device)
-        with run.autocast():  # the whole step, as Lightning runs a manual-optimization training_step
-            z = spec.sample_noise(len(real), cfg, noise)
+        z = spec.sample_noise(len(real), cfg, noise)
+        with run.autocast():  # a region per forward + loss: its weight-cast cache never outlives a step
             fake = generator(z)  # one generator forward per batch, used by both updates
 
-            # (1) update D
-            generator.requires_grad_(False)  # what toggle_optimizer(opt_d) does
+        # (1) update D
+        generator.requires_grad_(False)  # what toggle_optimizer(opt_d) does
+        with run.autocast():
             loss_d = spec.discriminator_loss(discriminator, real, fake.detach())
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(loss_d).backward()
-            scaler.unscale_(opt_d)
-            scaler.step(opt_d)
-            scaler.update()  # after each optimizer, as Lightning's precision plugin does
-            generator.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        scaler.scale(loss_d).backward()
+        scaler.unscale_(opt_d)
+        scaler.step(opt_d)
+        scaler.update()  # after each optimizer: G's loss is scaled knowing whether D's gradients overflowed
+        generator.requires_grad_(True)
 
-            # (2) update G
-            discriminator.requires_grad_(False)  # what toggle_optimizer(opt_g) does: no D weight grads
+        # (2) update G
+        discriminator.requires_grad_(False)  # what toggle_optimizer(opt_g) does: no D weight grads
+        with run.autocast():  # D's weights changed: a fresh region casts them anew
             loss_g = spec.generator_loss(discriminator, fake)
-            opt_g.zero_grad(set_to_none=True)
-            scaler.scale(loss_g).backward()
-            scaler.unscale_(opt_g)
-            scaler.step(opt_g)
-            scaler.update()
-            discriminator.requires_grad_(True)
-        run.step(loss_d=loss_d, loss_g=loss_g)
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(loss_g).backward()
+        scaler.unscale_(opt_g)
+        scaler.step(opt_g)
+        scaler.update()
+        discriminator.requires_grad_(True)
+        run.step(fake, loss_d=loss_d, loss_g=loss_g)
 
     metrics = spec.evaluate(nets, run.data, cfg, run.device)
     return run.finish(nets, metrics=metrics, artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)})

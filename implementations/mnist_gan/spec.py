@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, download
+from implementations.common import Data, download, out_of_range
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
@@ -69,6 +70,17 @@ PRESETS = {
     "quick": Config(steps=120, batch_size=64, warmup_steps=10, train_size=4_096, test_size=1_000, eval_samples=500),
     "full": Config(),
 }
+
+
+def check(cfg: Config) -> str | None:
+    """What is wrong with a config that parses (one line for the user), or None."""
+    return out_of_range(
+        cfg, latent_dim=(1, math.inf), g_widths=(1, math.inf), d_widths=(1, math.inf), beta1=(0, 1), beta2=(0, 1)
+    ) or (
+        f"eval_samples must be in [2, test_size], got {cfg.eval_samples}"
+        if not 2 <= cfg.eval_samples <= cfg.test_size
+        else None
+    )
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -218,8 +230,15 @@ def sample_noise(n: int, cfg: Config, noise: torch.Generator) -> torch.Tensor:
 
 
 def discriminator_loss(discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Real -> 1, fake -> 0; pass `fake` detached so that no gradient reaches the generator."""
-    logits_real, logits_fake = discriminator(real), discriminator(fake)
+    """Real -> 1, fake -> 0; pass `fake` detached so that no gradient reaches the generator.
+
+    One D forward over real and fake together (D has no BatchNorm, so this is the same function):
+    each D weight is used once per autocast region, so PyTorch's default weight-cast cache and
+    Lightning's `cache_enabled=False` give the same bits. (With two forwards in one cached region the
+    two gradients of a weight's single cached cast are summed in low precision before the cast back,
+    and the bits differ from per-use casts summed in float32.)
+    """
+    logits_real, logits_fake = discriminator(torch.cat([real.flatten(1), fake.flatten(1)])).split(len(real))
     return 0.5 * (
         F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
         + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake))
