@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
+import json
 import math
+import os
 import shutil
 import tempfile
 import warnings
@@ -22,6 +25,7 @@ import torch
 from torch import nn
 
 import implementations
+from implementations import common
 from loopbench import measure
 from loopbench.precision import device_type, lightning_needs_plugin, precision_via, resolve_precision
 from loopbench.types import DataError, RunConfig, RunResult, UsageError
@@ -275,19 +279,56 @@ def unsupported_reason(config: RunConfig) -> str | None:
     return None
 
 
+CACHE_LIMIT_BYTES = 2 * 2**30  # larger generated sets are rebuilt each time rather than written to disk
+
+
+def data_cache_dir() -> Path | None:
+    """Where generated data sets are kept between processes: $LOOPBENCH_CACHE (`off`: nowhere)."""
+    where = os.environ.get("LOOPBENCH_CACHE", str(Path.home() / ".cache" / "loopbench"))
+    return None if where == "off" else Path(where)
+
+
+def build_data(task: str, cfg: Any, source: DataSource) -> Any:
+    """The task's data. Synthetic data is generated once per machine and config, then read from disk.
+
+    Every run is a fresh process, and generating a data set (seconds on a CPU) would otherwise be
+    repeated by each. The key covers the task's config, the code that generates the data and the
+    torch version, so a change to any of them generates afresh. Real data sets are torchvision's
+    business. Nothing here touches the global RNG: the loops seed it after the data exists.
+    """
+    spec = implementations.spec(task)
+    folder = data_cache_dir()
+    if source.kind != "synthetic" or folder is None:
+        return spec.build_data(cfg, source)
+    h = hashlib.sha256(json.dumps([task, dataclasses.asdict(cfg), torch.__version__], default=str).encode())
+    for module in (spec, common):
+        h.update(Path(module.__file__).read_bytes())
+    path = folder / f"{task}-{h.hexdigest()[:16]}.pt"
+    with contextlib.suppress(Exception):  # missing, or unreadable (a partial write): generate it
+        return torch.load(path, weights_only=False)
+    data = spec.build_data(cfg, source)
+    size = sum(t.nbytes for d in (data.train, data.test) for t in getattr(d, "tensors", ()))
+    if size <= CACHE_LIMIT_BYTES:
+        with contextlib.suppress(OSError):  # a read-only or full disk only costs the regeneration
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            torch.save(data, tmp)
+            os.replace(tmp, path)  # atomic: a parallel reader sees the whole file or none
+    return data
+
+
 def run_cell(config: RunConfig) -> RunResult:
     """Run one cell here and now. Unsupported cells and OOM come back as results; bad input raises."""
     cfg = validate(config)
     reason = unsupported_reason(config)
     if reason:
         return RunResult.failed(config, "unsupported", reason)
-    spec = implementations.spec(config.task)
     train = implementations.train_fn(config.task, config.impl)
     device = torch.device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
-    data = spec.build_data(cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
+    data = build_data(config.task, cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
     run = Run(config, cfg, data)
     try:
         return train(cfg, run)

@@ -1,66 +1,79 @@
 """Statistics for the two claims the suite makes beyond bitwise equality.
 
-- Overhead: Lightning / PyTorch median step time, with a bootstrap confidence interval. An interval
-  that contains 1.0 means "no difference the data can show", never a win or a loss.
+- Overhead: Lightning / PyTorch step time from paired adjacent runs, with a t interval over pairs,
+  or "not resolved" with too few pairs. An interval that contains 1.0 means "no difference the data
+  can show"; one below 1.0 for a Trainer that does strictly more work is called noise, not a win.
 - Equivalence of final quality over seeds: two one-sided tests (TOST). Equivalent only when the
   difference of means is shown to lie inside +-margin; "p > 0.05 on a t-test" proves nothing.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats
 
+MIN_PAIRS = 3  # fewer paired runs give no interval worth printing (t with 1 degree of freedom: x12.7)
+
 
 @dataclass(frozen=True)
 class Ratio:
-    ratio: float  # candidate / reference median step time
-    low: float
-    high: float
-    confidence: float
+    """Candidate / reference step time from paired runs, with a 95% interval once there are enough pairs."""
+
+    ratio: float  # geometric mean over pairs of (candidate run's median step / reference run's)
+    low: float | None  # None: not resolved
+    high: float | None
+    pairs: int
+    pairs_needed: int  # to resolve the observed difference at the observed pair-to-pair spread
+    more_work: bool  # the candidate does strictly more work than the reference (a Lightning Trainer)
+
+    @property
+    def resolved(self) -> bool:
+        return self.low is not None
 
     @property
     def verdict(self) -> str:
+        if not self.resolved:
+            return "not resolved"
         if self.low > 1.0:
             return "slower"
-        if self.high < 1.0:
-            return "faster"
+        if self.high < 1.0:  # doing more work in less time is not a finding without an explanation
+            return "noise (below 1 while doing more work)" if self.more_work else "faster"
         return "within noise"
 
+    def label(self) -> str:
+        if not self.resolved:
+            return f"{self.ratio:.2f}x, not resolved ({self.pairs} pairs; ~{self.pairs_needed} needed)"
+        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]"
 
-def median_ratio(
-    reference_runs: Sequence[Sequence[float]],
-    candidate_runs: Sequence[Sequence[float]],
-    confidence: float = 0.95,
-    n_resamples: int = 2_000,
-    seed: int = 0,
+
+def paired_ratio(
+    pairs: Sequence[tuple[float, float]], confidence: float = 0.95, more_work: bool = True, smallest: float = 0.02
 ) -> Ratio:
-    """Ratio of median step times (candidate / reference) with a two-level bootstrap interval.
+    """Ratio of step times from (reference, candidate) pairs of adjacent runs, e.g. run medians.
 
-    Each side is a list of runs, each run a list of steady-state step times. Steps of one run share
-    that run's conditions (process, allocator, machine load), so they are not independent draws:
-    pooling them and resampling steps would claim a precision the data does not have. Each bootstrap
-    replicate therefore resamples runs first, then steps within each chosen run (a cluster bootstrap).
-    With a single run per side it reduces to the ordinary bootstrap over steps.
+    Two fresh processes of one cell differ by several percent, and that run-to-run spread, not the
+    spread of steps within a run, is what limits a comparison. Runs adjacent in time (the A B C / C B A
+    order) share the machine's state, so each pair gives one log-ratio; the interval is a t interval
+    over pairs. With fewer than MIN_PAIRS pairs the ratio is "not resolved", and `pairs_needed` says
+    how many pairs would resolve the observed difference (at least `smallest`, relative) at the
+    observed spread between pairs.
     """
-    ref_runs = [np.asarray(r, float) for r in reference_runs if len(r)]
-    cand_runs = [np.asarray(r, float) for r in candidate_runs if len(r)]
-    if sum(map(len, ref_runs)) < 2 or sum(map(len, cand_runs)) < 2:
-        raise ValueError("need at least two step times on each side")
-    rng = np.random.default_rng(seed)
-
-    def replicate(runs: list[np.ndarray]) -> float:
-        chosen = rng.integers(len(runs), size=len(runs))
-        return float(np.median(np.concatenate([rng.choice(runs[i], size=len(runs[i])) for i in chosen])))
-
-    ratios = np.array([replicate(cand_runs) / replicate(ref_runs) for _ in range(n_resamples)])
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(ratios, [alpha, 1 - alpha])
-    ratio = float(np.median(np.concatenate(cand_runs)) / np.median(np.concatenate(ref_runs)))
-    return Ratio(ratio, float(low), float(high), confidence)
+    logs = np.log([c / r for r, c in pairs])
+    n = len(logs)
+    if n == 0:
+        raise ValueError("need at least one pair of runs")
+    mean = float(logs.mean())
+    spread = float(logs.std(ddof=1)) if n > 1 else float("nan")
+    effect = max(abs(mean), smallest)
+    needed = max(MIN_PAIRS, math.ceil((2.0 * spread / effect) ** 2) + 1) if spread == spread else MIN_PAIRS
+    if n < MIN_PAIRS:
+        return Ratio(math.exp(mean), None, None, n, needed, more_work)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * spread / math.sqrt(n)
+    return Ratio(math.exp(mean), math.exp(mean - half), math.exp(mean + half), n, needed, more_work)
 
 
 @dataclass(frozen=True)

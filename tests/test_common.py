@@ -34,3 +34,23 @@ def test_batches_refuses_a_batch_larger_than_the_data():
     loader = train_loader(torch.utils.data.TensorDataset(torch.arange(3.0)), batch_size=4, seed=0)
     with pytest.raises(ValueError, match="lower --batch-size"):
         list(batches(loader, 1))
+
+
+def test_generated_data_is_cached_on_disk_and_read_back_equal(tmp_path, monkeypatch):
+    from loopbench.harness import DataSource, build_data, task_config
+    from loopbench.types import RunConfig
+
+    monkeypatch.setenv("LOOPBENCH_CACHE", str(tmp_path))
+    cfg = task_config(RunConfig("mnist_gan", "pytorch"))
+    made = build_data("mnist_gan", cfg, DataSource("synthetic", None))
+    (cached,) = tmp_path.iterdir()
+    read = build_data("mnist_gan", cfg, DataSource("synthetic", None))
+    assert torch.equal(made.train.tensors[0], read.train.tensors[0]) and made.info == read.info
+    cached.write_bytes(b"partial")  # a damaged file is regenerated, not trusted
+    assert torch.equal(
+        build_data("mnist_gan", cfg, DataSource("synthetic", None)).test.tensors[0], made.test.tensors[0]
+    )
+    monkeypatch.setenv("LOOPBENCH_CACHE", "off")
+    other = task_config(RunConfig("mnist_gan", "pytorch", overrides={"data_seed": 1}))
+    build_data("mnist_gan", other, DataSource("synthetic", None))
+    assert len(list(tmp_path.iterdir())) == 1  # off: nothing written

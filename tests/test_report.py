@@ -43,8 +43,9 @@ def test_parity_table_compares_every_lightning_variant_with_pytorch(results):
 def test_overhead_ratio_has_an_interval_around_it(results):
     ov = overheads(results)
     assert len(ov) == 2  # 32-true only: the 16-mixed Lightning cells were refused
-    assert ((ov["95% CI low"] <= ov["step-time ratio"]) & (ov["step-time ratio"] <= ov["95% CI high"])).all()
-    assert set(ov.verdict) <= {"slower", "faster", "within noise"}
+    # 2 repeats = 2 pairs: too few for an interval, and the report says so instead of a verdict
+    assert (ov.pairs == 2).all() and ov["95% CI low"].isna().all() and (ov.verdict == "not resolved").all()
+    assert ov["label"].str.contains("not resolved").all()
 
 
 def test_write_report_produces_markdown_and_figures(results, tmp_path):
@@ -77,5 +78,7 @@ def test_headline_answers_per_cell(results):
     from loopbench.report import headline
 
     h = headline(results).set_index("precision")
-    assert "x [" in h.loc["32-true", "Lightning step time"] and h.loc["32-true", "parity"] == "bitwise"
+    assert (
+        "not resolved (2 pairs" in h.loc["32-true", "Lightning step time"] and h.loc["32-true", "parity"] == "bitwise"
+    )
     assert h.loc["16-mixed", "Lightning step time"] == "0/2 ok (unsupported)"

@@ -62,14 +62,14 @@ PRESETS = {
     "smoke": Config(
         steps=10, batch_size=8, warmup_steps=2, image_size=32, channels_last=False, train_size=64, test_size=64
     ),
-    # 1,024 images / batch 32 = 32 batches per epoch: 40 steps cross an epoch boundary
+    # 768 images / batch 32 = 24 batches per epoch: 32 steps cross an epoch boundary
     "quick": Config(
-        steps=40,
+        steps=32,
         batch_size=32,
         warmup_steps=5,
         image_size=64,
         channels_last=False,
-        train_size=1_024,
+        train_size=768,
         test_size=512,
         lr=2e-3,
     ),
