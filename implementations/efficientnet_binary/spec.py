@@ -62,15 +62,15 @@ PRESETS = {
     "smoke": Config(
         steps=10, batch_size=8, warmup_steps=2, image_size=32, channels_last=False, train_size=64, test_size=64
     ),
-    # 768 images / batch 32 = 24 batches per epoch: 32 steps cross an epoch boundary
+    # 512 images / batch 32 = 16 batches per epoch: 24 steps cross an epoch boundary
     "quick": Config(
-        steps=32,
+        steps=24,
         batch_size=32,
         warmup_steps=5,
         image_size=64,
         channels_last=False,
-        train_size=768,
-        test_size=512,
+        train_size=512,
+        test_size=384,
         lr=2e-3,
     ),
     "full": Config(),
