@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import pandas as pd
 
+import implementations
 from loopbench import parity, stats
 from loopbench.precision import LIGHTNING_IMPLS, PLUGIN_NOTE, device_type
 from loopbench.store import save_results
@@ -223,8 +224,10 @@ def notes(results: list[RunResult]) -> list[str]:
         key = (c["task"], c["device"], c["precision"], steps)
         if c.get("steps") is not None and key not in seen:
             seen.add(key)
-            why = STEP_LIMITS.get((device_type(c["device"]), c["precision"], c["task"]), (None, "asked for"))[1]
-            out.append(f"- `{c['task']}` {c['device']} {c['precision']}: {steps} steps instead of the preset's: {why}.")
+            why = STEP_LIMITS.get((device_type(c["device"]), c["precision"], c["task"]), (0, 0, "asked for"))[2]
+            preset = implementations.spec(c["task"]).PRESETS[c["preset"]].steps
+            cell = f"`{c['task']}` {c['device']} {c['precision']}"
+            out.append(f"- {cell}: {steps} steps instead of the preset's {preset}: {why}.")
     return [*out, ""] if out else []
 
 
@@ -291,7 +294,7 @@ def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     ax.axvline(1.0, color="grey", linewidth=1)
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("step time, Lightning / PyTorch (95% CI over paired runs; hollow: not resolved); 1 = same speed")
+    ax.set_xlabel("Lightning / PyTorch step time (95% CI over paired runs; hollow: not resolved)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
