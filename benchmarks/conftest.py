@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import implementations
-from loopbench.isolate import DEFAULT_TIMEOUT_S
+from loopbench.isolate import DEFAULT_TIMEOUT_S, raise_interrupt
 from loopbench.precision import PRECISIONS, device_type
 from loopbench.suite import Matrix, default_devices, default_preset
 
@@ -78,11 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
             config._loopbench = Progress(matrix_from(config), config.option.lb_out, config.getoption("--lb-resume"))
         except UsageError as e:
             raise pytest.UsageError(str(e)) from None
-        signal.signal(signal.SIGTERM, _interrupt)  # pytest turns KeyboardInterrupt into an orderly stop
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+        # pytest turns KeyboardInterrupt into an orderly stop; SIGINT may arrive ignored from a shell
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, raise_interrupt)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -74,16 +74,23 @@ def _terminate(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
 
 @contextlib.contextmanager
 def interrupts_raise() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt as SIGINT does: one path for both."""
+    """Within the block, SIGINT and SIGTERM raise KeyboardInterrupt: one orderly path for both.
 
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    SIGINT's handler is set explicitly because a process started in the background by a shell
+    inherits SIGINT as ignored, and `kill -INT` would then do nothing.
+    """
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _child_env() -> dict[str, str]:
