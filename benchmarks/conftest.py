@@ -38,6 +38,11 @@ def pytest_addoption(parser):
 def matrix_from(config: pytest.Config) -> Matrix:
     if config.getoption("--lb-repeats") < 1:
         raise pytest.UsageError("--lb-repeats must be at least 1")
+    if not config.getoption("--lb-timeout") > 0:
+        raise pytest.UsageError("--lb-timeout must be a positive number of seconds")
+    out = config.getoption("--lb-out")
+    if out is not None and out.exists() and not out.is_dir():
+        raise pytest.UsageError(f"--lb-out {out}: exists and is not a folder; name a folder")
     devices = tuple(config.getoption("--lb-devices") or default_devices())
     for device in devices:
         try:

@@ -136,6 +136,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds: each seed once, got {' '.join(map(str, seeds))}")
     if len(seeds) == 1 and args.metric:
         raise UsageError("--metric needs several --seeds: equivalence is a statement about a distribution")
+    known = implementations.spec(args.task).METRICS
+    if args.metric and args.metric not in known:
+        raise UsageError(f"unknown metric {args.metric!r}; {args.task} reports {', '.join(known)}")
     pairs = [
         (_checked(replace(_config(args, "pytorch"), seed=s)), _checked(replace(_config(args, args.against), seed=s)))
         for s in seeds
@@ -155,9 +158,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     out = reports[0].to_dict() if len(seeds) == 1 else combine(reports, seeds)
     holds = out["holds"]
     if len(seeds) > 1:
-        metric = args.metric or next(iter(references[0].metrics))
-        if metric not in references[0].metrics:
-            raise UsageError(f"unknown metric {metric!r}; {args.task} reports {', '.join(references[0].metrics)}")
+        metric = args.metric or known[0]
         ref_values = [r.metrics[metric] for r in references]
         cand_values = [c.metrics[metric] for c in candidates]
         eq = tost(ref_values, cand_values, args.margin, paired=True)  # seed i with seed i

@@ -47,6 +47,10 @@ BAD_INPUT = [
     (["suite", "--precisions", "32-true", "--out", __file__], "is not a folder"),
     (["suite", "--precisions", "32-true", "--batch-size", "2"], "unrecognized arguments"),
     (["suite", "--devices", "tpu"], "cpu, cuda, cuda:N"),
+    (
+        ["parity", "--task", "mnist_gan", "--seeds", "1", "2", "--metric", "acc"],
+        "mnist_gan reports mmd, mmd_real_floor",
+    ),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--data-dir", "/tmp"], "add --data real"),
 ]
 if not __import__("torch").cuda.is_available():
@@ -134,3 +138,11 @@ def test_parity_over_seeds_gives_a_verdict_per_seed_and_an_equivalence_test(tmp_
     assert eq["metric"] == "test_accuracy" and eq["equivalent"] and eq["difference"] == 0.0
     assert eq["reference_values"] == eq["candidate_values"]
     assert "TOST" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("task", ["mnist_gan", "efficientnet_binary", "cifar_cnn"])
+def test_each_task_declares_the_metrics_its_evaluation_returns(task):
+    import implementations
+    from tests.helpers import train
+
+    assert tuple(train(task, "pytorch", steps=2).metrics) == implementations.spec(task).METRICS

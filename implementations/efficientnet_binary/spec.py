@@ -76,6 +76,8 @@ PRESETS = {
     "full": Config(),
 }
 
+METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evaluate() returns, in that order
+
 
 def check(cfg: Config) -> str | None:
     """What is wrong with a config that parses (one line for the user), or None."""

@@ -71,6 +71,8 @@ PRESETS = {
     "full": Config(),
 }
 
+METRICS = ("mmd", "mmd_real_floor")  # what evaluate() returns, in that order
+
 
 def check(cfg: Config) -> str | None:
     """What is wrong with a config that parses (one line for the user), or None."""
