@@ -41,7 +41,7 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
-    p.add_argument("--task", required=True, choices=implementations.TASKS)
+    p.add_argument("--task", required=True, choices=implementations.TASKS + implementations.PROBES)
     if impl:
         p.add_argument("--impl", required=True, choices=tuple(implementations.IMPLS))
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")

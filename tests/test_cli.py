@@ -47,6 +47,8 @@ BAD_INPUT = [
     (["suite", "--precisions", "32-true", "--out", __file__], "is not a folder"),
     (["suite", "--precisions", "32-true", "--batch-size", "2"], "unrecognized arguments"),
     (["suite", "--devices", "tpu"], "cpu, cuda, cuda:N"),
+    (["run", "--task", "overhead_probe", "--impl", "pytorch", "--set", "shape='both'"], "shape must be one of"),
+    (["run", "--task", "overhead_probe", "--impl", "pytorch", "--data", "real", "--data-dir", "/tmp"], "no real data"),
     (
         ["parity", "--task", "mnist_gan", "--seeds", "1", "2", "--metric", "acc"],
         "mnist_gan reports mmd, mmd_real_floor",
@@ -140,7 +142,7 @@ def test_parity_over_seeds_gives_a_verdict_per_seed_and_an_equivalence_test(tmp_
     assert "TOST" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("task", ["mnist_gan", "efficientnet_binary", "cifar_cnn"])
+@pytest.mark.parametrize("task", ["mnist_gan", "efficientnet_binary", "cifar_cnn", "overhead_probe"])
 def test_each_task_declares_the_metrics_its_evaluation_returns(task):
     import implementations
     from tests.helpers import train

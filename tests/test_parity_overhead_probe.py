@@ -1,0 +1,29 @@
+"""The overhead probe's plain and Lightning jobs do the same work: bitwise-equal losses and weights."""
+
+import pytest
+
+from implementations.overhead_probe import spec
+from loopbench.parity import compare
+from tests.helpers import assert_bitwise_parity, train
+
+
+@pytest.mark.parametrize("impl", ["lightning", "lightning-defaults"])
+@pytest.mark.parametrize("shape", spec.SHAPES)
+def test_overhead_probe_bitwise_parity_cpu(impl, shape):
+    reference, _ = assert_bitwise_parity("overhead_probe", impl, steps=20, overrides={"shape": shape})
+    expected = {"auto": {"loss"}, "manual": {"loss_a", "loss_b"}}[shape]
+    assert set(reference.losses) == expected and len(reference.losses[min(expected)]) == 20
+    assert reference.task_config["threads"] == 1
+
+
+@pytest.mark.parametrize("shape", spec.SHAPES)
+def test_overhead_probe_parity_positive_control_nudged_learning_rate(shape):
+    lr = spec.PRESETS["smoke"].lr
+    reference = train("overhead_probe", "pytorch", overrides={"shape": shape})
+    candidate = train("overhead_probe", "lightning", overrides={"shape": shape, "lr": lr * 1.001})
+    report = compare(reference, candidate)
+    assert report.verdict == "mismatch" and report.first_differing_step == 1 and not report.weights_equal
+
+
+def test_overhead_probe_learns():
+    assert train("overhead_probe", "pytorch", preset="quick", steps=500).metrics["test_mse"] < 0.05
