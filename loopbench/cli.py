@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("suite", help="run a matrix of cells, one fresh process each, and write the report")
-    p.add_argument("--tasks", nargs="+", choices=implementations.TASKS)
+    p.add_argument("--tasks", nargs="+", choices=implementations.TASKS + implementations.PROBES)
     p.add_argument("--impls", nargs="+", choices=tuple(implementations.IMPLS), default=list(implementations.IMPLS))
     p.add_argument("--devices", nargs="+", help="default: cuda if visible, else cpu")
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="default: each device's usual set")

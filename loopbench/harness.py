@@ -331,9 +331,11 @@ def run_cell(config: RunConfig) -> RunResult:
     torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
     data = build_data(config.task, cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
     run = Run(config, cfg, data)
+    threads = torch.get_num_threads()  # a job may set its own (the probe runs on one); none leaks out
     try:
         return train(cfg, run)
     except torch.OutOfMemoryError as e:
         return RunResult.failed(config, "oom", str(e).splitlines()[0])
     finally:
+        torch.set_num_threads(threads)
         run.cleanup()

@@ -27,3 +27,15 @@ def test_overhead_probe_parity_positive_control_nudged_learning_rate(shape):
 
 def test_overhead_probe_learns():
     assert train("overhead_probe", "pytorch", preset="quick", steps=500).metrics["test_mse"] < 0.05
+
+
+def test_the_probe_thread_setting_does_not_leak_into_the_next_cell():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the probe sets 1: this must survive it
+    try:
+        train("overhead_probe", "pytorch", steps=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
