@@ -1,4 +1,4 @@
-"""loopbench run | parity | suite | report.
+"""loopbench run | parity | suite | overhead | report.
 
 Bad input (unknown names, a device that is not there, a missing data folder, a cell an
 implementation cannot run as labelled) ends with one line on stderr and exit code 2.
@@ -242,6 +242,34 @@ def cmd_suite(args: argparse.Namespace) -> int:
     return 0 if all(r.ok or r.status == "unsupported" for r in results) else 1
 
 
+def cmd_overhead(args: argparse.Namespace) -> int:
+    """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in fresh processes."""
+    from loopbench.harness import UsageError, validate
+    from loopbench.isolate import interrupts_raise
+    from loopbench.overhead import PROBE, lines, measure, plan
+    from loopbench.suite import progress_line
+
+    _json_target(args.json)
+    if args.processes < 2:
+        raise UsageError("--processes must be at least 2: an interval needs two pairs of runs")
+    shapes = ("auto", "manual") if args.shape == "both" else (args.shape,)
+    for shape in shapes:
+        validate(plan(args.device, shape, 1, args.steps)[0])
+    print(
+        f"loopbench overhead: {PROBE}, one torch thread, {args.processes} fresh processes per implementation",
+        flush=True,
+    )
+    with interrupts_raise():
+        answer = measure(
+            args.device, shapes, args.processes, args.steps, lambda i, n, r: print(progress_line(i, n, r), flush=True)
+        )
+    print("\n".join(lines(answer)))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(answer, indent=1) + "\n")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from loopbench.report import write_report
     from loopbench.store import load_results
@@ -309,6 +337,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/suite"), help="results (appended as each run ends) + report")
     p.add_argument("--resume", action="store_true", help="run only the planned runs not yet in --out")
     p.set_defaults(func=cmd_suite)
+
+    p = sub.add_parser("overhead", help="what a Trainer costs per optimizer step: the near-zero-compute probe")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--shape", default="both", choices=("auto", "manual", "both"))
+    p.add_argument("--processes", type=int, default=4, help="fresh processes per implementation (default 4)")
+    p.add_argument("--steps", type=int, help="optimizer steps per run (default: the probe's 3,000)")
+    p.add_argument("--json", type=Path, help="write the answer as JSON here")
+    p.set_defaults(func=cmd_overhead)
 
     p = sub.add_parser("report", help="turn saved results (files or folders, merged) into REPORT.md and figures")
     p.add_argument("results", nargs="+", type=Path, help="results.json / results.jsonl files, or folders holding one")

@@ -117,3 +117,22 @@ def tost(
         p_high = stats.ttest_ind(cand - margin, ref, equal_var=False, alternative="less").pvalue
         p = float(max(p_low, p_high))
     return Equivalence(diff, margin, p, p < alpha, alpha)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Candidate - reference from paired runs, with a 95% t interval over the pairs."""
+
+    delta: float
+    low: float
+    high: float
+    pairs: int
+
+
+def paired_difference(pairs: Sequence[tuple[float, float]], confidence: float = 0.95) -> Difference:
+    """Mean of (candidate - reference) over pairs of adjacent runs, with a t interval; needs 2 pairs."""
+    d = np.array([c - r for r, c in pairs], float)
+    if len(d) < 2:
+        raise ValueError("an interval needs at least two pairs of runs")
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(d) - 1)) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return Difference(float(d.mean()), float(d.mean()) - half, float(d.mean()) + half, len(d))

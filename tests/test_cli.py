@@ -47,6 +47,9 @@ BAD_INPUT = [
     (["suite", "--precisions", "32-true", "--out", __file__], "is not a folder"),
     (["suite", "--precisions", "32-true", "--batch-size", "2"], "unrecognized arguments"),
     (["suite", "--devices", "tpu"], "cpu, cuda, cuda:N"),
+    (["overhead", "--processes", "1"], "--processes must be at least 2"),
+    (["overhead", "--shape", "diagonal"], "'auto', 'manual', 'both'"),
+    (["overhead", "--steps", "0"], "--steps and --batch-size must be at least 1"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--set", "shape='both'"], "shape must be one of"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--data", "real", "--data-dir", "/tmp"], "no real data"),
     (
@@ -148,3 +151,16 @@ def test_each_task_declares_the_metrics_its_evaluation_returns(task):
     from tests.helpers import train
 
     assert tuple(train(task, "pytorch", steps=2).metrics) == implementations.spec(task).METRICS
+
+
+def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
+    out = tmp_path / "o.json"
+    assert main(["overhead", "--shape", "manual", "--processes", "2", "--steps", "40", "--json", str(out)]) == 0
+    answer = json.loads(out.read_text())
+    impls = answer["shapes"]["manual"]
+    assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 40
+    assert set(impls) == {"pytorch", "lightning", "lightning-defaults"} and impls["pytorch"]["us_per_step"] > 0
+    for impl in ("lightning", "lightning-defaults"):
+        v = impls[impl]
+        assert v["delta_low_us"] <= v["delta_us"] <= v["delta_high_us"] and v["pairs"] == 2
+    assert "us/step" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 import numpy as np
 
-from loopbench.stats import paired_ratio, tost
+from loopbench.stats import paired_difference, paired_ratio, tost
 
 rng = np.random.default_rng(0)
 
@@ -67,3 +67,10 @@ def test_paired_tost_on_identical_runs_is_exact():
     ref = [0.81, 0.77, 0.84]
     assert tost(ref, ref, margin=0.001, paired=True).p_value == 0.0
     assert not tost(ref, [x + 0.01 for x in ref], margin=0.005, paired=True).equivalent
+
+
+def test_paired_difference_finds_a_known_delta_under_run_to_run_drift():
+    g = np.random.default_rng(3)
+    levels = 150 + g.normal(0, 20, 8)  # runs wander by ~13%
+    d = paired_difference([(lv, lv + 310 + g.normal(0, 5)) for lv in levels])
+    assert d.low < 310 < d.high and d.high - d.low < 15 and d.pairs == 8
