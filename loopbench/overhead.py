@@ -64,7 +64,13 @@ def measure(
     on_result: Callable[[int, int, RunResult], None] | None = None,
 ) -> dict[str, Any]:
     """Run the probe for each shape and return the JSON-ready answer."""
-    answer: dict[str, Any] = {"device": device, "threads": 1, "processes": processes, "shapes": {}}
+    answer: dict[str, Any] = {
+        "device": device,
+        "threads": 1,
+        "processes": processes,
+        "step_means": {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"},
+        "shapes": {},
+    }
     for shape in shapes:
         cells = plan(device, shape, processes, steps)
         results = run_cells(cells, on_result=on_result)
