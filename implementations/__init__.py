@@ -16,6 +16,7 @@ from types import ModuleType
 
 TASKS = ("mnist_gan", "efficientnet_binary", "cifar_cnn")  # the default matrix
 PROBES = ("overhead_probe",)  # jobs that measure the framework itself; runnable by name, not in the matrix
+RUNNABLE = TASKS + PROBES
 IMPLS = {
     "pytorch": "pytorch_loop",
     "lightning": "lightning_loop",  # lean Trainer: the fair comparison
@@ -24,8 +25,8 @@ IMPLS = {
 
 
 def spec(task: str) -> ModuleType:
-    if task not in TASKS + PROBES:
-        raise KeyError(f"unknown task {task!r}; choose from {', '.join(TASKS + PROBES)}")
+    if task not in RUNNABLE:
+        raise KeyError(f"unknown task {task!r}; choose from {', '.join(RUNNABLE)}")
     return importlib.import_module(f"implementations.{task}.spec")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import implementations
 from loopbench.precision import PRECISIONS
+from loopbench.types import UsageError
 
 PRESETS = ("smoke", "quick", "full")
 
@@ -41,7 +42,7 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
-    p.add_argument("--task", required=True, choices=implementations.TASKS + implementations.PROBES)
+    p.add_argument("--task", required=True, choices=implementations.RUNNABLE)
     if impl:
         p.add_argument("--impl", required=True, choices=tuple(implementations.IMPLS))
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
@@ -280,21 +281,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _positive(flag: str, value: float | None) -> None:
-    from loopbench.types import UsageError
 
     if value is not None and not (value > 0 and math.isfinite(value)):
         raise UsageError(f"{flag} must be a positive number, got {value:g}")
 
 
 def _folder(flag: str, path: Path) -> None:
-    from loopbench.types import UsageError
 
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path}: exists and is not a folder; name a folder")
 
 
 def _json_target(path: Path | None) -> None:
-    from loopbench.types import UsageError
 
     if path is not None and path.is_dir():
         raise UsageError(f"--json {path}: is a folder; name a file, e.g. {path / 'result.json'}")
@@ -324,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parity)
 
     p = sub.add_parser("suite", help="run a matrix of cells, one fresh process each, and write the report")
-    p.add_argument("--tasks", nargs="+", choices=implementations.TASKS + implementations.PROBES)
+    p.add_argument("--tasks", nargs="+", choices=implementations.RUNNABLE)
     p.add_argument("--impls", nargs="+", choices=tuple(implementations.IMPLS), default=list(implementations.IMPLS))
     p.add_argument("--devices", nargs="+", help="default: cuda if visible, else cpu")
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="default: each device's usual set")
@@ -357,7 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
-    from loopbench.types import UsageError
 
     try:
         return args.func(args)

@@ -224,9 +224,8 @@ def _check_ranges(config: RunConfig, cfg: Any) -> None:
 
 def validate(config: RunConfig) -> Any:
     """Check a cell before anything heavy runs; return its resolved task config. Raises UsageError."""
-    tasks = implementations.TASKS + implementations.PROBES
-    if config.task not in tasks:
-        raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(tasks)}")
+    if config.task not in implementations.RUNNABLE:
+        raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(implementations.RUNNABLE)}")
     if config.impl not in implementations.IMPLS:
         raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.IMPLS)}")
     try:

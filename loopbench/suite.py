@@ -79,10 +79,8 @@ class Matrix:
 
     def settings(self) -> dict:
         """What must match for a resumed matrix to be the same matrix (saved as matrix.json)."""
-        return json.loads(json.dumps(dataclasses.asdict(self) | {"precisions": list(self.groups_precisions())}))
-
-    def groups_precisions(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p for _, _, p in self.groups()))
+        precisions = list(dict.fromkeys(p for _, _, p in self.groups()))  # the defaults, resolved
+        return json.loads(json.dumps(dataclasses.asdict(self) | {"precisions": precisions}))
 
 
 class Progress:
@@ -92,16 +90,14 @@ class Progress:
         self.matrix, self.out = matrix, Path(out)
         self.log = ResultLog(self.out / LOG_NAME)
         self.planned = matrix.cells()
-        saved = self.out / MATRIX_NAME
+        saved, settings = self.out / MATRIX_NAME, matrix.settings()
         done = self.log.read()
         if resume and done and saved.is_file():
             previous = json.loads(saved.read_text())
-            changed = sorted(
-                k for k in previous.keys() | matrix.settings().keys() if previous.get(k) != matrix.settings().get(k)
-            )
+            changed = sorted(k for k in previous.keys() | settings.keys() if previous.get(k) != settings.get(k))
             if changed:
                 was = ", ".join(f"{k}={previous.get(k)}" for k in changed)
-                now = ", ".join(f"{k}={matrix.settings().get(k)}" for k in changed)
+                now = ", ".join(f"{k}={settings.get(k)}" for k in changed)
                 raise UsageError(
                     f"--resume: {self.out} holds a matrix with {was}; these arguments ask for {now}; "
                     "resume with the same arguments, or choose another output folder"
@@ -112,7 +108,7 @@ class Progress:
                 "or choose another output folder"
             )
         self.out.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps(matrix.settings(), indent=1) + "\n")
+        saved.write_text(json.dumps(settings, indent=1) + "\n")
         self.done_keys = {run_key(r.config) for r in done}
 
     def todo(self) -> list[RunConfig]:
