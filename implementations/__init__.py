@@ -14,14 +14,18 @@ import importlib
 from collections.abc import Callable
 from types import ModuleType
 
+from loopbench.trainers import TRAINERS
+
 TASKS = ("mnist_gan", "efficientnet_binary", "cifar_cnn")  # the default matrix
 PROBES = ("overhead_probe",)  # jobs that measure the framework itself; runnable by name, not in the matrix
 RUNNABLE = TASKS + PROBES
-IMPLS = {
+IMPLS = {  # the default matrix
     "pytorch": "pytorch_loop",
     "lightning": "lightning_loop",  # lean Trainer: the fair comparison
     "lightning-defaults": "lightning_loop",  # the Trainer as a new user gets it, with self.log
 }
+# Every Trainer of loopbench.trainers runs the same LightningModule: the ladder's variants too, by name.
+ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS}
 
 
 def spec(task: str) -> ModuleType:
@@ -32,6 +36,6 @@ def spec(task: str) -> ModuleType:
 
 def train_fn(task: str, impl: str) -> Callable:
     spec(task)
-    if impl not in IMPLS:
-        raise KeyError(f"unknown implementation {impl!r}; choose from {', '.join(IMPLS)}")
-    return importlib.import_module(f"implementations.{task}.{IMPLS[impl]}").train
+    if impl not in ALL_IMPLS:
+        raise KeyError(f"unknown implementation {impl!r}; choose from {', '.join(ALL_IMPLS)}")
+    return importlib.import_module(f"implementations.{task}.{ALL_IMPLS[impl]}").train

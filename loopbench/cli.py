@@ -16,6 +16,7 @@ from pathlib import Path
 
 import implementations
 from loopbench.precision import PRECISIONS
+from loopbench.trainers import TRAINERS
 from loopbench.types import UsageError
 
 PRESETS = ("smoke", "quick", "full")
@@ -44,7 +45,7 @@ def _override(text: str) -> tuple[str, object]:
 def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
     p.add_argument("--task", required=True, choices=implementations.RUNNABLE)
     if impl:
-        p.add_argument("--impl", required=True, choices=tuple(implementations.IMPLS))
+        p.add_argument("--impl", required=True, choices=tuple(implementations.ALL_IMPLS))
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--precision", default="32-true", choices=PRECISIONS)
     p.add_argument("--preset", default="smoke", choices=PRESETS, help="smoke (tests), quick (CPU), full (GPU)")
@@ -104,14 +105,14 @@ def _checked(config):
 def cmd_run(args: argparse.Namespace) -> int:
     from loopbench.harness import run_cell
     from loopbench.isolate import run_isolated
-    from loopbench.precision import LIGHTNING_IMPLS
     from loopbench.quiet import quiet_lightning
     from loopbench.suite import progress_line
+    from loopbench.trainers import is_lightning
 
     _json_target(args.json)
     _positive("--timeout", args.timeout)
     config = _checked(_config(args, args.impl))
-    if config.impl in LIGHTNING_IMPLS:
+    if is_lightning(config.impl):
         quiet_lightning()
     result = run_isolated(config, args.timeout) if args.isolate else run_cell(config)
     print(progress_line(1, 1, result))
@@ -310,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parity", help="train pytorch and a Lightning variant; exit 0 if parity holds")
     _cell_options(p, impl=False)
-    p.add_argument("--against", default="lightning", choices=("lightning", "lightning-defaults"))
+    p.add_argument("--against", default="lightning", choices=tuple(TRAINERS), help="any Lightning Trainer variant")
     p.add_argument(
         "--seeds",
         type=int,
@@ -323,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("suite", help="run a matrix of cells, one fresh process each, and write the report")
     p.add_argument("--tasks", nargs="+", choices=implementations.RUNNABLE)
-    p.add_argument("--impls", nargs="+", choices=tuple(implementations.IMPLS), default=list(implementations.IMPLS))
+    p.add_argument("--impls", nargs="+", choices=tuple(implementations.ALL_IMPLS), default=list(implementations.IMPLS))
     p.add_argument("--devices", nargs="+", help="default: cuda if visible, else cpu")
     p.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="default: each device's usual set")
     p.add_argument("--preset", choices=PRESETS, help="default: full on GPU, quick on CPU")

@@ -28,6 +28,7 @@ import implementations
 from implementations import common
 from loopbench import measure
 from loopbench.precision import device_type, lightning_needs_plugin, precision_via, resolve_precision
+from loopbench.trainers import TRAINERS, TrainerSetup
 from loopbench.types import DataError, RunConfig, RunResult, UsageError
 
 
@@ -47,7 +48,8 @@ class Run:
         self.seed = config.seed
         self.device = torch.device(config.device)
         self.precision = resolve_precision(config.precision)
-        self.log_every_step = config.impl == "lightning-defaults"  # idiomatic `self.log`, as users write it
+        self.trainer_setup = TRAINERS.get(config.impl, TrainerSetup())
+        self.log_every_step = self.trainer_setup.log_every_step  # idiomatic `self.log`, as users write it
         self._losses: dict[str, list[torch.Tensor]] = defaultdict(list)
         self._tmpdir: str | None = None
         self._peaks: dict[str, Any] = {}
@@ -70,7 +72,7 @@ class Run:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        """Trainer arguments for this cell: the lean Trainer, or the one a new user gets."""
+        """Trainer arguments for this cell: its Trainer of loopbench.trainers on this device and precision."""
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
@@ -81,15 +83,9 @@ class Run:
             kwargs["plugins"] = [MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
         else:
             kwargs["precision"] = self.precision.lightning
-        if self.config.impl == "lightning-defaults":
-            return kwargs | {"default_root_dir": self.tmpdir}  # logs and checkpoints, never the work tree
-        return kwargs | {
-            "logger": False,
-            "enable_progress_bar": False,
-            "enable_checkpointing": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-        }
+        if self.trainer_setup.writes_files:
+            kwargs["default_root_dir"] = self.tmpdir  # logs and checkpoints, never the work tree
+        return kwargs | self.trainer_setup.args
 
     def step(self, output: torch.Tensor, /, **losses: torch.Tensor) -> None:
         """Call once per batch, after the optimizer step(s), with the model's forward output and the losses.
@@ -226,8 +222,8 @@ def validate(config: RunConfig) -> Any:
     """Check a cell before anything heavy runs; return its resolved task config. Raises UsageError."""
     if config.task not in implementations.RUNNABLE:
         raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(implementations.RUNNABLE)}")
-    if config.impl not in implementations.IMPLS:
-        raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.IMPLS)}")
+    if config.impl not in implementations.ALL_IMPLS:
+        raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.ALL_IMPLS)}")
     try:
         kind = device_type(config.device)
         resolve_precision(config.precision)

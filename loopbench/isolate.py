@@ -103,11 +103,11 @@ def _child_env() -> dict[str, str]:
 
 def _child(cfg_path: str, out_path: str) -> int:
     from loopbench.harness import UsageError, run_cell
-    from loopbench.precision import LIGHTNING_IMPLS
     from loopbench.quiet import quiet_lightning
+    from loopbench.trainers import is_lightning
 
     config = RunConfig.from_dict(json.loads(Path(cfg_path).read_text()))
-    if config.impl in LIGHTNING_IMPLS:  # a plain-PyTorch run never imports Lightning: its memory is its own
+    if is_lightning(config.impl):  # a plain-PyTorch run never imports Lightning: its memory is its own
         quiet_lightning()
     try:
         result = run_cell(config)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loopbench.trainers import is_lightning
+
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
-LIGHTNING_IMPLS = ("lightning", "lightning-defaults")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ PLUGIN_NOTE = (
 def precision_via(impl: str, device: str, precision: str) -> str:
     """How an implementation applies `precision` on `device`, in the words of its own API (recorded)."""
     plan, kind = resolve_precision(precision), device_type(device)
-    if impl in LIGHTNING_IMPLS:
+    if is_lightning(impl):
         if lightning_needs_plugin(device, precision):
             return f"Trainer(plugins=[MixedPrecision('16-mixed', '{kind}', GradScaler('{kind}'))])"
         return f"Trainer(precision='{plan.lightning}')"

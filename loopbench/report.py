@@ -15,9 +15,10 @@ import pandas as pd
 
 import implementations
 from loopbench import parity, stats
-from loopbench.precision import LIGHTNING_IMPLS, PLUGIN_NOTE, device_type
+from loopbench.precision import PLUGIN_NOTE, device_type
 from loopbench.store import save_results
 from loopbench.suite import STEP_LIMITS, by_group
+from loopbench.trainers import is_lightning
 from loopbench.types import RunResult
 
 MIB = 2**20
@@ -96,7 +97,7 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
             pairs = [(ref[k], cand[k]) for k in sorted(ref.keys() & cand.keys())]
             if impl == "pytorch" or not pairs:
                 continue
-            r = stats.paired_ratio(pairs, more_work=impl in LIGHTNING_IMPLS)
+            r = stats.paired_ratio(pairs, more_work=is_lightning(impl))
             rows.append(
                 {
                     "task": task,

@@ -4,10 +4,11 @@ import pytest
 
 from implementations.overhead_probe import spec
 from loopbench.parity import compare
+from loopbench.trainers import TRAINERS
 from tests.helpers import assert_bitwise_parity, train
 
 
-@pytest.mark.parametrize("impl", ["lightning", "lightning-defaults"])
+@pytest.mark.parametrize("impl", list(TRAINERS))  # the ladder's variants too: they differ in overhead only
 @pytest.mark.parametrize("shape", spec.SHAPES)
 def test_overhead_probe_bitwise_parity_cpu(impl, shape):
     reference, _ = assert_bitwise_parity("overhead_probe", impl, steps=20, overrides={"shape": shape})

@@ -1,0 +1,44 @@
+"""The Trainer variants are data; the ladder's rungs each turn on exactly one thing."""
+
+import dataclasses
+
+import implementations
+from loopbench.trainers import LADDER, LADDER_IMPLS, LEAN, TRAINERS, TrainerSetup
+
+
+def _differences(a: TrainerSetup, b: TrainerSetup) -> set[str]:
+    args = {k for k in a.args.keys() | b.args.keys() if a.args.get(k) != b.args.get(k)}
+    flags = {
+        f.name
+        for f in dataclasses.fields(TrainerSetup)
+        if f.name != "args" and getattr(a, f.name) != getattr(b, f.name)
+    }
+    return args | (flags - {"writes_files"})  # a temporary folder is housekeeping, not a feature
+
+
+def test_each_rung_on_the_lean_trainer_turns_on_one_thing():
+    for rung in LADDER:
+        if rung.base == LEAN:
+            assert len(_differences(TRAINERS[rung.impl], TRAINERS[LEAN])) == 1, rung
+
+
+def test_the_ladder_starts_at_the_plain_loop_and_every_rung_stands_on_a_measured_implementation():
+    assert LADDER[0].base == "pytorch"
+    for rung in LADDER:
+        assert rung.base in LADDER_IMPLS and rung.impl in LADDER_IMPLS
+    assert set(LADDER_IMPLS) <= set(implementations.ALL_IMPLS)
+
+
+def test_every_trainer_that_writes_files_gets_a_temporary_folder(tmp_path):
+    from loopbench.harness import Run
+    from loopbench.types import RunConfig
+
+    class Cfg:
+        warmup_steps = 0
+
+    for impl, setup in TRAINERS.items():
+        run = Run(RunConfig("overhead_probe", impl), Cfg(), data=None)
+        kwargs = run.trainer_kwargs()
+        assert ("default_root_dir" in kwargs) == setup.writes_files, impl
+        assert {k: kwargs[k] for k in setup.args} == setup.args
+        run.cleanup()
