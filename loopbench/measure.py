@@ -3,6 +3,10 @@
 The step clock adds no per-step host/device sync: on CUDA each step boundary records an event
 (asynchronous), on CPU it reads `perf_counter` (the CPU is synchronous anyway). The measured window
 starts with one synchronisation right after the last warm-up step and ends with one after the last step.
+On CUDA the host's own time between step ends is kept as well: where it is shorter than the device's,
+the host's work (a Trainer's overhead included) is hidden behind GPU work. Across the window the
+machine's CPU steal time (/proc/stat: time the hypervisor gave this VM's CPUs to others) is recorded,
+so a disturbed run is visible.
 """
 
 from __future__ import annotations
@@ -40,8 +44,11 @@ class StepClock:
         self.steps = 0
         self.window_start: float | None = None
         self.window_end: float | None = None
+        self._cpu_at_start = cpu_times()
+        self.steal_fraction: float | None = None
         synchronize(device)
         self.start = time.perf_counter()
+        self._host: list[float] = [self.start]
         self._stamps: list[Any] = [self._stamp()]
 
     def _stamp(self) -> Any:
@@ -53,16 +60,19 @@ class StepClock:
 
     def tick(self) -> None:
         self.steps += 1
+        self._host.append(time.perf_counter())
         self._stamps.append(self._stamp())
         if self.steps == self.warmup_steps:
             synchronize(self.device)  # once, outside the window: the window starts on an idle device
             self.window_start = time.perf_counter()
+            self._cpu_at_start = cpu_times()
 
     def stop(self) -> None:
         synchronize(self.device)
         self.window_end = time.perf_counter()
         if self.window_start is None:  # no warm-up requested: the window is the whole run
             self.window_start = self.start
+        self.steal_fraction = steal_fraction(self._cpu_at_start, cpu_times())
 
     def step_times(self) -> list[float]:
         """Seconds per step: device time between step ends on CUDA, wall time on CPU."""
@@ -74,6 +84,8 @@ class StepClock:
     def summary(self, batch_size: int) -> dict[str, Any]:
         times = self.step_times()
         steady = times[self.warmup_steps :] or times
+        host = [b - a for a, b in zip(self._host, self._host[1:], strict=False)]
+        host_steady = host[self.warmup_steps :] or host
         measured_steps = self.steps - min(self.warmup_steps, self.steps)
         window = self.window_end - self.window_start
         return {
@@ -84,7 +96,27 @@ class StepClock:
             "window_s": window,
             "samples_per_s": batch_size * measured_steps / window if measured_steps and window > 0 else None,
             "end_to_end_s": self.window_end - self.start,
+            "host_step_time_median_s": statistics.median(host_steady) if host_steady else None,
+            "cpu_steal_fraction": self.steal_fraction,
         }
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) clock ticks of all this machine's CPUs so far, from /proc/stat; None where unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already counted in user and nice]
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
+
+
+def steal_fraction(start: tuple[int, int] | None, end: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time stolen by the hypervisor between two `cpu_times()` readings."""
+    if start is None or end is None or end[1] <= start[1]:
+        return None
+    return (end[0] - start[0]) / (end[1] - start[1])
 
 
 def percentile(values: list[float], q: float) -> float:

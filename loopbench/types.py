@@ -66,6 +66,8 @@ class RunResult:
     step_time_p90_s: float | None = None
     window_s: float | None = None  # the measured (post-warm-up) training window
     end_to_end_s: float | None = None  # from train() entry to the last step: setup included
+    host_step_time_median_s: float | None = None  # the host's own time per step (differs from the above on CUDA)
+    cpu_steal_fraction: float | None = None  # share of the machine's CPU time stolen by the hypervisor, in the window
     peak_cuda_allocated_bytes: int | None = None
     peak_cuda_reserved_bytes: int | None = None
     peak_rss_bytes: int | None = None

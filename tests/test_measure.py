@@ -1,7 +1,10 @@
+import time
+
 import numpy as np
 import pytest
 import torch
 
+from loopbench import measure
 from loopbench.measure import StepClock, machine_name, percentile, weights_digest
 
 
@@ -43,3 +46,22 @@ def test_peak_rss_can_be_reset_to_the_training_window():
     if not reset_peak_rss():
         pytest.skip("this kernel does not let a process reset its VmHWM")
     assert peak_rss_bytes() < rss_bytes() + 50 * 2**20
+
+
+def test_steal_fraction_is_the_stolen_share_of_all_cpu_time_between_readings():
+    assert measure.steal_fraction((10, 1_000), (60, 2_000)) == 0.05
+    assert measure.steal_fraction(None, (60, 2_000)) is None
+    assert measure.steal_fraction((10, 1_000), (10, 1_000)) is None  # no time passed: no share
+    now = measure.cpu_times()
+    assert now is None or 0 <= now[0] <= now[1]
+
+
+def test_step_clock_records_host_time_and_steal_across_the_window():
+    clock = measure.StepClock(torch.device("cpu"), warmup_steps=1)
+    for _ in range(4):
+        time.sleep(0.002)
+        clock.tick()
+    clock.stop()
+    s = clock.summary(batch_size=1)
+    assert s["host_step_time_median_s"] == pytest.approx(s["step_time_median_s"], rel=0.05)  # on CPU the same clock
+    assert s["cpu_steal_fraction"] is None or 0 <= s["cpu_steal_fraction"] <= 1
