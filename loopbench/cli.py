@@ -250,6 +250,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     from loopbench.isolate import interrupts_raise
     from loopbench.overhead import PROBE, lines, measure, plan
     from loopbench.suite import progress_line
+    from loopbench.trainers import LADDER_IMPLS
 
     _json_target(args.json)
     if args.processes < 2:
@@ -258,7 +259,8 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     for shape in shapes:
         validate(plan(args.device, shape, 1, args.steps)[0])
     print(
-        f"loopbench overhead: {PROBE}, one torch thread, {args.processes} fresh processes per implementation",
+        f"loopbench overhead: {PROBE}, one torch thread, {args.processes} fresh processes per implementation "
+        f"(the plain loop, {len(LADDER_IMPLS) - 1} Trainers: the ladder and the default Trainer)",
         flush=True,
     )
     with interrupts_raise():
@@ -269,7 +271,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(answer, indent=1) + "\n")
-    return 0
+    return 1 if answer["failed"] else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -1,9 +1,13 @@
 """What a Trainer costs per optimizer step, measured where it is large and noise is small.
 
 The overhead probe (`implementations/overhead_probe`) does almost no compute, so a step's time is
-mostly the framework's. Each implementation runs in many short fresh processes in A B C / C B A
-order; each Lightning run is paired with the plain run of the same repeat, and the per-step
-difference gets a 95% t interval over the pairs.
+mostly the framework's. Each variant runs in many short fresh processes in A B C / C B A order; each
+Lightning run is paired with the run of its base (the plain loop, or the ladder rung below it) of the
+same repeat, and the per-step difference gets a 95% t interval over the pairs. Two costs per step:
+the median step (what every step pays) and the window's mean (which also spreads what happens
+between steps, such as checkpoint writes at epoch ends, over the steps).
+
+The answer is a pure function of the runs, so the CLI and the report compute it the same way.
 """
 
 from __future__ import annotations
@@ -11,48 +15,154 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import implementations
-from loopbench.stats import paired_difference
-from loopbench.suite import run_cells
+from loopbench.stats import Difference, paired_difference
+from loopbench.trainers import DEFAULTS, LADDER, LADDER_IMPLS, LEAN, PLAIN
 from loopbench.types import RunConfig, RunResult
 
 PROBE = "overhead_probe"
+SHAPES = ("auto", "manual")
+STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
+HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
+ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
 
 
-def plan(device: str, shape: str, processes: int, steps: int | None, seed: int = 0) -> list[RunConfig]:
+def plan(
+    device: str, shape: str, processes: int, steps: int | None, impls: tuple[str, ...] = LADDER_IMPLS
+) -> list[RunConfig]:
     """`processes` fresh runs of each implementation, alternating A B C / C B A."""
-    impls = tuple(implementations.IMPLS)
     cells = []
     for repeat in range(processes):
         order = impls if repeat % 2 == 0 else tuple(reversed(impls))
         cells += [
-            RunConfig(PROBE, impl, device, "32-true", "quick", seed, steps, overrides={"shape": shape}, repeat=repeat)
+            RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, overrides={"shape": shape}, repeat=repeat)
             for impl in order
         ]
     return cells
 
 
-def summarize(results: list[RunResult]) -> dict[str, Any]:
-    """{impl: {"us_per_step", and for Lightning variants "delta_us", "delta_low_us", "delta_high_us"}}."""
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise RuntimeError(f"{failed[0].run_config.label}: {failed[0].status}: {failed[0].message}")
-    medians: dict[str, dict[int, float]] = {}
+def _per_repeat(results: list[RunResult], shape: str) -> dict[str, dict[int, tuple[float, float, float]]]:
+    """{impl: {repeat: (median us/step, mean us/step, host median us/step)}} of one shape's successful runs."""
+    out: dict[str, dict[int, tuple[float, float, float]]] = {}
     for r in results:
-        medians.setdefault(r.config["impl"], {})[r.config["repeat"]] = r.step_time_median_s * 1e6
-    plain = medians["pytorch"]
-    out: dict[str, Any] = {"pytorch": {"us_per_step": sum(plain.values()) / len(plain)}}
-    for impl, runs in medians.items():
-        if impl == "pytorch":
-            continue
-        d = paired_difference([(plain[k], runs[k]) for k in sorted(plain.keys() & runs.keys())])
-        out[impl] = {
-            "us_per_step": sum(runs.values()) / len(runs),
-            "delta_us": d.delta,
-            "delta_low_us": d.low,
-            "delta_high_us": d.high,
-            "pairs": d.pairs,
+        if r.config["task"] == PROBE and r.config["overrides"].get("shape", "auto") == shape and r.ok:
+            measured = r.task_config["steps"] - r.warmup_steps
+            host = r.host_step_time_median_s or r.step_time_median_s
+            out.setdefault(r.config["impl"], {})[r.config["repeat"]] = (
+                r.step_time_median_s * 1e6,
+                r.window_s / measured * 1e6,
+                host * 1e6,
+            )
+    return out
+
+
+def _delta(runs: dict, impl: str, base: str, which: int = 0) -> Difference | None:
+    repeats = sorted(runs.get(impl, {}).keys() & runs.get(base, {}).keys())
+    if len(repeats) < 2:
+        return None
+    return paired_difference([(runs[base][k][which], runs[impl][k][which]) for k in repeats])
+
+
+def _entry(d: Difference | None, amortized: Difference | None) -> dict[str, Any]:
+    if d is None:
+        return {"delta_us": None, "pairs": 0}
+    out = {"delta_us": d.delta, "delta_low_us": d.low, "delta_high_us": d.high, "pairs": d.pairs}
+    if amortized is not None:
+        out |= {
+            "mean_delta_us": amortized.delta,
+            "mean_delta_low_us": amortized.low,
+            "mean_delta_high_us": amortized.high,
         }
+    return out
+
+
+def summarize(results: list[RunResult], shape: str) -> dict[str, Any]:
+    """{impl: {"us_per_step", "mean_us_per_step", "host_us_per_step", and for Lightning variants the delta
+    to the plain loop}}. On CUDA the step times are the device's and the host's time is its own; on a CPU
+    the two are the same clock."""
+    runs = _per_repeat(results, shape)
+    if PLAIN not in runs:
+        return {}
+    out: dict[str, Any] = {}
+    for impl in [i for i in LADDER_IMPLS if i in runs] + [i for i in runs if i not in LADDER_IMPLS]:
+        values = list(runs[impl].values())
+        out[impl] = {
+            "us_per_step": sum(v[0] for v in values) / len(values),
+            "mean_us_per_step": sum(v[1] for v in values) / len(values),
+            "host_us_per_step": sum(v[2] for v in values) / len(values),
+            "runs": len(values),
+        }
+        if impl != PLAIN:
+            out[impl] |= _entry(_delta(runs, impl, PLAIN), _delta(runs, impl, PLAIN, 1))
+            host = _delta(runs, impl, PLAIN, 2)
+            out[impl]["host_delta_us"] = host.delta if host else None
+    return out
+
+
+def hidden_behind_device(task_step_us: float, probe: dict[str, Any], impl: str) -> bool:
+    """On CUDA: does a task whose plain-loop step takes `task_step_us` on the device hide `impl`'s host work?
+
+    The host runs ahead of the GPU as long as it needs less time per step than the device does, so the
+    Trainer's host overhead is hidden where the task's device step time exceeds the host time per step
+    of that Trainer on the probe (its own work with nothing to compute), and shows below it.
+    """
+    return task_step_us > probe[impl]["host_us_per_step"]
+
+
+def ladder(results: list[RunResult], shape: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Each rung's cost over its base, and the rungs' sum beside the default Trainer's cost (per repeat)."""
+    runs = _per_repeat(results, shape)
+    rows = [
+        {"shape": shape, "feature": r.feature, "impl": r.impl, "base": r.base}
+        | _entry(_delta(runs, r.impl, r.base), _delta(runs, r.impl, r.base, 1))
+        for r in LADDER
+        if r.impl in runs and r.base in runs
+    ]
+    needed = {PLAIN, DEFAULTS} | {i for r in LADDER for i in (r.impl, r.base)}
+    repeats = sorted(set.intersection(*(set(runs.get(i, {})) for i in needed)))
+    if len(rows) < len(LADDER) or len(repeats) < 2:
+        return rows, None
+    sums = [sum(runs[r.impl][k][0] - runs[r.base][k][0] for r in LADDER) for k in repeats]
+    totals = [runs[DEFAULTS][k][0] - runs[PLAIN][k][0] for k in repeats]
+    s = paired_difference([(0.0, v) for v in sums])
+    remainder = paired_difference(list(zip(sums, totals, strict=True)))
+    total = {
+        "shape": shape,
+        "sum_us": s.delta,
+        "sum_low_us": s.low,
+        "sum_high_us": s.high,
+        "defaults_delta_us": sum(totals) / len(totals),
+        "remainder_us": remainder.delta,
+        "remainder_low_us": remainder.low,
+        "remainder_high_us": remainder.high,
+        "pairs": len(repeats),
+    }
+    return rows, total
+
+
+def answer(results: list[RunResult], device: str, processes: int) -> dict[str, Any]:
+    """The JSON-ready answer from the probe's runs: per shape the variants, and the ladder."""
+    ok = [r for r in results if r.ok]
+    shapes = [s for s in SHAPES if any(r.config["overrides"].get("shape", "auto") == s for r in ok)]
+    out: dict[str, Any] = {
+        "device": device,
+        "threads": 1,
+        "processes": processes,
+        "step_means": {s: STEP_MEANS[s] for s in shapes},
+        "steps": ok[0].task_config.get("steps") if ok else None,
+        "shapes": {s: summarize(results, s) for s in shapes},
+        "ladder": [],
+        "ladder_totals": {},
+        "failed": [f"{r.run_config.label} ({r.config['impl']}): {r.status}: {r.message}" for r in results if not r.ok],
+        "env": {k: ok[0].env.get(k) for k in ("cpu", "cpu_flags", "torch", "pytorch_lightning", "commit")}
+        if ok
+        else {},
+        "cpu_steal_max": max((r.cpu_steal_fraction or 0.0 for r in ok), default=None),
+    }
+    for s in shapes:
+        rows, total = ladder(results, s)
+        out["ladder"] += rows
+        if total:
+            out["ladder_totals"][s] = total
     return out
 
 
@@ -63,30 +173,35 @@ def measure(
     steps: int | None,
     on_result: Callable[[int, int, RunResult], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the probe for each shape and return the JSON-ready answer."""
-    answer: dict[str, Any] = {
-        "device": device,
-        "threads": 1,
-        "processes": processes,
-        "step_means": {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"},
-        "shapes": {},
-    }
-    for shape in shapes:
-        cells = plan(device, shape, processes, steps)
-        results = run_cells(cells, on_result=on_result)
-        answer["shapes"][shape] = summarize(results)
-        answer["steps"] = results[0].task_config.get("steps")
-        answer["env"] = {k: results[0].env.get(k) for k in ("cpu", "cpu_flags", "torch", "pytorch_lightning", "commit")}
-    return answer
+    """Run the probe (every ladder variant) for each shape and return the JSON-ready answer."""
+    from loopbench.suite import run_cells
+
+    cells = [c for shape in shapes for c in plan(device, shape, processes, steps)]
+    return answer(run_cells(cells, on_result=on_result), device, processes)
+
+
+def _us(v: dict[str, Any], key: str = "delta") -> str:
+    return f"{v[f'{key}_us']:+8.1f} us [{v[f'{key}_low_us']:+.1f}, {v[f'{key}_high_us']:+.1f}]"
 
 
 def lines(answer: dict[str, Any]) -> list[str]:
     out = []
     for shape, impls in answer["shapes"].items():
         for impl, v in impls.items():
-            line = f"{shape:<7} {impl:<19} {v['us_per_step']:9.1f} us/step"
-            if "delta_us" in v:
-                interval = f"[{v['delta_low_us']:+.1f}, {v['delta_high_us']:+.1f}]"
-                line += f"  {v['delta_us']:+9.1f} us {interval} ({v['pairs']} pairs)"
+            line = f"{shape:<7} {impl:<24} {v['us_per_step']:8.1f} us/step"
+            if v.get("delta_us") is not None:
+                line += f"  {_us(v)} ({v['pairs']} pairs)"
             out.append(line)
+    if answer["ladder"]:
+        out += ["", "the ladder: what each part of the Trainer adds per step (median step; window mean)"]
+    for row in answer["ladder"]:
+        if row.get("delta_us") is not None:
+            out.append(f"{row['shape']:<7} {row['feature']:<72} {_us(row)}; {_us(row, 'mean_delta')}")
+    for shape, t in answer["ladder_totals"].items():
+        out.append(
+            f"{shape:<7} sum of the rungs {t['sum_us']:+.1f} us; the default Trainer {t['defaults_delta_us']:+.1f} us; "
+            f"remainder (interactions) {t['remainder_us']:+.1f} us [{t['remainder_low_us']:+.1f}, "
+            f"{t['remainder_high_us']:+.1f}]"
+        )
+    out += [f"FAILED: {line}" for line in answer["failed"]]
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import implementations
+from loopbench.forked import run_forked
 from loopbench.isolate import DEFAULT_TIMEOUT_S, run_isolated
 from loopbench.precision import default_precisions, device_type
 from loopbench.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
@@ -153,11 +154,14 @@ def run_cells(
 ) -> list[RunResult]:
     """Run every cell in its own process; a failed cell is a result like any other.
 
-    Each result reaches `log` (flushed and synced) before the next run starts.
+    The probes report time only, so theirs are forked from a server with the imports done (see
+    loopbench.forked); the tasks' start from nothing, since their memory is reported too. Each result
+    reaches `log` (flushed and synced) before the next run starts.
     """
     results = []
     for i, cell in enumerate(cells, 1):
-        result = run_isolated(cell, timeout_s)
+        runner = run_forked if cell.task in implementations.PROBES else run_isolated
+        result = runner(cell, timeout_s)
         results.append(result)
         if log:
             log.append(result)

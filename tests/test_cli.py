@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from loopbench.cli import main
+from loopbench.trainers import LADDER, LADDER_IMPLS
 
 BAD_INPUT = [
     (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'mnist_gan', 'efficientnet_binary', 'cifar_cnn'"),
@@ -159,8 +160,13 @@ def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     answer = json.loads(out.read_text())
     impls = answer["shapes"]["manual"]
     assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 40
-    assert set(impls) == {"pytorch", "lightning", "lightning-defaults"} and impls["pytorch"]["us_per_step"] > 0
-    for impl in ("lightning", "lightning-defaults"):
+    assert set(impls) == set(LADDER_IMPLS) and impls["pytorch"]["us_per_step"] > 0
+    for impl in LADDER_IMPLS[1:]:
         v = impls[impl]
         assert v["delta_low_us"] <= v["delta_us"] <= v["delta_high_us"] and v["pairs"] == 2
-    assert "us/step" in capsys.readouterr().out
+    assert [row["feature"] for row in answer["ladder"]] == [rung.feature for rung in LADDER]
+    for row in answer["ladder"]:
+        assert row["shape"] == "manual" and row["delta_low_us"] <= row["delta_us"] <= row["delta_high_us"]
+    total = answer["ladder_totals"]["manual"]
+    assert total["sum_us"] + total["remainder_us"] == pytest.approx(total["defaults_delta_us"])
+    assert answer["failed"] == [] and "us/step" in capsys.readouterr().out

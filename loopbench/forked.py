@@ -1,0 +1,170 @@
+"""Fresh processes without the import bill, for jobs that report time only (the overhead probe).
+
+`run_forked` is `isolate.run_isolated` with one difference: the fresh process is forked from a
+server process that has already imported torch and Lightning, so a run of a few seconds does not
+also pay five seconds of imports. Nothing else is shared: the server never trains, so each run
+starts with no model, no allocator state and no thread pool. A forked run starts with the libraries
+resident, so its memory is not the job's alone; its time per step is. Interrupts, timeouts and
+failures are handled as in `isolate`: the run is its own session, killed with its group, and always
+comes back as a RunResult.
+
+    python -m loopbench.forked     (the server: one JSON request per line on stdin)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loopbench.isolate import DEFAULT_TIMEOUT_S, _child, _child_env
+from loopbench.types import RunConfig, RunResult
+
+PRELOAD = ("loopbench.harness", "loopbench.quiet", "pytorch_lightning")  # what a forked run finds imported
+_server: subprocess.Popen | None = None
+
+
+def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
+    """Run `config` in a process forked from the server; never raises for a failed cell."""
+    server = _running_server()
+    with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
+        cfg_path, out_path, log_path = Path(tmp, "config.json"), Path(tmp, "result.json"), Path(tmp, "output.log")
+        cfg_path.write_text(json.dumps(config.to_dict()))
+        try:  # the server answers with the run's pid at once; anything else: a new server next time
+            server.stdin.write(json.dumps([str(cfg_path), str(out_path), str(log_path)]).encode() + b"\n")
+            server.stdin.flush()
+            pid = int(_read_line(server, 60.0) or "no answer")
+        except BaseException:
+            _stop_server()
+            raise
+        try:
+            code = _read_line(server, timeout_s)
+        except BaseException:
+            _kill_group(pid, server)
+            raise
+        if code is None:
+            _kill_group(pid, server)
+            return RunResult.failed(config, "timeout", f"no result after {timeout_s:g} s; the process was killed")
+        if out_path.exists():
+            return RunResult.from_dict(json.loads(out_path.read_text()))
+        if int(code) == -signal.SIGKILL:
+            return RunResult.failed(config, "oom", "killed by SIGKILL, most likely out of host memory")
+        tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:]) if log_path.exists() else ""
+        return RunResult.failed(config, "error", f"exit code {code}: {tail}")
+
+
+def _running_server() -> subprocess.Popen:
+    """The server, started on first use and ready; it ends when this process closes its stdin (exits)."""
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen(
+            [sys.executable, "-m", "loopbench.forked"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_child_env(),
+            start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
+        )
+        try:
+            if _read_line(_server, 600.0) != "ready":
+                raise RuntimeError("the fork server did not start in 600 s")
+        except BaseException:
+            _stop_server()
+            raise
+    return _server
+
+
+def _stop_server() -> None:
+    """End the server and the run it is serving, if any (its SIGTERM handler kills the run's group)."""
+    global _server
+    if _server is not None:
+        _server.terminate()
+        try:
+            _server.wait(10)
+        except subprocess.TimeoutExpired:
+            _server.kill()
+            _server.wait()
+        _server = None
+
+
+def _read_line(server: subprocess.Popen, timeout_s: float | None) -> str | None:
+    """One line from the server (unbuffered, so that select sees every byte); None after `timeout_s`."""
+    fd, line = server.stdout.fileno(), b""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while not line.endswith(b"\n"):
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        if not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1)
+        if not chunk:
+            raise RuntimeError(f"the fork server ended (exit code {server.wait()})")
+        line += chunk
+    return line.decode().strip()
+
+
+def _kill_group(pid: int, server: subprocess.Popen, grace_s: float = 5.0) -> None:
+    """SIGTERM to the run's process group, SIGKILL after `grace_s`; then collect the server's exit line."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:  # not (yet) a group leader: the process alone, if it is still there
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if _read_line(server, grace_s) is not None:
+            return
+    _stop_server()
+
+
+def serve() -> None:
+    """Import once, then per request fork a run, answer its pid, wait for it, answer its exit code."""
+    running: list[int] = []
+
+    def stop(signum, frame):  # the client gives up: the run goes too
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # in case it has no group of its own yet
+                os.killpg(pid, signal.SIGKILL)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    out = sys.stdout.buffer
+    out.write(b"ready\n")
+    out.flush()
+    for request in sys.stdin.buffer:
+        cfg_path, out_path, log_path = json.loads(request)
+        pid = os.fork()
+        if pid == 0:  # the run
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.setsid()
+                log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                code = _child(cfg_path, out_path)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        running[:] = [pid]
+        out.write(f"{pid}\n".encode())
+        out.flush()
+        _, status = os.waitpid(pid, 0)
+        running.clear()
+        out.write(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+        out.flush()
+
+
+if __name__ == "__main__":
+    serve()

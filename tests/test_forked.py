@@ -1,0 +1,55 @@
+"""Runs forked from the pre-imported server: the same result as in-process, and failures still come back."""
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from loopbench import forked
+from loopbench.forked import run_forked
+from loopbench.types import RunConfig
+from tests.helpers import train
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.parametrize("impl", ["pytorch", "lightning-defaults"])
+def test_a_forked_run_gives_the_in_process_result(impl):
+    result = run_forked(RunConfig("overhead_probe", impl, steps=20), timeout_s=120)
+    assert result.ok, result.message
+    in_process = train("overhead_probe", impl, steps=20)
+    assert result.losses == in_process.losses and result.weights_digest == in_process.weights_digest
+
+
+def test_failures_come_back_as_results_and_the_server_serves_on():
+    assert run_forked(RunConfig("overhead_probe", "pytorch", preset="nope")).status == "error"
+    hung = run_forked(RunConfig("overhead_probe", "pytorch", preset="quick"), timeout_s=0.05)
+    assert hung.status == "timeout" and "killed" in hung.message
+    assert run_forked(RunConfig("overhead_probe", "pytorch", steps=5), timeout_s=120).ok
+
+
+def test_an_interrupted_forked_run_leaves_no_process():
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    assert run_forked(RunConfig("overhead_probe", "pytorch", steps=5), timeout_s=120).ok  # the server is up
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_forked(RunConfig("overhead_probe", "lightning-defaults", preset="quick", steps=100_000))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert _children(forked._server.pid) == []
+    assert run_forked(RunConfig("overhead_probe", "pytorch", steps=5), timeout_s=120).ok
