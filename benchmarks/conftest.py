@@ -1,15 +1,17 @@
 """pytest-benchmark entry: `pytest benchmarks --benchmark-only` runs this machine's default matrix.
 
 Options (all optional): --lb-preset, --lb-repeats, --lb-devices, --lb-tasks, --lb-precisions,
---lb-timeout, --lb-out, --lb-resume. Each run's result is appended to <lb-out>/results.jsonl as it
-ends; at the end, or on Ctrl-C / SIGTERM, the report (REPORT.md, figures, results.json,
-pytest-benchmark.json) of every finished run is written to --lb-out, by default reports/<machine>/,
-and its path is printed.
+--lb-timeout, --lb-out, --lb-resume, --lb-probe-processes, --lb-probe-steps. The overhead probe
+(loopbench.overhead: the plain loop, the ladder of Trainers, the default Trainer) runs first.
+Each run's result is appended to <lb-out>/results.jsonl as it ends; at the end, or on Ctrl-C /
+SIGTERM, the report (REPORT.md, figures, results.json, pytest-benchmark.json) of every finished run
+is written to --lb-out, by default reports/<machine>/, and its path is printed.
 --lb-resume runs only what that folder's results.jsonl does not hold yet.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 import implementations
 from loopbench.isolate import DEFAULT_TIMEOUT_S, raise_interrupt
+from loopbench.overhead import PROBE_PROCESSES, PROBE_STEPS
 from loopbench.precision import PRECISIONS, device_type
 from loopbench.suite import Matrix, default_devices, default_preset
 
@@ -33,11 +36,18 @@ def pytest_addoption(parser):
     g.addoption("--lb-timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run")
     g.addoption("--lb-out", type=Path, help="report folder; default reports/<machine>/")
     g.addoption("--lb-resume", action="store_true", help="run only the runs not yet in --lb-out's results.jsonl")
+    g.addoption(
+        "--lb-probe-processes", type=int, default=PROBE_PROCESSES, help="overhead-probe runs per variant (0: none)"
+    )
+    g.addoption("--lb-probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
 
 
 def matrix_from(config: pytest.Config) -> Matrix:
     if config.getoption("--lb-repeats") < 1:
         raise pytest.UsageError("--lb-repeats must be at least 1")
+    probes, probe_steps = config.getoption("--lb-probe-processes"), config.getoption("--lb-probe-steps")
+    if probes < 0 or probes == 1 or probe_steps < 2:
+        raise pytest.UsageError("--lb-probe-processes must be 0 (no probe) or at least 2; --lb-probe-steps at least 2")
     if not config.getoption("--lb-timeout") > 0:
         raise pytest.UsageError("--lb-timeout must be a positive number of seconds")
     out = config.getoption("--lb-out")
@@ -55,6 +65,8 @@ def matrix_from(config: pytest.Config) -> Matrix:
         devices=devices,
         preset=config.getoption("--lb-preset") or default_preset(devices),
         repeats=config.getoption("--lb-repeats"),
+        probe_processes=config.getoption("--lb-probe-processes"),
+        probe_steps=config.getoption("--lb-probe-steps"),
     )
 
 
@@ -90,9 +102,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
-        m = matrix_from(metafunc.config)
-        cells = [(task, device, precision, impl) for task, device, precision in m.groups() for impl in m.impls]
-        metafunc.parametrize("cell", cells, ids=["-".join(c) for c in cells])
+        from loopbench.suite import group_key
+
+        cells = list(dict.fromkeys((group_key(c), c.impl) for c in matrix_from(metafunc.config).cells()))
+        ids = ["-".join([*group[:3], *json.loads(group[-1]).values(), impl]) for group, impl in cells]
+        metafunc.parametrize("cell", cells, ids=ids)
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +118,7 @@ def bench_matrix(request) -> Matrix:
 def bench_runs(request, bench_matrix):
     """group -> {impl: [results]}; a group's runs all happen when it is first asked for."""
     from loopbench.store import run_key
-    from loopbench.suite import by_group, progress_line, run_cells
+    from loopbench.suite import by_group, group_key, progress_line, run_cells
 
     progress = request.config._loopbench
     done: dict[tuple, dict] = {}
@@ -115,15 +129,14 @@ def bench_runs(request, bench_matrix):
         with capture.global_and_fixture_disabled():
             reporter.write_line(progress_line(i, n, result))
 
-    def get(task: str, device: str, precision: str) -> dict:
-        key = (task, device, precision)
-        if key not in done:
-            todo = [c for c in progress.todo() if (c.task, c.device, c.precision) == key]
+    def get(group: tuple) -> dict:
+        if group not in done:
+            todo = [c for c in progress.todo() if group_key(c) == group]
             run_cells(todo, request.config.getoption("--lb-timeout"), show, progress.log)
-            planned = {run_key(c.to_dict()) for c in progress.planned if (c.task, c.device, c.precision) == key}
+            planned = {run_key(c.to_dict()) for c in progress.planned if group_key(c) == group}
             results = [r for r in progress.results() if run_key(r.config) in planned]
-            done[key] = next(iter(by_group(results).values()), {})
-        return done[key]
+            done[group] = next(iter(by_group(results).values()), {})
+        return done[group]
 
     return get
 

@@ -13,6 +13,7 @@ report written at the end of the session.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -39,8 +40,9 @@ pytestmark = pytest.mark.benchmark(timer=CLOCK, disable_gc=False, warmup=False)
 
 
 def test_training(cell, benchmark, bench_runs, bench_matrix):
-    task, device, precision, impl = cell
-    runs = list(bench_runs(task, device, precision)[impl])
+    group, impl = cell
+    task, device, precision = group[:3]
+    runs = list(bench_runs(group)[impl])
     pending = iter(runs)
 
     def one_training_run() -> RunResult:
@@ -48,7 +50,7 @@ def test_training(cell, benchmark, bench_runs, bench_matrix):
         CLOCK.advance(result.window_s or 0.0)
         return result
 
-    benchmark.group = f"{task} {device} {precision}"
+    benchmark.group = " ".join([task, device, precision, *json.loads(group[-1]).values()])
     benchmark.pedantic(one_training_run, rounds=len(runs), iterations=1)
 
     first = runs[0]
@@ -73,7 +75,7 @@ def test_training(cell, benchmark, bench_runs, bench_matrix):
     assert all(math.isfinite(x) for r in runs for losses in r.losses.values() for x in losses), "non-finite loss"
 
     # every repeat of a deterministic cell trains the same model; Lightning must match the plain loop
-    reference = [r for r in bench_runs(task, device, precision).get("pytorch", []) if r.ok]
+    reference = [r for r in bench_runs(group).get("pytorch", []) if r.ok]
     if impl != "pytorch" and reference:
         verdict = compare_cell(reference[0], first)
         info["parity"] = verdict.verdict

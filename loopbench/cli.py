@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import implementations
+from loopbench.overhead import PROBE_PROCESSES, PROBE_STEPS
 from loopbench.precision import PRECISIONS
 from loopbench.trainers import TRAINERS
 from loopbench.types import UsageError
@@ -191,6 +192,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
+    if args.probe_processes < 0 or args.probe_processes == 1:
+        raise UsageError("--probe-processes must be 0 (no probe) or at least 2: an interval needs two pairs")
     _positive("--timeout", args.timeout)
     _folder("--out", args.out)
     devices = tuple(dict.fromkeys(args.devices or default_devices()))
@@ -209,6 +212,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
         seed=args.seed,
         data=args.data,
         data_dir=args.data_dir,
+        probe_processes=args.probe_processes,
+        probe_steps=args.probe_steps,
     )
     for cell in {c.label: c for c in matrix.cells()}.values():  # refuse bad input before hours of work
         if args.precisions:  # asked for by name: a cell this machine cannot run is bad input
@@ -218,9 +223,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
     progress = Progress(matrix, args.out, args.resume)
     todo = progress.todo()
     planned = len(progress.planned)
+    probe = sum(c.task in implementations.PROBES for c in progress.planned)
     print(
         f"loopbench suite: {planned} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
-        f"implementations x {args.repeats} repeats), preset {matrix.preset}"
+        f"implementations x {args.repeats} repeats, preset {matrix.preset}"
+        + (f"; first the overhead probe, {probe} short runs)" if probe else ")")
         + (f"; resuming: {planned - len(todo)} already in {args.out}" if args.resume else ""),
         flush=True,
     )
@@ -337,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     p.add_argument("--out", type=Path, default=Path("runs/suite"), help="results (appended as each run ends) + report")
     p.add_argument("--resume", action="store_true", help="run only the planned runs not yet in --out")
+    p.add_argument(
+        "--probe-processes",
+        type=int,
+        default=PROBE_PROCESSES,
+        help=f"overhead-probe runs per variant, before the tasks (default {PROBE_PROCESSES}; 0: no probe)",
+    )
+    p.add_argument("--probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
     p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("overhead", help="what a Trainer costs per optimizer step: the near-zero-compute probe")

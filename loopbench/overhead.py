@@ -23,6 +23,9 @@ PROBE = "overhead_probe"
 SHAPES = ("auto", "manual")
 STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
 HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
+PROBE_PROCESSES, PROBE_STEPS = 4, 2_000  # a suite's probe: runs per variant and steps per run (about 2 minutes)
+# What a suite measures of the probe: the whole ladder in the automatic shape, the headline variants in the other.
+PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
 
 
@@ -98,14 +101,16 @@ def summarize(results: list[RunResult], shape: str) -> dict[str, Any]:
     return out
 
 
-def hidden_behind_device(task_step_us: float, probe: dict[str, Any], impl: str) -> bool:
-    """On CUDA: does a task whose plain-loop step takes `task_step_us` on the device hide `impl`'s host work?
+def predicted_ratio(step_s: float, host_step_s: float | None, delta_us: float) -> float:
+    """The Lightning / plain step-time ratio the probe predicts for a task whose plain step takes `step_s`.
 
-    The host runs ahead of the GPU as long as it needs less time per step than the device does, so the
-    Trainer's host overhead is hidden where the task's device step time exceeds the host time per step
-    of that Trainer on the probe (its own work with nothing to compute), and shows below it.
+    The Trainer adds `delta_us` of host work per step. A step lasts as long as the slower of the device's
+    work and the host's (`host_step_s`, the plain loop's host time per step): on a CPU the two are one
+    clock, so the whole delta shows; on CUDA the host runs ahead of the GPU while it needs less time per
+    step than the device, and the delta is hidden behind GPU work until it no longer fits (ratio 1.0).
     """
-    return task_step_us > probe[impl]["host_us_per_step"]
+    host = (host_step_s or step_s) + delta_us * 1e-6
+    return max(step_s, host) / step_s
 
 
 def ladder(results: list[RunResult], shape: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

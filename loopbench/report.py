@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import implementations
-from loopbench import parity, stats
+from loopbench import parity, probe_report, stats
 from loopbench.precision import PLUGIN_NOTE, device_type
 from loopbench.store import save_results
 from loopbench.suite import STEP_LIMITS, by_group
@@ -53,6 +53,8 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
                 "forward dtype": r.forward_dtype,
                 "samples/s": r.samples_per_s,
                 "median step ms": _scale(r.step_time_median_s, 1e3),
+                "host step ms": _scale(r.host_step_time_median_s, 1e3),
+                "CPU steal %": _scale(r.cpu_steal_fraction, 100),
                 "p90 step ms": _scale(r.step_time_p90_s, 1e3),
                 "end-to-end s": r.end_to_end_s,
                 "peak RSS MiB": _scale(r.peak_rss_bytes, 1 / MIB),
@@ -151,8 +153,9 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def headline(results: list[RunResult]) -> pd.DataFrame:
-    """The answer in one table: per task, device and precision, what each Lightning variant costs."""
+def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFrame:
+    """The answer in one table: per task, device and precision, what each Lightning variant costs, and
+    what the overhead probe predicts it costs (delta / T) where the probe ran on that device."""
     keys = ["task", "device", "precision", "impl"]
 
     def indexed(df: pd.DataFrame) -> pd.DataFrame:
@@ -171,12 +174,19 @@ def headline(results: list[RunResult]) -> pd.DataFrame:
             "precision": precision,
             "PyTorch samples/s": table.loc[(*key, "pytorch"), "samples/s"],
         }
+        plain = table.loc[(*key, "pytorch")]
+        predicted = []
         for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
             if (*key, impl) in ov.index:
                 o = ov.loc[(*key, impl)]
                 row[f"{label} step time"] = o["label"]
             elif (*key, impl) in table.index:
                 row[f"{label} step time"] = table.loc[(*key, impl), "runs"]
+            a = (probes or {}).get(device)
+            ratio = probe_report.prediction(a, task, impl, plain.get("median step ms"), plain.get("host step ms"))
+            predicted.append("–" if ratio is None else f"{ratio:.3f}x")
+        if probes:
+            row["probe predicts (L / Ld)"] = " / ".join(predicted)
         mems = [
             table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None
             for i in ("pytorch", "lightning", "lightning-defaults")
@@ -191,7 +201,7 @@ def headline(results: list[RunResult]) -> pd.DataFrame:
 
 
 def header(results: list[RunResult]) -> list[str]:
-    envs = [r.env for r in results if r.env]
+    envs = [r.env for r in tasks_only(results) if r.env] + [r.env for r in results if r.env]  # tasks' first
     env = envs[0] if envs else {}
     commits = sorted({e.get("commit", "unknown") for e in envs})
     data = sorted(
@@ -362,22 +372,33 @@ def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -
 # -- the report --------------------------------------------------------------------------------------
 
 
-def render(results: list[RunResult], figures: dict[str, str]) -> str:
-    table = summary(results)
-    cols = [c for c in table.columns if c not in ("p90 step ms",)]
+def tasks_only(results: list[RunResult]) -> list[RunResult]:
+    return [r for r in results if r.config["task"] not in implementations.PROBES]
+
+
+def render(everything: list[RunResult], figures: dict[str, str], probe_figures: dict[str, str] | None = None) -> str:
+    """REPORT.md: the tasks' tables, and the probe's answer where the results hold probe runs."""
+    results, probes = tasks_only(everything), probe_report.answers(everything)
+    table = summary(results) if results else pd.DataFrame(columns=["task"])
+    cols = [c for c in table.columns if c not in ("p90 step ms", "host step ms")]
     ov, par = overheads(results), parities(results)
-    failed = [r for r in results if not r.ok]
-    out = ["# loopbench report", "", *header(results), ""]
+    failed = [r for r in everything if not r.ok]
+    out = ["# loopbench report", "", *header(everything), ""]
+    out += ["## Headline", "", *[probe_report.headline_sentence(d, a) + "\n" for d, a in probes.items()]]
     out += [
-        "## Headline",
-        "",
         "Step time of each Lightning variant relative to the plain PyTorch loop (1.00x = same speed): the "
         "geometric mean over pairs of adjacent fresh-process runs of their median step times, with a 95% t "
         "interval over the pairs; with fewer than 3 pairs the ratio is `not resolved` and the number of pairs "
         "that would resolve it at the observed run-to-run spread is given. Throughput, peak memory and the "
-        "parity verdict beside it.",
+        "parity verdict beside it."
+        + (
+            " `probe predicts`: the ratio the overhead probe's per-step cost implies for the cell's plain step "
+            "time (on CUDA: none while the host's work hides behind the GPU's)."
+            if probes
+            else ""
+        ),
         "",
-        _md(headline(results), ".4g"),
+        _md(headline(results, probes), ".4g"),
         "",
         *notes(results),
     ]
@@ -417,6 +438,8 @@ def render(results: list[RunResult], figures: dict[str, str]) -> str:
         _md(ov.drop(columns="label") if len(ov) else ov, ".3f"),
         "",
     ]
+    for device, a in probes.items():
+        out += probe_report.section(device, a, everything, probe_figures or {}, _md)
     for title, name in figures.items():
         out += [f"### {title}", "", f"![{title}]({name})", ""]
     if failed:
@@ -438,6 +461,9 @@ def write_report(results: list[RunResult], out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_results(results, out / "results.json")
+    everything, results = results, tasks_only(results)
+    table = summary(results) if results else None
+    probe_figures = probe_report.write_figures(everything, table, overheads(results), out, IMPL_STYLE)
     df = frame(results)
     figures: dict[str, str] = {}
     if plot_throughput_memory(df, out / "throughput_memory.png"):
@@ -452,5 +478,5 @@ def write_report(results: list[RunResult], out_dir: str | Path) -> Path:
         if plot_samples(results, task, device, out / name):
             figures[f"Generated samples (fixed noise): {task} on {device}"] = name
     path = out / "REPORT.md"
-    path.write_text(render(results, figures))
+    path.write_text(render(everything, figures, probe_figures))
     return path

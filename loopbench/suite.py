@@ -16,6 +16,8 @@ from pathlib import Path
 import implementations
 from loopbench.forked import run_forked
 from loopbench.isolate import DEFAULT_TIMEOUT_S, run_isolated
+from loopbench.overhead import PROBE_IMPLS
+from loopbench.overhead import plan as probe_plan
 from loopbench.precision import default_precisions, device_type
 from loopbench.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
 from loopbench.types import RunConfig, RunResult, UsageError
@@ -40,6 +42,8 @@ class Matrix:
     seed: int = 0
     data: str = "synthetic"
     data_dir: str | None = None
+    probe_processes: int = 0  # runs per variant of the overhead probe, before the tasks (0: no probe)
+    probe_steps: int | None = None  # None: the probe's preset
 
     def groups(self) -> list[tuple[str, str, str]]:
         """(task, device, precision) groups, in run order."""
@@ -47,7 +51,12 @@ class Matrix:
 
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
-        cells = []
+        cells = [
+            cell
+            for device in self.devices
+            for shape, impls in PROBE_IMPLS.items()
+            for cell in probe_plan(device, shape, self.probe_processes, self.probe_steps, impls)
+        ]
         for task, device, precision in self.groups():
             for repeat in range(self.repeats):
                 order = self.impls if repeat % 2 == 0 else tuple(reversed(self.impls))
@@ -171,8 +180,9 @@ def run_cells(
 
 
 def group_key(config: RunConfig | dict) -> tuple:
+    """What the runs of one comparison share: all but the implementation, the repeat and the step counts."""
     c = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    return (c.task, c.device, c.precision, c.preset, c.seed, c.data)
+    return (c.task, c.device, c.precision, c.preset, c.seed, c.data, json.dumps(c.overrides, sort_keys=True))
 
 
 def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]]:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from loopbench.stats import paired_difference, paired_ratio, tost
 
@@ -74,3 +75,12 @@ def test_paired_difference_finds_a_known_delta_under_run_to_run_drift():
     levels = 150 + g.normal(0, 20, 8)  # runs wander by ~13%
     d = paired_difference([(lv, lv + 310 + g.normal(0, 5)) for lv in levels])
     assert d.low < 310 < d.high and d.high - d.low < 15 and d.pairs == 8
+
+
+def test_the_probe_predicts_the_whole_delta_on_a_cpu_and_none_while_the_gpu_hides_it():
+    from loopbench.overhead import predicted_ratio
+
+    assert predicted_ratio(1e-3, 1e-3, 100.0) == pytest.approx(1.1)  # CPU: host time is the step time
+    assert predicted_ratio(1e-3, None, 100.0) == pytest.approx(1.1)
+    assert predicted_ratio(10e-3, 2e-3, 1_000.0) == 1.0  # CUDA: 3 ms of host work behind 10 ms on the GPU
+    assert predicted_ratio(1e-3, 0.9e-3, 400.0) == pytest.approx(1.3)  # CUDA: the host no longer keeps up

@@ -51,6 +51,7 @@ PRESETS = {
 }
 
 METRICS = ("test_loss", "test_accuracy")  # what evaluate() returns, in that order
+PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
 
 
 def check(cfg: Config) -> str | None:

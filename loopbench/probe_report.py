@@ -1,0 +1,267 @@
+"""The report's answer to "what does the Trainer cost me per step?", from the overhead probe's runs.
+
+A headline sentence, the probe's table per shape, the ladder (each Trainer default's cost, their sum
+beside the default Trainer's), a bar chart of the ladder and the "what will I pay" curve: the
+overhead delta / T that a job whose plain step takes T pays, with each task's measured ratio drawn
+on it. Pure functions of the saved results, like the rest of the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import implementations
+from loopbench.overhead import HEADLINE_IMPLS, PROBE, STEP_MEANS, answer, predicted_ratio
+from loopbench.trainers import DEFAULTS, LEAN
+from loopbench.types import RunResult
+
+NAMES = {LEAN: "the lean Trainer", DEFAULTS: "the default Trainer (with `self.log` every step)"}
+
+
+def answers(results: list[RunResult]) -> dict[str, dict[str, Any]]:
+    """{device: the probe's answer} for every device the probe ran on."""
+    probe = [r for r in results if r.config["task"] == PROBE]
+    out = {}
+    for device in dict.fromkeys(r.config["device"] for r in probe):
+        runs = [r for r in probe if r.config["device"] == device]
+        a = answer(runs, device, max((r.config["repeat"] for r in runs), default=0) + 1)
+        if a["shapes"]:
+            out[device] = a
+    return out
+
+
+def _interval(v: dict[str, Any], key: str = "delta") -> str:
+    if v.get(f"{key}_us") is None:
+        return "–"
+    return f"{v[f'{key}_us']:+,.0f} [{v[f'{key}_low_us']:+,.0f}, {v[f'{key}_high_us']:+,.0f}]"
+
+
+def headline_sentence(device: str, a: dict[str, Any]) -> str:
+    auto = a["shapes"].get("auto") or next(iter(a["shapes"].values()))
+    parts = [f"{NAMES[i]} {_interval(auto[i])} us" for i in (LEAN, DEFAULTS) if i in auto]
+    steal = a.get("cpu_steal_max")
+    return (
+        f"**On this machine ({device}), per optimizer step, {' and '.join(parts)}** over the plain loop's "
+        f"{auto['pytorch']['us_per_step']:,.0f} us (the overhead probe: a near-zero-compute job, one torch "
+        f"thread, {a['processes']} fresh processes per variant, 95% intervals over paired runs"
+        + (f"; CPU steal at most {steal:.1%} of the machine's time during any run" if steal is not None else "")
+        + "). A job whose plain step takes T pays about that delta / T."
+    )
+
+
+def probe_table(a: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for shape, impls in a["shapes"].items():
+        for impl in HEADLINE_IMPLS:
+            if impl in impls:
+                v = impls[impl]
+                rows.append(
+                    {
+                        "shape (a step is)": f"{shape} ({STEP_MEANS[shape]})",
+                        "implementation": impl,
+                        "us/step (median)": v["us_per_step"],
+                        "delta us/step [95% CI]": _interval(v),
+                        "delta, window mean [95% CI]": _interval(v, "mean_delta"),
+                        "host us/step": v["host_us_per_step"],
+                        "runs": v["runs"],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def ladder_table(a: dict[str, Any]) -> pd.DataFrame:
+    rows = [
+        {
+            "shape": row["shape"],
+            "what is turned on": row["feature"],
+            "measured against": row["base"],
+            "us/step [95% CI]": _interval(row),
+            "window mean [95% CI]": _interval(row, "mean_delta"),
+        }
+        for row in a["ladder"]
+    ]
+    for shape, t in a["ladder_totals"].items():
+        total = f"{t['sum_us']:+,.0f} [{t['sum_low_us']:+,.0f}, {t['sum_high_us']:+,.0f}]"
+        rest = f"{t['remainder_us']:+,.0f} [{t['remainder_low_us']:+,.0f}, {t['remainder_high_us']:+,.0f}]"
+        rows += [
+            {"shape": shape, "what is turned on": "**sum of the rungs**", "us/step [95% CI]": total},
+            {
+                "shape": shape,
+                "what is turned on": "**the default Trainer** (all of it at once)",
+                "measured against": "pytorch",
+                "us/step [95% CI]": f"{t['defaults_delta_us']:+,.0f}",
+            },
+            {"shape": shape, "what is turned on": "remainder (interactions)", "us/step [95% CI]": rest},
+        ]
+    return pd.DataFrame(rows)
+
+
+def task_points(table: pd.DataFrame, ov: pd.DataFrame, device: str) -> list[dict[str, Any]]:
+    """Each task cell's plain step time, its measured Lightning ratios and the probe's prediction."""
+    points = []
+    plain = table[(table.impl == "pytorch") & (table.device == device)]
+    for _, row in plain.iterrows():
+        step_ms = row.get("median step ms")
+        if step_ms is None or pd.isna(step_ms):
+            continue
+        for _, o in ov[(ov.task == row.task) & (ov.device == device) & (ov.precision == row.precision)].iterrows():
+            points.append(
+                {
+                    "task": row.task,
+                    "precision": row.precision,
+                    "impl": o.impl,
+                    "step_ms": step_ms,
+                    "host_ms": row.get("host step ms"),
+                    "ratio": o["step-time ratio"],
+                    "low": o["95% CI low"],
+                    "high": o["95% CI high"],
+                }
+            )
+    return points
+
+
+def prediction(a: dict[str, Any] | None, task: str, impl: str, step_ms: float, host_ms: float | None) -> float | None:
+    """The ratio the probe predicts for a task cell, or None without a probe answer for its shape."""
+    if a is None or task not in implementations.TASKS:
+        return None
+    v = a["shapes"].get(implementations.spec(task).PROBE_SHAPE, {}).get(impl)
+    if not v or v.get("delta_us") is None:
+        return None
+    host = host_ms * 1e-3 if host_ms is not None and not pd.isna(host_ms) else None
+    return predicted_ratio(step_ms * 1e-3, host, v["delta_us"])
+
+
+def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
+    rows = [r for r in a["ladder"] if r.get("delta_us") is not None]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.4))
+    ys = np.arange(len(rows))
+    deltas = np.array([r["delta_us"] for r in rows])
+    err = np.array([[r["delta_us"] - r["delta_low_us"], r["delta_high_us"] - r["delta_us"]] for r in rows]).T
+    colors = ["#1f77b4" if r["shape"] == "auto" else "#9467bd" for r in rows]
+    ax.barh(ys, deltas, xerr=err, color=colors, capsize=3)
+    ax.set_yticks(ys, [f"{r['shape']}: {r['feature']}" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_xlabel("added time per step, us (median step; 95% CI over paired runs)")
+    ax.set_title(f"The ladder on {a['device']}: what each part of the Trainer adds per step", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, styles: dict) -> Path | None:
+    """Expected overhead (%) against the plain loop's step time, with each task's measured ratio on it."""
+    impls = [i for i in (LEAN, DEFAULTS) if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
+    if not impls:
+        return None
+    steps = [p["step_ms"] for p in points] or [1.0]
+    t = np.logspace(np.log10(min(0.1, min(steps) / 2)), np.log10(max(1e3, max(steps) * 2)), 200)  # ms
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    for shape, linestyle in (("auto", "-"), ("manual", ":")):
+        for impl in impls:
+            v, color = a["shapes"].get(shape, {}).get(impl), styles.get(impl, {}).get("color")
+            if not v or v.get("delta_us") is None:
+                continue
+            ax.plot(t, 100 * v["delta_us"] / (t * 1e3), linestyle, color=color, label=f"{impl}, {shape}: delta / T")
+            low, high = (100 * v[k] / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
+            ax.fill_between(t, low, high, color=color, alpha=0.15)
+    for p in points:
+        color = styles.get(p["impl"], {}).get("color")
+        y = 100 * (p["ratio"] - 1)
+        if pd.isna(p["low"]):
+            ax.plot(p["step_ms"], y, "o", mfc="none", color=color)
+        else:
+            err = [[y - 100 * (p["low"] - 1)], [100 * (p["high"] - 1) - y]]
+            ax.errorbar(p["step_ms"], y, yerr=err, fmt="o", color=color, capsize=3)
+        label = f"{p['task']} {p['precision']}"
+        ax.annotate(label, (p["step_ms"], y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_ylim(-10, None)
+    ax.axhline(0, color="grey", linewidth=1)
+    ax.set_xlabel("the plain loop's step time T, ms")
+    ax.set_ylabel("Lightning overhead, % of T")
+    ax.set_title(
+        f"What will I pay? ({a['device']}) Curves: the probe's delta / T, solid automatic, dotted manual "
+        "optimization;\npoints: each task's measured ratio (hollow: not resolved)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def parity_line(results: list[RunResult], device: str) -> str:
+    """Whether every probe variant trained exactly the plain loop's weights (each shape, first runs)."""
+    firsts: dict[tuple[str, str], RunResult] = {}
+    for r in results:
+        if r.ok and r.config["task"] == PROBE and r.config["device"] == device:
+            firsts.setdefault((r.config["overrides"].get("shape", "auto"), r.config["impl"]), r)
+    plain = {shape: r for (shape, impl), r in firsts.items() if impl == "pytorch"}
+    differ = [
+        f"{impl} ({shape})"
+        for (shape, impl), r in firsts.items()
+        if impl != "pytorch" and shape in plain and r.weights_digest != plain[shape].weights_digest
+    ]
+    if differ:
+        return f"**Not the same work:** {', '.join(differ)} ended with weights other than the plain loop's."
+    return f"Every variant ended with bitwise the plain loop's weights ({len(firsts) - len(plain)} variants checked)."
+
+
+def section(
+    device: str, a: dict[str, Any], results: list[RunResult], figures: dict[str, str], md: Callable
+) -> list[str]:
+    """The probe's part of REPORT.md for one device; `md` renders a table."""
+    out = [
+        f"### What the Trainer costs per step on {device}: the overhead probe",
+        "",
+        "`Linear(8, 1)` on batches of 8 from memory, one torch thread (the Trainer's own work is "
+        "single-threaded Python; the tasks run on all cores), so a step's time is mostly the framework's. "
+        f"{a['steps']} steps per run, {a['processes']} runs per variant, each a fresh process forked from a "
+        "server with torch and Lightning imported (runs report time only). Each Lightning run is paired with "
+        "the plain run of its repeat; delta = the mean paired difference of median step times, 95% t interval. "
+        "`window mean` spreads what happens between steps (epoch ends, checkpoint writes) over the steps. "
+        + parity_line(results, device),
+        "",
+        md(probe_table(a), ",.0f"),
+        "",
+        "#### The ladder: which part of the Trainer costs what",
+        "",
+        "From the plain loop to `Trainer(barebones=True)`, from there to the lean Trainer, then each default "
+        "turned on alone on top of the lean Trainer, each measured against the variant below it. The sum of "
+        "the rungs stands beside the default Trainer's own delta; the remainder is what the features cost "
+        "together beyond their parts (e.g. the logger writing what `self.log` collects).",
+        "",
+        md(ladder_table(a), ",.0f"),
+        "",
+    ]
+    for title, name in figures.items():
+        if name.endswith(f"_{device.replace(':', '')}.png"):
+            out += [f"#### {title}", "", f"![{title}]({name})", ""]
+    return out
+
+
+def write_figures(
+    results: list[RunResult], table: pd.DataFrame | None, ov: pd.DataFrame, out: Path, styles: dict
+) -> dict[str, str]:
+    """The ladder chart and the pay curve per device the probe ran on: {title: file name}."""
+    figures = {}
+    for device, a in answers(results).items():
+        tag = device.replace(":", "")
+        if plot_ladder(a, out / f"ladder_{tag}.png"):
+            figures[f"The ladder on {device}"] = f"ladder_{tag}.png"
+        points = task_points(table, ov, device) if table is not None and len(ov) else []
+        if plot_pay_curve(a, points, out / f"pay_curve_{tag}.png", styles):
+            figures[f"What will I pay? ({device})"] = f"pay_curve_{tag}.png"
+    return figures
