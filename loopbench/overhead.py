@@ -196,6 +196,8 @@ def lines(answer: dict[str, Any]) -> list[str]:
             line = f"{shape:<7} {impl:<24} {v['us_per_step']:8.1f} us/step"
             if v.get("delta_us") is not None:
                 line += f"  {_us(v)} ({v['pairs']} pairs)"
+            if answer["device"].startswith("cuda"):  # the device's time above, the host's own here
+                line += f"  host {v['host_us_per_step']:.1f} us/step"
             out.append(line)
     if answer["ladder"]:
         out += ["", "the ladder: what each part of the Trainer adds per step (median step; window mean)"]

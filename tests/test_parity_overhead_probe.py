@@ -5,7 +5,7 @@ import pytest
 from implementations.overhead_probe import spec
 from loopbench.parity import compare
 from loopbench.trainers import TRAINERS
-from tests.helpers import assert_bitwise_parity, train
+from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 
 @pytest.mark.parametrize("impl", list(TRAINERS))  # the ladder's variants too: they differ in overhead only
@@ -40,3 +40,15 @@ def test_the_probe_thread_setting_does_not_leak_into_the_next_cell():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.gpu
+@requires_cuda
+def test_the_probe_on_cuda_records_host_and_device_time_per_step():
+    from loopbench.overhead import answer, plan
+    from loopbench.suite import run_cells
+
+    results = run_cells(plan("cuda", "auto", 2, 200, ("pytorch", "lightning")))
+    assert all(r.ok for r in results), [r.message for r in results]
+    lean = answer(results, "cuda", 2)["shapes"]["auto"]["lightning"]
+    assert lean["host_us_per_step"] > 0 and lean["us_per_step"] > 0 and lean["host_delta_us"] is not None

@@ -85,3 +85,11 @@ def test_the_report_states_the_probe_and_predicts_each_task_from_it(tmp_path):
     assert "Every variant ended with bitwise the plain loop's weights" in text
     assert (tmp_path / "ladder_cpu.png").is_file() and (tmp_path / "pay_curve_cpu.png").is_file()
     assert DEFAULTS in text
+
+
+def test_the_overhead_lines_name_every_variant_the_ladder_and_on_cuda_the_host_time():
+    from loopbench.overhead import lines
+
+    text = "\n".join(lines(answer(probe_runs(), "cpu", 4)))
+    assert "lightning+progress-bar" in text and "sum of the rungs" in text and "host" not in text
+    assert "host" in "\n".join(lines(answer(probe_runs(), "cuda", 4)))
