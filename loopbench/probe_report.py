@@ -164,34 +164,34 @@ def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, 
     if not impls:
         return None
     steps = [p["step_ms"] for p in points] or [1.0]
-    t = np.logspace(np.log10(min(0.1, min(steps) / 2)), np.log10(max(1e3, max(steps) * 2)), 200)  # ms
+    t = np.logspace(np.log10(min(steps) / 5), np.log10(max(steps) * 2), 200)  # ms, around the tasks
     fig, ax = plt.subplots(figsize=(8.5, 5))
     for shape, linestyle in (("auto", "-"), ("manual", ":")):
         for impl in impls:
             v, color = a["shapes"].get(shape, {}).get(impl), styles.get(impl, {}).get("color")
             if not v or v.get("delta_us") is None:
                 continue
-            ax.plot(t, 100 * v["delta_us"] / (t * 1e3), linestyle, color=color, label=f"{impl}, {shape}: delta / T")
-            low, high = (100 * v[k] / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
+            ax.plot(t, 1 + v["delta_us"] / (t * 1e3), linestyle, color=color, label=f"{impl}, {shape}: 1 + delta / T")
+            low, high = (1 + v[k] / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
             ax.fill_between(t, low, high, color=color, alpha=0.15)
     for p in points:
         color = styles.get(p["impl"], {}).get("color")
-        y = 100 * (p["ratio"] - 1)
+        y = p["ratio"]
         if pd.isna(p["low"]):
             ax.plot(p["step_ms"], y, "o", mfc="none", color=color)
         else:
-            err = [[y - 100 * (p["low"] - 1)], [100 * (p["high"] - 1) - y]]
+            err = [[y - p["low"]], [p["high"] - y]]
             ax.errorbar(p["step_ms"], y, yerr=err, fmt="o", color=color, capsize=3)
-        label = f"{p['task']} {p['precision']}"
+        label = f"{p['task'].split('_')[0]} {p['precision'].split('-')[0]}"
         ax.annotate(label, (p["step_ms"], y), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=1)
-    ax.set_ylim(-10, None)
-    ax.axhline(0, color="grey", linewidth=1)
+    highs = [p["high"] if not pd.isna(p["high"]) else p["ratio"] for p in points]
+    ax.set_ylim(min(0.9, *(p["ratio"] - 0.03 for p in points)), max(1.5, *(h + 0.05 for h in highs)))
+    ax.axhline(1, color="grey", linewidth=1)
     ax.set_xlabel("the plain loop's step time T, ms")
-    ax.set_ylabel("Lightning overhead, % of T")
+    ax.set_ylabel("Lightning / plain step time")
     ax.set_title(
-        f"What will I pay? ({a['device']}) Curves: the probe's delta / T, solid automatic, dotted manual "
+        f"What will I pay? ({a['device']}) Curves: the probe's 1 + delta / T, solid automatic, dotted manual "
         "optimization;\npoints: each task's measured ratio (hollow: not resolved)",
         fontsize=9,
     )
