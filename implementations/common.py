@@ -103,3 +103,59 @@ def out_of_range(cfg: Any, **bounds: tuple[float, float]) -> str | None:
             if not low <= value < high:
                 return f"{name} must be in [{low:g}, {high:g}), got {values}"
     return None
+
+
+# -- the whole job: validation after each epoch, the best weights kept, early stopping -------------
+
+
+def epoch_batches(loader: DataLoader, steps: int) -> Iterator[tuple[Any, bool]]:
+    """`batches()`, each with True when it is the last of its epoch: where a per-epoch validation goes."""
+    for i, batch in enumerate(batches(loader, steps), 1):
+        yield batch, i % len(loader) == 0
+
+
+def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+    """The validation loader both sides use: in order, every sample, and its own generator (an iterator
+    draws its base seed from the loader's generator, or else from the global RNG that training uses)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, metrics: Any, outputs: Any, run: Any) -> dict[str, float]:
+    """The validation loop a PyTorch user writes: eval mode, no_grad, the metrics updated per batch with
+    `outputs(batch, batch_idx)` (under the run's autocast, as Lightning's validation_step runs) and
+    computed over the epoch, then back to train mode. Timed as the run's validation."""
+    with run.between_steps("validation"):
+        model.eval()
+        for batch_idx, batch in enumerate(loader):
+            with run.autocast():
+                metrics.update(*outputs(to_device(batch, run.device), batch_idx))
+        values = {name: float(value) for name, value in metrics.compute().items()}
+        metrics.reset()
+        model.train()
+    run.record_validation(values)
+    return values
+
+
+class KeepBest:
+    """Best-checkpoint saving and early stopping by hand, with ModelCheckpoint's and EarlyStopping's rules:
+    a value strictly better than the best so far is saved (`torch.save` of the state dict); after
+    `patience` validations without one (0: never) training stops."""
+
+    def __init__(self, monitor: str, mode: str, patience: int, run: Any):
+        self.monitor, self.better, self.patience, self.run = monitor, (max if mode == "max" else min), patience, run
+        self.best: float | None = None
+        self.path = os.path.join(run.tmpdir, "best.pt")
+        self.waited = 0
+
+    def update(self, metrics: dict[str, float], model: torch.nn.Module) -> bool:
+        """After a validation: save if improved; True when training should stop."""
+        value = metrics[self.monitor]
+        if self.best is None or (value != self.best and self.better(value, self.best) == value):
+            self.best, self.waited = value, 0
+            with self.run.between_steps("checkpoint"):
+                torch.save(model.state_dict(), self.path)
+            self.run.record_best(self.path)
+        else:
+            self.waited += 1
+        return 0 < self.patience <= self.waited

@@ -16,8 +16,10 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,10 @@ class Run:
         self._tmpdir: str | None = None
         self._peaks: dict[str, Any] = {}
         self.forward_dtype: str | None = None  # what the first step's forward really produced
+        self.val_metrics: list[dict[str, float]] = []  # per validation (epoch), as the implementation computed them
+        self.between: dict[str, list[float]] = defaultdict(list)  # seconds spent between steps, per kind and time
+        self.best: tuple[int, str] | None = None  # (epoch, file) of the best weights saved so far
+        self._job_end = 0.0  # the end of the latest step or between-steps work
         self.rss_at_start = measure.rss_bytes()
         self.peak_rss_scope = "training" if measure.reset_peak_rss() else "process"
         measure.reset_cuda_peak(self.device)
@@ -71,8 +77,10 @@ class Run:
         """A GradScaler that is a no-op unless the precision is float16."""
         return torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
 
-    def trainer_kwargs(self) -> dict[str, Any]:
-        """Trainer arguments for this cell: its Trainer of loopbench.trainers on this device and precision."""
+    def trainer_kwargs(self, monitor: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Trainer arguments for this cell: its Trainer of loopbench.trainers on this device and precision,
+        and where the task validates every epoch, the callbacks that keep the best weights by `monitor`
+        (metric, "min" | "max") and stop early after `patience` validations without improvement."""
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
@@ -85,7 +93,38 @@ class Run:
             kwargs["precision"] = self.precision.lightning
         if self.trainer_setup.writes_files:
             kwargs["default_root_dir"] = self.tmpdir  # logs and checkpoints, never the work tree
-        return kwargs | self.trainer_setup.args
+        kwargs |= self.trainer_setup.args
+        if monitor and getattr(self.cfg, "validate_every_epoch", False):
+            if kwargs.get("barebones"):
+                raise UsageError("Trainer(barebones=True) cannot keep checkpoints: no epoch mode for it")
+            from loopbench.lightning_callbacks import epoch_callbacks
+
+            kwargs["callbacks"] = epoch_callbacks(self, *monitor, self.cfg.patience)
+            kwargs |= {"enable_checkpointing": True, "check_val_every_n_epoch": 1}
+        return kwargs
+
+    @contextlib.contextmanager
+    def between_steps(self, kind: str) -> Iterator[None]:
+        """Time work done between two training steps (validation, a checkpoint write): recorded under
+        `kind`, and kept out of the step times and the training window."""
+        measure.synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            measure.synchronize(self.device)
+            elapsed = time.perf_counter() - start
+            self.between[kind].append(elapsed)
+            self.clock.skip(elapsed)
+            self._job_end = time.perf_counter()
+
+    def record_validation(self, values: dict[str, float]) -> None:
+        """One validation's metrics, in the order of the epochs."""
+        self.val_metrics.append(dict(values))
+
+    def record_best(self, path: str) -> None:
+        """The best weights so far were just saved to `path`, after the latest validation."""
+        self.best = (len(self.val_metrics), str(path))
 
     def step(self, output: torch.Tensor, /, **losses: torch.Tensor) -> None:
         """Call once per batch, after the optimizer step(s), with the model's forward output and the losses.
@@ -98,14 +137,19 @@ class Run:
         for name, loss in losses.items():
             self._losses[name].append(loss.detach())
         self.clock.tick()
+        self._job_end = time.perf_counter()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
             self.clock.stop()
             self._peaks = {**measure.cuda_peaks(self.device), "peak_rss_bytes": measure.peak_rss_bytes()}
 
     def finish(self, model: nn.Module, metrics: dict[str, float], artifacts: dict | None = None) -> RunResult:
         """The result of the run; `model` holds every trained weight (a ModuleDict for several nets)."""
-        if self.clock.steps != self.cfg.steps:
+        stopped_early = getattr(self.cfg, "patience", 0) and self.clock.steps < self.cfg.steps and self.val_metrics
+        if self.clock.steps != self.cfg.steps and not stopped_early:
             raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
+        if stopped_early:
+            self.clock.stop()
+            self._peaks = {**measure.cuda_peaks(self.device), "peak_rss_bytes": measure.peak_rss_bytes()}
         if self.forward_dtype != self.precision.forward_dtype:  # never a different computation under a label
             raise RuntimeError(
                 f"labelled {self.precision.name}, but the forward produced {self.forward_dtype}, "
@@ -126,6 +170,12 @@ class Run:
             precision_via=precision_via(self.config.impl, self.config.device, self.precision.name),
             metrics={k: float(v) for k, v in metrics.items()},
             weights_digest=measure.weights_digest(weights),
+            steps_run=self.clock.steps,
+            val_metrics=self.val_metrics,
+            between_steps_s=dict(self.between),
+            best_epoch=self.best[0] if self.best else None,
+            best_weights_digest=best_digest(self.best[1], list(weights)) if self.best else None,
+            job_s=self._job_end - self.clock.start,
             artifacts=artifacts or {},
             env=measure.environment(self.device),
             weights=weights,
@@ -142,6 +192,18 @@ class Run:
     def cleanup(self) -> None:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def best_digest(path: str, names: list[str]) -> str:
+    """The digest of the weights `names` (the trained model's state-dict keys) in a saved checkpoint: a
+    state dict (plain loop) or a Lightning checkpoint, whose keys carry the LightningModule's attribute
+    name in front ("model.conv.weight") and which may hold more of the module (a loss's buffers)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if "state_dict" in state:
+        saved = state["state_dict"]
+        prefix = next(key[: -len(names[0])] for key in saved if key.endswith("." + names[0]))
+        state = {name: saved[prefix + name] for name in names}
+    return measure.weights_digest(state)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -213,6 +275,12 @@ def _check_ranges(config: RunConfig, cfg: Any) -> None:
             f"--batch-size {cfg.batch_size} is larger than the training set ({cfg.train_size} samples in the "
             f"{config.preset} preset); lower --batch-size or raise --set train_size=N"
         )
+    if getattr(cfg, "patience", 0) and not cfg.validate_every_epoch:
+        raise UsageError(
+            f"{config.task}: patience={cfg.patience} needs validate_every_epoch=True (it counts validations)"
+        )
+    if getattr(cfg, "val_batch_size", 1) < 1:
+        raise UsageError(f"{config.task}: val_batch_size must be at least 1, got {cfg.val_batch_size}")
     problem = getattr(implementations.spec(config.task), "check", lambda cfg: None)(cfg)
     if problem:
         raise UsageError(f"{config.task}: {problem}")

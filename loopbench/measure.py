@@ -46,6 +46,7 @@ class StepClock:
         self.window_end: float | None = None
         self._cpu_at_start = cpu_times()
         self.steal_fraction: float | None = None
+        self.skipped_s = 0.0  # inside the window, spent between steps on other work (validation, checkpoints)
         synchronize(device)
         self.start = time.perf_counter()
         self._host: list[float] = [self.start]
@@ -67,6 +68,15 @@ class StepClock:
             self.window_start = time.perf_counter()
             self._cpu_at_start = cpu_times()
 
+    def skip(self, seconds: float) -> None:
+        """`seconds` just spent between two steps on other work: neither the next step's time nor the window's."""
+        if self.window_end is not None:  # after the last step: nothing left to keep it out of
+            return
+        self._host[-1] = time.perf_counter()
+        self._stamps[-1] = self._stamp()
+        if self.window_start is not None or self.warmup_steps == 0:
+            self.skipped_s += seconds
+
     def stop(self) -> None:
         synchronize(self.device)
         self.window_end = time.perf_counter()
@@ -87,7 +97,7 @@ class StepClock:
         host = [b - a for a, b in zip(self._host, self._host[1:], strict=False)]
         host_steady = host[self.warmup_steps :] or host
         measured_steps = self.steps - min(self.warmup_steps, self.steps)
-        window = self.window_end - self.window_start
+        window = self.window_end - self.window_start - self.skipped_s
         return {
             "step_times_s": times,
             "warmup_steps": self.warmup_steps,

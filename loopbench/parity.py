@@ -51,6 +51,11 @@ class ParityReport:
     rtol: float | None
     first_differing_step: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # the whole job (epoch mode): what each side's validation computed and which weights it kept
+    val_metrics: list[dict[str, Any]] | None = None  # per epoch: {"epoch", <reference impl>: {...}, <candidate>: {...}}
+    val_metrics_equal: bool | None = None  # within VAL_METRICS_RTOL, every epoch, same number of epochs
+    best_epochs: tuple[int | None, int | None] | None = None
+    best_weights_equal: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,10 +63,17 @@ class ParityReport:
     def line(self) -> str:
         ok = "holds" if self.holds else "FAILS"
         where = "" if self.first_differing_step is None else f", first differing step {self.first_differing_step}"
+        job = ""
+        if self.val_metrics is not None:
+            job = (
+                f"; validation metrics {'equal' if self.val_metrics_equal else 'DIFFER'} over "
+                f"{len(self.val_metrics)} epochs, best epoch {' vs '.join(map(str, self.best_epochs))}, "
+                f"best weights {'equal' if self.best_weights_equal else 'differ'}"
+            )
         return (
             f"{self.candidate} vs {self.reference}: {self.verdict} (expected {self.expected}: {ok}); "
             f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}, "
-            f"weights {'equal' if self.weights_equal else 'differ'}{where}"
+            f"weights {'equal' if self.weights_equal else 'differ'}{where}{job}"
         )
 
 
@@ -77,6 +89,34 @@ def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
         ]
         return equal, max(diffs, default=0.0)
     return a.weights_digest is not None and a.weights_digest == b.weights_digest, None
+
+
+VAL_METRICS_RTOL = 1e-6  # the two sides compute the same metric objects over the same outputs
+
+
+def _close(x: float, y: float) -> bool:
+    return x == y or abs(x - y) <= VAL_METRICS_RTOL * max(1.0, abs(x), abs(y))
+
+
+def _job_compare(reference: RunResult, candidate: RunResult) -> dict[str, Any]:
+    """Per-epoch validation metrics and the kept weights of both sides; {} where neither validated."""
+    a, b = reference.val_metrics, candidate.val_metrics
+    if not a and not b:
+        return {}
+    ref, cand = reference.config["impl"], candidate.config["impl"]
+    rows = [
+        {"epoch": i + 1, ref: a[i] if i < len(a) else None, cand: b[i] if i < len(b) else None}
+        for i in range(max(len(a), len(b)))
+    ]
+    same = all(x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x) for x, y in zip(a, b, strict=False))
+    equal = len(a) == len(b) and same
+    return {
+        "val_metrics": rows,
+        "val_metrics_equal": equal,
+        "best_epochs": (reference.best_epoch, candidate.best_epoch),
+        "best_weights_equal": reference.best_weights_digest is not None
+        and reference.best_weights_digest == candidate.best_weights_digest,
+    }
 
 
 def compare(reference: RunResult, candidate: RunResult, rtol: float | None = None) -> ParityReport:
@@ -115,6 +155,11 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     cfg = reference.run_config
     expected, _ = expected_strength(cfg.device, cfg.precision)
     holds = verdict == "bitwise" or (verdict == "within_tolerance" and expected == "within_tolerance")
+    job = _job_compare(reference, candidate)
+    if job:  # the whole job must agree too: the same metrics per epoch, the same weights kept
+        same_best = job["best_epochs"][0] == job["best_epochs"][1]
+        kept = job["best_weights_equal"] or expected == "within_tolerance"
+        holds = holds and job["val_metrics_equal"] and same_best and kept
     return ParityReport(
         verdict=verdict,
         expected=expected,
@@ -129,6 +174,7 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         max_abs_weight_diff=max_w,
         rtol=rtol,
         first_differing_step=first_diff,
+        **job,
     )
 
 

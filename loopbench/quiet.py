@@ -17,5 +17,7 @@ def quiet_lightning() -> None:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    # a task's module always defines validation_step; it is given a validation loader in epoch mode only
+    warnings.filterwarnings("ignore", message=r".*validation_step` but have no `val_dataloader.*")
     # Lightning 2.6 on torch >= 2.13 warns about its own use of a deprecated pytree class
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")

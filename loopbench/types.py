@@ -76,6 +76,13 @@ class RunResult:
     forward_dtype: str | None = None  # the dtype the model's forward produced in the first step
     precision_via: str | None = None  # how the implementation applied the precision, in its own API
     metrics: dict[str, float] = field(default_factory=dict)
+    # the whole job (a task that validates every epoch): what each implementation computed and kept
+    steps_run: int | None = None  # fewer than asked for where early stopping ended training
+    val_metrics: list[dict[str, float]] = field(default_factory=list)  # per epoch, through the implementation
+    between_steps_s: dict[str, list[float]] = field(default_factory=dict)  # validation, checkpoint, ...: each time
+    best_epoch: int | None = None  # the validation (1-based) after which the kept weights were saved
+    best_weights_digest: str | None = None
+    job_s: float | None = None  # the whole job: from train() entry to its end, validation and checkpoints included
     weights_digest: str | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
     env: dict[str, Any] = field(default_factory=dict)

@@ -52,6 +52,8 @@ BAD_INPUT = [
     (["overhead", "--shape", "diagonal"], "'auto', 'manual', 'both'"),
     (["overhead", "--steps", "0"], "--steps and --batch-size must be at least 1"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--set", "shape='both'"], "shape must be one of"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "patience=2"], "needs validate_every_epoch=True"),
+    (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "val_batch_size=0"], "val_batch_size must be"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--data", "real", "--data-dir", "/tmp"], "no real data"),
     (
         ["parity", "--task", "mnist_gan", "--seeds", "1", "2", "--metric", "acc"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from implementations.cifar_cnn import spec
-from implementations.common import batches, to_device, train_loader
+from implementations.common import KeepBest, epoch_batches, eval_loader, to_device, train_loader, validate
 from loopbench.harness import Run
 from loopbench.types import RunResult
 
@@ -17,9 +17,12 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     scheduler = spec.build_scheduler(optimizer, cfg)
     scaler = run.grad_scaler()  # float16 only; a no-op otherwise
     loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
+    val_loader = eval_loader(run.data.test, cfg.val_batch_size)
+    val_metrics = spec.val_metrics().to(run.device) if cfg.validate_every_epoch else None  # torchmetrics
+    best = KeepBest(*spec.MONITOR, cfg.patience, run)  # torch.save of the best weights; early stopping
 
     model.train()
-    for batch in batches(loader, cfg.steps):
+    for batch, epoch_end in epoch_batches(loader, cfg.steps):
         x, y = to_device(batch, run.device)
         optimizer.zero_grad(set_to_none=True)
         with run.autocast():  # forward and loss; backward and step outside, as PyTorch's AMP recipe
@@ -31,5 +34,9 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         scaler.update()
         scheduler.step()  # per batch
         run.step(logits, loss=loss)
+        if epoch_end and cfg.validate_every_epoch:
+            metrics = validate(model, val_loader, val_metrics, lambda b, i: spec.val_outputs(model, b, i, cfg), run)
+            if best.update(metrics, model):
+                break
 
     return run.finish(model, metrics=spec.evaluate(model, run.data, run.device))

@@ -39,6 +39,9 @@ class Config:
     pct_start: float = 0.25  # fraction of the steps spent warming the learning rate up
     train_size: int = 50_000  # samples (a prefix of the real training set)
     test_size: int = 10_000
+    validate_every_epoch: bool = False  # the whole job: validate after each epoch, keep the best weights
+    patience: int = 0  # with validate_every_epoch: stop after this many validations without a better one (0: never)
+    val_batch_size: int = 256
     data_seed: int = 0  # the synthetic data set; training randomness comes from the run's seed
 
 
@@ -52,6 +55,21 @@ PRESETS = {
 
 METRICS = ("test_loss", "test_accuracy")  # what evaluate() returns, in that order
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
+MONITOR = ("val_accuracy", "max")  # what the epoch mode keeps the best weights by
+
+
+def val_metrics() -> Any:
+    """The validation metrics, as torchmetrics objects named as they are logged."""
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import MulticlassAccuracy
+
+    return MetricCollection({"val_accuracy": MulticlassAccuracy(num_classes=10, average="micro")})
+
+
+def val_outputs(model: nn.Module, batch: Any, batch_idx: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the validation metrics are updated with, for one batch: (logits, labels)."""
+    x, y = batch
+    return model(x).float(), y
 
 
 def check(cfg: Config) -> str | None:

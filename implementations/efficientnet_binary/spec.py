@@ -20,6 +20,7 @@ import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,9 @@ class Config:
     positive_rate: float = 0.15  # synthetic data: fraction of positives
     train_size: int = 10_240
     test_size: int = 2_048
+    validate_every_epoch: bool = False  # the whole job: validate after each epoch, keep the best weights
+    patience: int = 0  # with validate_every_epoch: stop after this many validations without a better one (0: never)
+    val_batch_size: int = 256
     data_seed: int = 0
 
 
@@ -78,6 +82,21 @@ PRESETS = {
 
 METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evaluate() returns, in that order
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
+MONITOR = ("val_auroc", "max")  # what the epoch mode keeps the best weights by
+
+
+def val_metrics() -> Any:
+    """The validation metrics, as torchmetrics objects named as they are logged (AUROC over the epoch)."""
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import BinaryAUROC, BinaryF1Score
+
+    return MetricCollection({"val_auroc": BinaryAUROC(), "val_f1": BinaryF1Score()})
+
+
+def val_outputs(model: nn.Module, batch, batch_idx: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the validation metrics are updated with, for one batch: (probabilities, labels)."""
+    x, y = batch
+    return model(x).float().squeeze(1).sigmoid(), y
 
 
 def check(cfg: Config) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from implementations.common import train_loader
+from implementations.common import eval_loader, train_loader
 from implementations.mnist_gan import spec
 from loopbench.harness import Run
 from loopbench.types import RunResult
@@ -22,6 +22,7 @@ class GanModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.cfg, self.run = cfg, run
+        self.val_metrics = spec.val_metrics()  # torchmetrics objects: moved with the module, logged below
         self.nets = spec.build_nets(cfg)
         self.noise = spec.noise_generator(run.seed, run.device)
 
@@ -51,6 +52,10 @@ class GanModule(pl.LightningModule):
             self.log_dict({"loss_d": loss_d, "loss_g": loss_g})
         return {"fake": fake.detach(), "loss_d": loss_d, "loss_g": loss_g}
 
+    def validation_step(self, batch, batch_idx):
+        self.val_metrics.update(*spec.val_outputs(self.nets, batch, batch_idx, self.cfg))
+        self.log_dict(self.val_metrics)  # the metric objects: computed over the epoch at its end
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.run.step(outputs["fake"], loss_d=outputs["loss_d"], loss_g=outputs["loss_g"])
 
@@ -64,8 +69,9 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     module = GanModule(cfg, run)
     loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
 
-    trainer = pl.Trainer(max_steps=2 * cfg.steps, **run.trainer_kwargs())  # global_step: 2 per batch
-    trainer.fit(module, loader)
+    trainer = pl.Trainer(max_steps=2 * cfg.steps, **run.trainer_kwargs(spec.MONITOR))  # global_step: 2 per batch
+    val_loader = eval_loader(run.data.test, cfg.val_batch_size) if cfg.validate_every_epoch else None
+    trainer.fit(module, loader, val_loader)
 
     nets = module.nets
     metrics = spec.evaluate(nets, run.data, cfg, run.device)

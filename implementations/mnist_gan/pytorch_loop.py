@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from implementations.common import batches, to_device, train_loader
+from implementations.common import KeepBest, epoch_batches, eval_loader, to_device, train_loader, validate
 from implementations.mnist_gan import spec
 from loopbench.harness import Run
 from loopbench.types import RunResult
@@ -18,9 +18,12 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     scaler = run.grad_scaler()  # float16 only; a no-op otherwise
     noise = spec.noise_generator(run.seed, run.device)
     loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
+    val_loader = eval_loader(run.data.test, cfg.val_batch_size)
+    val_metrics = spec.val_metrics().to(run.device) if cfg.validate_every_epoch else None  # torchmetrics
+    best = KeepBest(*spec.MONITOR, cfg.patience, run)  # torch.save of the best weights; early stopping
 
     nets.train()
-    for batch in batches(loader, cfg.steps):
+    for batch, epoch_end in epoch_batches(loader, cfg.steps):
         (real,) = to_device(batch, run.device)
         z = spec.sample_noise(len(real), cfg, noise)
         with run.autocast():  # a region per forward + loss: its weight-cast cache never outlives a step
@@ -48,6 +51,10 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         scaler.update()
         discriminator.requires_grad_(True)
         run.step(fake, loss_d=loss_d, loss_g=loss_g)
+        if epoch_end and cfg.validate_every_epoch:
+            metrics = validate(nets, val_loader, val_metrics, lambda b, i: spec.val_outputs(nets, b, i, cfg), run)
+            if best.update(metrics, nets):
+                break
 
     metrics = spec.evaluate(nets, run.data, cfg, run.device)
     return run.finish(nets, metrics=metrics, artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)})
