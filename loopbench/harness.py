@@ -393,6 +393,8 @@ def run_cell(config: RunConfig) -> RunResult:
         torch.cuda.set_device(device)
     torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
     data = build_data(config.task, cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
+    if getattr(cfg, "validate_every_epoch", False):
+        import torchmetrics  # noqa: F401  (both sides validate with it: imported before either job's clock starts)
     run = Run(config, cfg, data)
     threads = torch.get_num_threads()  # a job may set its own (the probe runs on one); none leaks out
     try:

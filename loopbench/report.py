@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import implementations
-from loopbench import parity, probe_report, stats
+from loopbench import job_report, parity, probe_report, stats
 from loopbench.precision import PLUGIN_NOTE, device_type
 from loopbench.store import save_results
 from loopbench.suite import STEP_LIMITS, by_group
@@ -438,6 +438,9 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
         _md(ov.drop(columns="label") if len(ov) else ov, ".3f"),
         "",
     ]
+    job = job_report.between_epochs(results)
+    if len(job):
+        out += ["## Between epochs: validation and checkpoints", "", job_report.INTRO, "", _md(job, ".3g"), ""]
     for device, a in probes.items():
         out += probe_report.section(device, a, everything, probe_figures or {}, _md)
     for title, name in figures.items():

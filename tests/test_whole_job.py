@@ -78,3 +78,12 @@ def test_the_per_batch_average_of_auroc_is_not_the_epoch_auroc():
     averaged = sum(float(binary_auroc(s, t)) for s, t in batches) / len(batches)
     epoch = float(binary_auroc(scores, target))
     assert abs(averaged - epoch) > 1e-3
+
+
+def test_the_report_has_a_between_epochs_table(tmp_path):
+    from loopbench.report import write_report
+
+    results = [train("mnist_gan", impl, steps=24, overrides=EPOCHS) for impl in ("pytorch", "lightning")]
+    text = write_report(results, tmp_path).read_text()
+    assert "## Between epochs: validation and checkpoints" in text
+    assert "validation s/epoch" in text and "checkpoint s/write" in text

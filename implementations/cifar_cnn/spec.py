@@ -45,12 +45,20 @@ class Config:
     data_seed: int = 0  # the synthetic data set; training randomness comes from the run's seed
 
 
+# quick (the CPU bench) and full run the whole job: a validation after every epoch, the best weights kept
 PRESETS = {
     "smoke": Config(steps=12, batch_size=32, warmup_steps=2, widths=(8, 16, 16, 32), train_size=256, test_size=128),
     "quick": Config(
-        steps=40, batch_size=64, warmup_steps=5, widths=(16, 32, 64, 64), train_size=2_048, test_size=1_000, lr=0.1
+        steps=40,
+        batch_size=64,
+        warmup_steps=5,
+        widths=(16, 32, 64, 64),
+        train_size=2_048,
+        test_size=1_000,
+        lr=0.1,
+        validate_every_epoch=True,
     ),
-    "full": Config(),
+    "full": Config(validate_every_epoch=True),
 }
 
 METRICS = ("test_loss", "test_accuracy")  # what evaluate() returns, in that order

@@ -62,6 +62,7 @@ class Config:
     data_seed: int = 0
 
 
+# quick (the CPU bench) and full run the whole job: a validation after every epoch, the best weights kept
 PRESETS = {
     "smoke": Config(
         steps=10, batch_size=8, warmup_steps=2, image_size=32, channels_last=False, train_size=64, test_size=64
@@ -76,8 +77,9 @@ PRESETS = {
         train_size=512,
         test_size=384,
         lr=2e-3,
+        validate_every_epoch=True,
     ),
-    "full": Config(),
+    "full": Config(validate_every_epoch=True),
 }
 
 METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evaluate() returns, in that order

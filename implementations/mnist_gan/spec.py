@@ -59,6 +59,7 @@ class Config:
     data_seed: int = 0
 
 
+# quick (the CPU bench) and full run the whole job: a validation after every epoch, the best weights kept
 PRESETS = {
     "smoke": Config(
         steps=12,
@@ -71,8 +72,16 @@ PRESETS = {
         test_size=256,
         eval_samples=128,
     ),
-    "quick": Config(steps=120, batch_size=64, warmup_steps=10, train_size=4_096, test_size=1_000, eval_samples=500),
-    "full": Config(),
+    "quick": Config(
+        steps=120,
+        batch_size=64,
+        warmup_steps=10,
+        train_size=4_096,
+        test_size=1_000,
+        eval_samples=500,
+        validate_every_epoch=True,
+    ),
+    "full": Config(validate_every_epoch=True),
 }
 
 METRICS = ("mmd", "mmd_real_floor")  # what evaluate() returns, in that order
