@@ -23,7 +23,7 @@ PROBE = "overhead_probe"
 SHAPES = ("auto", "manual")
 STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
 HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
-PROBE_PROCESSES, PROBE_STEPS = 4, 2_000  # a suite's probe: runs per variant and steps per run (about 2 minutes)
+PROBE_PROCESSES, PROBE_STEPS = 4, 1_500  # a suite's probe: runs per variant and steps per run (about 1.5 minutes)
 # What a suite measures of the probe: the whole ladder in the automatic shape, the headline variants in the other.
 PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")

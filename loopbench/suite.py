@@ -26,8 +26,8 @@ from loopbench.types import RunConfig, RunResult, UsageError
 # float16 convolutions on CPU have no fast kernels in torch (measured on an Intel Xeon with AVX-512 FP16:
 # CIFAR's quick net about 4 s per step in 16-mixed, 0.06 s in 32-true); the MLP GAN's GEMMs are fine.
 STEP_LIMITS: dict[tuple[str, str, str], tuple[int, int, str]] = {
-    ("cpu", "16-mixed", "cifar_cnn"): (3, 1, "float16 convolutions on CPU are tens of times slower than float32"),
-    ("cpu", "16-mixed", "efficientnet_binary"): (3, 1, "float16 convolutions on CPU are tens of times slower"),
+    ("cpu", "16-mixed", "cifar_cnn"): (2, 1, "float16 convolutions on CPU are tens of times slower than float32"),
+    ("cpu", "16-mixed", "efficientnet_binary"): (2, 1, "float16 convolutions on CPU are tens of times slower"),
 }
 
 
