@@ -235,10 +235,12 @@ def notes(results: list[RunResult]) -> list[str]:
         key = (c["task"], c["device"], c["precision"], steps)
         if c.get("steps") is not None and key not in seen:
             seen.add(key)
-            why = STEP_LIMITS.get((device_type(c["device"]), c["precision"], c["task"]), (0, 0, "asked for"))[2]
+            limit = STEP_LIMITS.get((device_type(c["device"]), c["precision"], c["task"]))
             preset = implementations.spec(c["task"]).PRESETS[c["preset"]].steps
             cell = f"`{c['task']}` {c['device']} {c['precision']}"
-            out.append(f"- {cell}: {steps} steps instead of the preset's {preset}: {why}.")
+            runs = f", {limit.repeats} run(s) per implementation" if limit else ""
+            why = limit.reason if limit else "asked for"
+            out.append(f"- {cell}: {steps} steps instead of the preset's {preset}{runs}: {why}.")
     return [*out, ""] if out else []
 
 
