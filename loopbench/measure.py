@@ -6,7 +6,8 @@ starts with one synchronisation right after the last warm-up step and ends with 
 On CUDA the host's own time between step ends is kept as well: where it is shorter than the device's,
 the host's work (a Trainer's overhead included) is hidden behind GPU work. Across the window the
 machine's CPU steal time (/proc/stat: time the hypervisor gave this VM's CPUs to others) is recorded,
-so a disturbed run is visible.
+so a disturbed run is visible, and so is the process's own CPU time per wall-clock second (for a
+single-threaded job, well below 1 means it was kept off the CPU, by the hypervisor or by another process).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class StepClock:
         self._cpu_at_start = cpu_times()
         self.steal_fraction: float | None = None
         self.skipped_s = 0.0  # inside the window, spent between steps on other work (validation, checkpoints)
+        self._process_at_start = time.process_time()
+        self.cpu_share: float | None = None
         synchronize(device)
         self.start = time.perf_counter()
         self._host: list[float] = [self.start]
@@ -67,6 +70,7 @@ class StepClock:
             synchronize(self.device)  # once, outside the window: the window starts on an idle device
             self.window_start = time.perf_counter()
             self._cpu_at_start = cpu_times()
+            self._process_at_start = time.process_time()
 
     def skip(self, seconds: float) -> None:
         """`seconds` just spent between two steps on other work: neither the next step's time nor the window's."""
@@ -83,6 +87,8 @@ class StepClock:
         if self.window_start is None:  # no warm-up requested: the window is the whole run
             self.window_start = self.start
         self.steal_fraction = steal_fraction(self._cpu_at_start, cpu_times())
+        wall = self.window_end - self.window_start
+        self.cpu_share = (time.process_time() - self._process_at_start) / wall if wall > 0 else None
 
     def step_times(self) -> list[float]:
         """Seconds per step: device time between step ends on CUDA, wall time on CPU."""
@@ -108,6 +114,7 @@ class StepClock:
             "end_to_end_s": self.window_end - self.start,
             "host_step_time_median_s": statistics.median(host_steady) if host_steady else None,
             "cpu_steal_fraction": self.steal_fraction,
+            "cpu_share": self.cpu_share,
         }
 
 

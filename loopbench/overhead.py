@@ -43,11 +43,22 @@ def plan(
     return cells
 
 
+MIN_CPU_SHARE = 0.8  # a one-thread probe run that got less of a CPU than this was disturbed: its repeat is left out
+
+
+def disturbed(r: RunResult) -> bool:
+    """Was this probe run kept off the CPU (by the hypervisor or another process) for a fifth of its window?"""
+    return r.cpu_share is not None and r.cpu_share < MIN_CPU_SHARE
+
+
 def _per_repeat(results: list[RunResult], shape: str) -> dict[str, dict[int, tuple[float, float, float]]]:
-    """{impl: {repeat: (median us/step, mean us/step, host median us/step)}} of one shape's successful runs."""
+    """{impl: {repeat: (median us/step, mean us/step, host median us/step)}} of one shape's successful runs,
+    without the repeats in which any run was disturbed (a pair is only as good as its worse run)."""
     out: dict[str, dict[int, tuple[float, float, float]]] = {}
-    for r in results:
-        if r.config["task"] == PROBE and r.config["overrides"].get("shape", "auto") == shape and r.ok:
+    runs = [r for r in results if r.config["task"] == PROBE and r.config["overrides"].get("shape", "auto") == shape]
+    bad = {r.config["repeat"] for r in runs if disturbed(r)}
+    for r in runs:
+        if r.ok and r.config["repeat"] not in bad:
             measured = r.task_config["steps"] - r.warmup_steps
             host = r.host_step_time_median_s or r.step_time_median_s
             out.setdefault(r.config["impl"], {})[r.config["repeat"]] = (
@@ -162,6 +173,12 @@ def answer(results: list[RunResult], device: str, processes: int) -> dict[str, A
         if ok
         else {},
         "cpu_steal_max": max((r.cpu_steal_fraction or 0.0 for r in ok), default=None),
+        "disturbed": [
+            f"{r.config['overrides'].get('shape', 'auto')} repeat {r.config['repeat']} {r.config['impl']}: "
+            f"{r.cpu_share:.0%} of a CPU"
+            for r in ok
+            if disturbed(r)
+        ],
     }
     for s in shapes:
         rows, total = ladder(results, s)

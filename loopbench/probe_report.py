@@ -232,7 +232,13 @@ def section(
         "server with torch and Lightning imported (runs report time only). Each Lightning run is paired with "
         "the plain run of its repeat; delta = the mean paired difference of median step times, 95% t interval. "
         "`window mean` spreads what happens between steps (epoch ends, checkpoint writes) over the steps. "
-        + parity_line(results, device),
+        + parity_line(results, device)
+        + (
+            f" Left out: the repeats of {'; '.join(a['disturbed'])} (a run that gets less than 80% of a CPU "
+            "was kept off it by another process or the hypervisor; its pair says nothing about the Trainer)."
+            if a.get("disturbed")
+            else " No run was kept off the CPU (each got at least 80% of one)."
+        ),
         "",
         md(probe_table(a), ",.0f"),
         "",

@@ -68,6 +68,7 @@ class RunResult:
     end_to_end_s: float | None = None  # from train() entry to the last step: setup included
     host_step_time_median_s: float | None = None  # the host's own time per step (differs from the above on CUDA)
     cpu_steal_fraction: float | None = None  # share of the machine's CPU time stolen by the hypervisor, in the window
+    cpu_share: float | None = None  # the process's CPU seconds per wall second in the window (threads add up)
     peak_cuda_allocated_bytes: int | None = None
     peak_cuda_reserved_bytes: int | None = None
     peak_rss_bytes: int | None = None

@@ -93,3 +93,15 @@ def test_the_overhead_lines_name_every_variant_the_ladder_and_on_cuda_the_host_t
     text = "\n".join(lines(answer(probe_runs(), "cpu", 4)))
     assert "lightning+progress-bar" in text and "sum of the rungs" in text and "host" not in text
     assert "host" in "\n".join(lines(answer(probe_runs(), "cuda", 4)))
+
+
+def test_a_repeat_with_a_run_kept_off_the_cpu_is_left_out_and_named():
+    runs = probe_runs()
+    for r in runs:  # repeat 3 of the auto shape: another process took the CPU from one run
+        if r.config["repeat"] == 3 and r.config["impl"] == "pytorch" and r.config["overrides"]["shape"] == "auto":
+            r.step_time_median_s *= 2.5
+            r.cpu_share = 0.4
+    a = answer(runs, "cpu", 4)
+    assert a["shapes"]["auto"][LEAN]["pairs"] == 3 and a["shapes"]["manual"][LEAN]["pairs"] == 4
+    assert a["shapes"]["auto"][LEAN]["delta_us"] == pytest.approx(410 + 1.0)  # repeats 0, 1, 2: wobble 0, 3, 0
+    assert a["disturbed"] == ["auto repeat 3 pytorch: 40% of a CPU"]
