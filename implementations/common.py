@@ -143,19 +143,22 @@ class KeepBest:
     `patience` validations without one (0: never) training stops."""
 
     def __init__(self, monitor: str, mode: str, patience: int, run: Any):
-        self.monitor, self.better, self.patience, self.run = monitor, (max if mode == "max" else min), patience, run
+        self.monitor, self.mode, self.patience, self.run = monitor, mode, patience, run
         self.best: float | None = None
-        self.path = os.path.join(run.tmpdir, "best.pt")
         self.waited = 0
+
+    def improved(self, value: float) -> bool:
+        return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
 
     def update(self, metrics: dict[str, float], model: torch.nn.Module) -> bool:
         """After a validation: save if improved; True when training should stop."""
         value = metrics[self.monitor]
-        if self.best is None or (value != self.best and self.better(value, self.best) == value):
+        if self.improved(value):
             self.best, self.waited = value, 0
+            path = os.path.join(self.run.tmpdir, "best.pt")  # the run's temporary folder, made on first use
             with self.run.between_steps("checkpoint"):
-                torch.save(model.state_dict(), self.path)
-            self.run.record_best(self.path)
+                torch.save(model.state_dict(), path)
+            self.run.record_best(path)
         else:
             self.waited += 1
         return 0 < self.patience <= self.waited
