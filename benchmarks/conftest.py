@@ -1,7 +1,7 @@
 """pytest-benchmark entry: `pytest benchmarks --benchmark-only` runs this machine's default matrix.
 
 Options (all optional): --lb-preset, --lb-repeats, --lb-devices, --lb-tasks, --lb-precisions,
---lb-timeout, --lb-out, --lb-resume, --lb-probe-processes, --lb-probe-steps. The overhead probe
+--lb-timeout, --lb-out, --lb-resume, --lb-probe-runs, --lb-probe-steps. The overhead probe
 (loopbench.overhead: the plain loop, the ladder of Trainers, the default Trainer) runs first.
 Each run's result is appended to <lb-out>/results.jsonl as it ends; at the end, or on Ctrl-C /
 SIGTERM, the report (REPORT.md, figures, results.json, pytest-benchmark.json) of every finished run
@@ -19,7 +19,7 @@ import pytest
 
 import implementations
 from loopbench.isolate import DEFAULT_TIMEOUT_S, raise_interrupt
-from loopbench.overhead import PROBE_PROCESSES, PROBE_STEPS
+from loopbench.overhead import PROBE_RUNS, PROBE_STEPS
 from loopbench.precision import PRECISIONS, device_type
 from loopbench.suite import Matrix, default_devices, default_preset
 
@@ -36,18 +36,16 @@ def pytest_addoption(parser):
     g.addoption("--lb-timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run")
     g.addoption("--lb-out", type=Path, help="report folder; default reports/<machine>/")
     g.addoption("--lb-resume", action="store_true", help="run only the runs not yet in --lb-out's results.jsonl")
-    g.addoption(
-        "--lb-probe-processes", type=int, default=PROBE_PROCESSES, help="overhead-probe runs per variant (0: none)"
-    )
+    g.addoption("--lb-probe-runs", type=int, default=PROBE_RUNS, help="overhead-probe runs per variant (0: none)")
     g.addoption("--lb-probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
 
 
 def matrix_from(config: pytest.Config) -> Matrix:
     if config.getoption("--lb-repeats") < 1:
         raise pytest.UsageError("--lb-repeats must be at least 1")
-    probes, probe_steps = config.getoption("--lb-probe-processes"), config.getoption("--lb-probe-steps")
+    probes, probe_steps = config.getoption("--lb-probe-runs"), config.getoption("--lb-probe-steps")
     if probes < 0 or probes == 1 or probe_steps < 2:
-        raise pytest.UsageError("--lb-probe-processes must be 0 (no probe) or at least 2; --lb-probe-steps at least 2")
+        raise pytest.UsageError("--lb-probe-runs must be 0 (no probe) or at least 2; --lb-probe-steps at least 2")
     if not config.getoption("--lb-timeout") > 0:
         raise pytest.UsageError("--lb-timeout must be a positive number of seconds")
     out = config.getoption("--lb-out")
@@ -65,7 +63,7 @@ def matrix_from(config: pytest.Config) -> Matrix:
         devices=devices,
         preset=config.getoption("--lb-preset") or default_preset(devices),
         repeats=config.getoption("--lb-repeats"),
-        probe_processes=config.getoption("--lb-probe-processes"),
+        probe_runs=config.getoption("--lb-probe-runs"),
         probe_steps=config.getoption("--lb-probe-steps"),
     )
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import implementations
-from loopbench.overhead import PROBE_PROCESSES, PROBE_STEPS
+from loopbench.overhead import PROBE_RUNS, PROBE_STEPS
 from loopbench.precision import PRECISIONS
 from loopbench.trainers import TRAINERS
 from loopbench.types import UsageError
@@ -192,8 +192,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     if args.repeats < 1:
         raise UsageError("--repeats must be at least 1")
-    if args.probe_processes < 0 or args.probe_processes == 1:
-        raise UsageError("--probe-processes must be 0 (no probe) or at least 2: an interval needs two pairs")
+    if args.probe_runs < 0 or args.probe_runs == 1:
+        raise UsageError("--probe-runs must be 0 (no probe) or at least 2: an interval needs two pairs")
     _positive("--timeout", args.timeout)
     _folder("--out", args.out)
     devices = tuple(dict.fromkeys(args.devices or default_devices()))
@@ -212,7 +212,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         seed=args.seed,
         data=args.data,
         data_dir=args.data_dir,
-        probe_processes=args.probe_processes,
+        probe_runs=args.probe_runs,
         probe_steps=args.probe_steps,
     )
     for cell in {c.label: c for c in matrix.cells()}.values():  # refuse bad input before hours of work
@@ -260,19 +260,19 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     from loopbench.trainers import LADDER_IMPLS
 
     _json_target(args.json)
-    if args.processes < 2:
-        raise UsageError("--processes must be at least 2: an interval needs two pairs of runs")
+    if args.runs < 2:
+        raise UsageError("--runs must be at least 2: an interval needs two pairs of runs")
     shapes = ("auto", "manual") if args.shape == "both" else (args.shape,)
     for shape in shapes:
         validate(plan(args.device, shape, 1, args.steps)[0])
     print(
-        f"loopbench overhead: {PROBE}, one torch thread, {args.processes} fresh processes per implementation "
+        f"loopbench overhead: {PROBE}, one torch thread, {args.runs} fresh processes per implementation "
         f"(the plain loop, {len(LADDER_IMPLS) - 1} Trainers: the ladder and the default Trainer)",
         flush=True,
     )
     with interrupts_raise():
         answer = measure(
-            args.device, shapes, args.processes, args.steps, lambda i, n, r: print(progress_line(i, n, r), flush=True)
+            args.device, shapes, args.runs, args.steps, lambda i, n, r: print(progress_line(i, n, r), flush=True)
         )
     print("\n".join(lines(answer)))
     if args.json:
@@ -345,10 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/suite"), help="results (appended as each run ends) + report")
     p.add_argument("--resume", action="store_true", help="run only the planned runs not yet in --out")
     p.add_argument(
-        "--probe-processes",
+        "--probe-runs",
         type=int,
-        default=PROBE_PROCESSES,
-        help=f"overhead-probe runs per variant, before the tasks (default {PROBE_PROCESSES}; 0: no probe)",
+        default=PROBE_RUNS,
+        help=f"overhead-probe runs per variant, before the tasks (default {PROBE_RUNS}; 0: no probe)",
     )
     p.add_argument("--probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
     p.set_defaults(func=cmd_suite)
@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("overhead", help="what a Trainer costs per optimizer step: the near-zero-compute probe")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--shape", default="both", choices=("auto", "manual", "both"))
-    p.add_argument("--processes", type=int, default=4, help="fresh processes per implementation (default 4)")
+    p.add_argument("--runs", type=int, default=4, help="fresh-process runs per implementation (default 4)")
     p.add_argument("--steps", type=int, help="optimizer steps per run (default: the probe's 3,000)")
     p.add_argument("--json", type=Path, help="write the answer as JSON here")
     p.set_defaults(func=cmd_overhead)

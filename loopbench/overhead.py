@@ -23,18 +23,18 @@ PROBE = "overhead_probe"
 SHAPES = ("auto", "manual")
 STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
 HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
-PROBE_PROCESSES, PROBE_STEPS = 4, 1_500  # a suite's probe: runs per variant and steps per run (about 1.5 minutes)
+PROBE_RUNS, PROBE_STEPS = 4, 1_500  # a suite's probe: runs per variant and steps per run (about 1.5 minutes)
 # What a suite measures of the probe: the whole ladder in the automatic shape, the headline variants in the other.
 PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
 
 
 def plan(
-    device: str, shape: str, processes: int, steps: int | None, impls: tuple[str, ...] = LADDER_IMPLS
+    device: str, shape: str, runs: int, steps: int | None, impls: tuple[str, ...] = LADDER_IMPLS
 ) -> list[RunConfig]:
-    """`processes` fresh runs of each implementation, alternating A B C / C B A."""
+    """`runs` fresh runs of each implementation, alternating A B C / C B A."""
     cells = []
-    for repeat in range(processes):
+    for repeat in range(runs):
         order = impls if repeat % 2 == 0 else tuple(reversed(impls))
         cells += [
             RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, overrides={"shape": shape}, repeat=repeat)
@@ -155,14 +155,14 @@ def ladder(results: list[RunResult], shape: str) -> tuple[list[dict[str, Any]], 
     return rows, total
 
 
-def answer(results: list[RunResult], device: str, processes: int) -> dict[str, Any]:
+def answer(results: list[RunResult], device: str, runs: int) -> dict[str, Any]:
     """The JSON-ready answer from the probe's runs: per shape the variants, and the ladder."""
     ok = [r for r in results if r.ok]
     shapes = [s for s in SHAPES if any(r.config["overrides"].get("shape", "auto") == s for r in ok)]
     out: dict[str, Any] = {
         "device": device,
         "threads": 1,
-        "processes": processes,
+        "runs": runs,
         "step_means": {s: STEP_MEANS[s] for s in shapes},
         "steps": ok[0].task_config.get("steps") if ok else None,
         "shapes": {s: summarize(results, s) for s in shapes},
@@ -191,15 +191,15 @@ def answer(results: list[RunResult], device: str, processes: int) -> dict[str, A
 def measure(
     device: str,
     shapes: tuple[str, ...],
-    processes: int,
+    runs: int,
     steps: int | None,
     on_result: Callable[[int, int, RunResult], None] | None = None,
 ) -> dict[str, Any]:
     """Run the probe (every ladder variant) for each shape and return the JSON-ready answer."""
     from loopbench.suite import run_cells
 
-    cells = [c for shape in shapes for c in plan(device, shape, processes, steps)]
-    return answer(run_cells(cells, on_result=on_result), device, processes)
+    cells = [c for shape in shapes for c in plan(device, shape, runs, steps)]
+    return answer(run_cells(cells, on_result=on_result), device, runs)
 
 
 def _us(v: dict[str, Any], key: str = "delta") -> str:

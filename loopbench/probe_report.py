@@ -49,7 +49,7 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
     return (
         f"**On this machine ({device}), per optimizer step, {' and '.join(parts)}** over the plain loop's "
         f"{auto['pytorch']['us_per_step']:,.0f} us (the overhead probe: a near-zero-compute job, one torch "
-        f"thread, {a['processes']} fresh processes per variant, 95% intervals over paired runs"
+        f"thread, {a['runs']} fresh processes per variant, 95% intervals over paired runs"
         + (f"; CPU steal at most {steal:.1%} of the machine's time during any run" if steal is not None else "")
         + "). A job whose plain step takes T pays about that delta / T."
     )
@@ -228,7 +228,7 @@ def section(
         "",
         "`Linear(8, 1)` on batches of 8 from memory, one torch thread (the Trainer's own work is "
         "single-threaded Python; the tasks run on all cores), so a step's time is mostly the framework's. "
-        f"{a['steps']} steps per run, {a['processes']} runs per variant, each a fresh process forked from a "
+        f"{a['steps']} steps per run, {a['runs']} runs per variant, each a fresh process forked from a "
         "server with torch and Lightning imported (runs report time only). Each Lightning run is paired with "
         "the plain run of its repeat; delta = the mean paired difference of median step times, 95% t interval. "
         "`window mean` spreads what happens between steps (epoch ends, checkpoint writes) over the steps. "

@@ -53,7 +53,7 @@ class Matrix:
     seed: int = 0
     data: str = "synthetic"
     data_dir: str | None = None
-    probe_processes: int = 0  # runs per variant of the overhead probe, before the tasks (0: no probe)
+    probe_runs: int = 0  # runs per variant of the overhead probe, before the tasks (0: no probe)
     probe_steps: int | None = None  # None: the probe's preset
 
     def groups(self) -> list[tuple[str, str, str]]:
@@ -66,7 +66,7 @@ class Matrix:
             cell
             for device in self.devices
             for shape, impls in PROBE_IMPLS.items()
-            for cell in probe_plan(device, shape, self.probe_processes, self.probe_steps, impls)
+            for cell in probe_plan(device, shape, self.probe_runs, self.probe_steps, impls)
         ]
         for task, device, precision in self.groups():
             limit = self.limit(task, device, precision)

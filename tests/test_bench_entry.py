@@ -14,7 +14,7 @@ def test_bench_entry_logs_runs_and_resumes_without_rerunning(tmp_path):
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
     cmd += ["--lb-preset", "smoke", "--lb-tasks", "mnist_gan", "--lb-precisions", "32-true", "--lb-repeats", "1"]
-    cmd += ["--lb-probe-processes", "2", "--lb-probe-steps", "20", "--lb-out", str(out)]
+    cmd += ["--lb-probe-runs", "2", "--lb-probe-steps", "20", "--lb-out", str(out)]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout[-2000:]
     logged = load_results(out / "results.jsonl")

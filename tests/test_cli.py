@@ -48,7 +48,7 @@ BAD_INPUT = [
     (["suite", "--precisions", "32-true", "--out", __file__], "is not a folder"),
     (["suite", "--precisions", "32-true", "--batch-size", "2"], "unrecognized arguments"),
     (["suite", "--devices", "tpu"], "cpu, cuda, cuda:N"),
-    (["overhead", "--processes", "1"], "--processes must be at least 2"),
+    (["overhead", "--runs", "1"], "--runs must be at least 2"),
     (["overhead", "--shape", "diagonal"], "'auto', 'manual', 'both'"),
     (["overhead", "--steps", "0"], "--steps and --batch-size must be at least 1"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--set", "shape='both'"], "shape must be one of"),
@@ -158,7 +158,7 @@ def test_each_task_declares_the_metrics_its_evaluation_returns(task):
 
 def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     out = tmp_path / "o.json"
-    assert main(["overhead", "--shape", "manual", "--processes", "2", "--steps", "40", "--json", str(out)]) == 0
+    assert main(["overhead", "--shape", "manual", "--runs", "2", "--steps", "40", "--json", str(out)]) == 0
     answer = json.loads(out.read_text())
     impls = answer["shapes"]["manual"]
     assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 40

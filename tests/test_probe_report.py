@@ -35,13 +35,13 @@ def _run(config: RunConfig, step_us: float) -> RunResult:
     )
 
 
-def probe_runs(processes: int = 4) -> list[RunResult]:
-    runs = []
+def probe_runs(runs: int = 4) -> list[RunResult]:
+    results = []
     for shape, impls in PROBE_IMPLS.items():
-        for cell in plan("cpu", shape, processes, 1_000, impls):
+        for cell in plan("cpu", shape, runs, 1_000, impls):
             wobble = 3.0 * (cell.repeat % 2)  # the machine drifts a little between repeats
-            runs.append(_run(cell, 200 + COST_US[cell.impl] + wobble * (cell.impl != "pytorch")))
-    return runs
+            results.append(_run(cell, 200 + COST_US[cell.impl] + wobble * (cell.impl != "pytorch")))
+    return results
 
 
 def test_each_rung_is_measured_against_its_base_and_the_sum_stands_beside_the_default_trainer():
@@ -63,7 +63,7 @@ def test_each_rung_is_measured_against_its_base_and_the_sum_stands_beside_the_de
 
 
 def test_too_few_runs_give_no_ladder_total_rather_than_a_fake_interval():
-    a = answer(probe_runs(processes=1), "cpu", 1)
+    a = answer(probe_runs(runs=1), "cpu", 1)
     assert a["ladder_totals"] == {} and all(row["delta_us"] is None for row in a["ladder"])
 
 

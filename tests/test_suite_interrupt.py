@@ -14,7 +14,7 @@ from loopbench.store import load_results, run_key
 from loopbench.suite import Matrix
 
 ARGS = ["--tasks", "cifar_cnn", "--impls", "pytorch", "lightning", "--precisions", "32-true"]
-ARGS += ["--preset", "smoke", "--repeats", "2", "--probe-processes", "0"]  # 4 runs
+ARGS += ["--preset", "smoke", "--repeats", "2", "--probe-runs", "0"]  # 4 runs
 
 
 def _suite(out: Path, *extra: str) -> subprocess.Popen:
@@ -80,7 +80,7 @@ def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
     progress = Progress(matrix, tmp_path, resume=False)
     ResultLog(progress.log.path).append(RunResult(config=matrix.cells()[0].to_dict()))
     argv = ["suite", "--tasks", "cifar_cnn", "--impls", "pytorch", "--precisions", "32-true", "--out", str(tmp_path)]
-    argv += ["--probe-processes", "0"]
+    argv += ["--probe-runs", "0"]
     assert main([*argv, "--preset", "quick", "--repeats", "1", "--resume"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "preset=smoke" in err and "preset=quick" in err
