@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from loopbench.types import DataError
 
@@ -32,17 +34,25 @@ def download(dataset_cls: type, root: str, train: bool, name: str, expected: str
         ) from None
 
 
-def train_loader(dataset: Dataset, batch_size: int, seed: int, pin_memory: bool = False) -> DataLoader:
+def train_loader(
+    dataset: Dataset, batch_size: int, seed: int, pin_memory: bool = False, shard: bool = False
+) -> DataLoader:
     """The training loader both loops use.
 
     Its own `torch.Generator` makes the shuffle independent of the global RNG (model init, dropout):
     a loader without one draws its base seed from the global RNG whenever an iterator is created.
     `drop_last` keeps every batch the same size, so BatchNorm statistics and step times are comparable.
+    `shard`: this process's share under data parallel, from PyTorch's DistributedSampler as Lightning puts
+    it in place of the shuffle: its default seed, 0, since Lightning takes another only from
+    `seed_everything`, which the loops do not call (under DDP it also re-seeds the global RNG after the
+    model is built); it pads the shares to equal length, and the loader still drops a last short batch.
     """
+    sampler = DistributedSampler(dataset, shuffle=True) if shard else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=None if shard else True,
+        sampler=sampler,
         drop_last=True,
         generator=torch.Generator().manual_seed(seed),
         pin_memory=pin_memory,
@@ -54,14 +64,41 @@ def batches(loader: DataLoader, steps: int) -> Iterator[Any]:
 
     `for batch in loader` runs the sampler to its end, and RandomSampler then draws one more shuffle
     from the loader's generator; Lightning stops after len(loader) batches. islice stops there too,
-    so both loops see the same batches in the same order across epoch boundaries.
+    so both loops see the same batches in the same order across epoch boundaries. A DistributedSampler
+    is told each epoch's number first, as PyTorch's DDP recipe (and Lightning) do: a new shuffle per epoch.
     """
     if len(loader) == 0:
         raise ValueError("the training set is smaller than one batch; lower --batch-size")
-    remaining = steps
+    remaining, epoch = steps, 0
     while remaining:
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
         yield from itertools.islice(loader, min(len(loader), remaining))
         remaining -= min(len(loader), remaining)
+        epoch += 1
+
+
+# -- data parallel: PyTorch's DDP recipe, for the plain loops --------------------------------------
+
+
+def start_distributed(run: Any) -> bool:
+    """Join the process group that the launcher's environment describes (RANK, WORLD_SIZE, MASTER_ADDR,
+    MASTER_PORT, as torchrun sets them): gloo on CPU, nccl on CUDA. False, and nothing done, for one process."""
+    if run.processes == 1:
+        return False
+    dist.init_process_group("nccl" if run.device.type == "cuda" else "gloo")
+    return True
+
+
+def data_parallel(module: torch.nn.Module, distributed: bool, broadcast_buffers: bool = True) -> torch.nn.Module:
+    """`module` in DistributedDataParallel (gradients averaged across processes in backward), or itself.
+    `broadcast_buffers`: DDP's default, the first process's buffers (BatchNorm statistics) copied to the
+    others before every forward; False: each process keeps its own after the start."""
+    if not distributed:
+        return module
+    device = next(module.parameters()).device
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -114,10 +151,15 @@ def epoch_batches(loader: DataLoader, steps: int) -> Iterator[tuple[Any, bool]]:
         yield batch, i % len(loader) == 0
 
 
-def eval_loader(dataset: Dataset, batch_size: int) -> DataLoader:
+def eval_loader(dataset: Dataset, batch_size: int, shard: bool = False) -> DataLoader:
     """The validation loader both sides use: in order, every sample, and its own generator (an iterator
-    draws its base seed from the loader's generator, or else from the global RNG that training uses)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=torch.Generator().manual_seed(0))
+    draws its base seed from the loader's generator, or else from the global RNG that training uses).
+    `shard`: this process's share under data parallel, as Lightning's sampler gives it (padded to equal
+    shares); the metrics then gather every process's updates when they compute."""
+    sampler = DistributedSampler(dataset, shuffle=False) if shard else None
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, sampler=sampler, generator=torch.Generator().manual_seed(0)
+    )
 
 
 @torch.no_grad()
@@ -157,7 +199,8 @@ class KeepBest:
             self.best, self.waited = value, 0
             path = os.path.join(self.run.tmpdir, "best.pt")  # the run's temporary folder, made on first use
             with self.run.between_steps("checkpoint"):
-                torch.save(model.state_dict(), path)
+                if self.run.rank == 0:  # one file, written by the first process (the weights are everyone's)
+                    torch.save(model.state_dict(), path)
             self.run.record_best(path)
         else:
             self.waited += 1

@@ -70,6 +70,12 @@ def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
         action="store_true",
         help="efficientnet_binary: start from torchvision's ImageNet weights (from the local cache)",
     )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="data parallel: N processes (DDP; gloo on CPU, one core each; nccl on CUDA, one GPU each). Default 1",
+    )
     p.add_argument("--json", type=Path, help="write the result as JSON here")
 
 
@@ -89,6 +95,7 @@ def _config(args: argparse.Namespace, impl: str):
         data=args.data,
         data_dir=args.data_dir,
         overrides=dict(args.overrides) | ({"pretrained": True} if args.pretrained else {}),
+        processes=args.processes,
     )
 
 
@@ -115,7 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _checked(_config(args, args.impl))
     if is_lightning(config.impl):
         quiet_lightning()
-    result = run_isolated(config, args.timeout) if args.isolate else run_cell(config)
+    isolate = args.isolate or config.processes > 1  # several processes are always started afresh
+    result = run_isolated(config, args.timeout) if isolate else run_cell(config)
     print(progress_line(1, 1, result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +136,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from loopbench.harness import UsageError, run_cell
+    from loopbench.isolate import run_isolated
     from loopbench.parity import combine, compare_cell
     from loopbench.quiet import quiet_lightning
     from loopbench.stats import tost
@@ -148,8 +157,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
     ]
     quiet_lightning()
     reports, references, candidates = [], [], []
+    run = run_isolated if args.processes > 1 else run_cell  # several processes are always started afresh
     for seed, (ref_cfg, cand_cfg) in zip(seeds, pairs, strict=True):
-        reference, candidate = run_cell(ref_cfg), run_cell(cand_cfg)
+        reference, candidate = run(ref_cfg), run(cand_cfg)
         for r in (reference, candidate):
             if not r.ok:
                 print(f"{r.run_config.label}: {r.status}: {r.message}", file=sys.stderr)

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loopbench.isolate import DEFAULT_TIMEOUT_S, _child, _child_env
+from loopbench.isolate import DEFAULT_TIMEOUT_S, _child, child_env
 from loopbench.types import RunConfig, RunResult
 
 PRELOAD = ("loopbench.harness", "loopbench.quiet", "pytorch_lightning")  # what a forked run finds imported
@@ -69,7 +69,7 @@ def _running_server() -> subprocess.Popen:
             [sys.executable, "-m", "loopbench.forked"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=_child_env(),
+            env=child_env(),
             start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
         )
         try:

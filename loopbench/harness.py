@@ -48,7 +48,9 @@ class Run:
         self.cfg = cfg
         self.data = data
         self.seed = config.seed
-        self.device = torch.device(config.device)
+        self.processes = config.processes  # data parallel: this is one of them, rank `rank`
+        self.rank = int(os.environ.get("RANK", 0))  # the launcher's environment, as torchrun sets it
+        self.device = rank_device(config)
         self.precision = resolve_precision(config.precision)
         self.trainer_setup = TRAINERS.get(config.impl, TrainerSetup())
         self.log_every_step = self.trainer_setup.log_every_step  # idiomatic `self.log`, as users write it
@@ -77,14 +79,21 @@ class Run:
         """A GradScaler that is a no-op unless the precision is float16."""
         return torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
 
-    def trainer_kwargs(self, monitor: tuple[str, str] | None = None) -> dict[str, Any]:
+    def trainer_kwargs(
+        self, monitor: tuple[str, str] | None = None, find_unused_parameters: bool = False
+    ) -> dict[str, Any]:
         """Trainer arguments for this cell: its Trainer of loopbench.trainers on this device and precision,
         and where the task validates every epoch, the callbacks that keep the best weights by `monitor`
-        (metric, "min" | "max") and stop early after `patience` validations without improvement."""
+        (metric, "min" | "max") and stop early after `patience` validations without improvement.
+        With several processes, strategy="ddp" (`find_unused_parameters`: its variant that lets a backward
+        reach only some of the module's parameters)."""
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
         }
+        if self.processes > 1:  # started by the launcher (LOCAL_RANK set): each process joins as its rank
+            strategy = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
+            kwargs |= {"strategy": strategy, "devices": self.processes}
         if lightning_needs_plugin(self.config.device, self.precision.name):  # the flag would run bf16
             from pytorch_lightning.plugins import MixedPrecision
 
@@ -174,7 +183,7 @@ class Run:
             val_metrics=self.val_metrics,
             between_steps_s=dict(self.between),
             best_epoch=self.best[0] if self.best else None,
-            best_weights_digest=best_digest(self.best[1], list(weights)) if self.best else None,
+            best_weights_digest=best_digest(self.best[1], list(weights)) if self.best and self.rank == 0 else None,
             job_s=self._job_end - self.clock.start,
             artifacts=artifacts or {},
             env=measure.environment(self.device),
@@ -192,6 +201,14 @@ class Run:
     def cleanup(self) -> None:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def rank_device(config: RunConfig) -> torch.device:
+    """The device of this process: with several processes on CUDA, GPU LOCAL_RANK (one GPU per process)."""
+    device = torch.device(config.device)
+    if config.processes > 1 and device.type == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
 
 
 def best_digest(path: str, names: list[str]) -> str:
@@ -305,6 +322,7 @@ def validate(config: RunConfig) -> Any:
         index = torch.device(config.device).index or 0
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    _check_processes(config, kind)
     if config.data not in ("synthetic", "real"):
         raise UsageError(f"unknown data source {config.data!r}; choose from synthetic, real")
     if config.data_dir and config.data != "real":
@@ -318,6 +336,28 @@ def validate(config: RunConfig) -> Any:
                 "downloaded into it where the task allows) or use --data synthetic"
             )
     return task_config(config)
+
+
+def _check_processes(config: RunConfig, kind: str) -> None:
+    """Data parallel needs a device (a CPU core, or a GPU) per process, and a job that can run that way."""
+    n = config.processes
+    if n < 1:
+        raise UsageError(f"--processes must be at least 1, got {n}")
+    if n == 1:
+        return
+    if config.task not in implementations.TASKS:
+        raise UsageError(f"--processes {n}: {config.task} measures the framework in one process; use --processes 1")
+    if kind == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if n > cores:
+            raise UsageError(f"--processes {n}: this machine has {cores} CPU cores; one process per core at most")
+    else:
+        if torch.device(config.device).index is not None:
+            raise UsageError(f"--processes {n} uses GPUs 0..{n - 1}, one per process: give --device cuda")
+        if n > torch.cuda.device_count():
+            raise UsageError(
+                f"--processes {n}: {torch.cuda.device_count()} GPU(s) visible, and each process needs its own"
+            )
 
 
 @functools.cache
@@ -388,7 +428,7 @@ def run_cell(config: RunConfig) -> RunResult:
     if reason:
         return RunResult.failed(config, "unsupported", reason)
     train = implementations.train_fn(config.task, config.impl)
-    device = torch.device(config.device)
+    device = rank_device(config)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
@@ -403,4 +443,6 @@ def run_cell(config: RunConfig) -> RunResult:
         return RunResult.failed(config, "oom", str(e).splitlines()[0])
     finally:
         torch.set_num_threads(threads)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # either side's: a process leaves its group when done
         run.cleanup()

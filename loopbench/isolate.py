@@ -32,6 +32,10 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
     the parent is interrupted (KeyboardInterrupt, or SIGTERM turned into one by `interrupts_raise`),
     the child and anything it started are terminated before the exception goes on.
     """
+    if config.processes > 1:
+        from loopbench.distributed import run_ranks
+
+        return run_ranks(config, timeout_s)
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path = Path(tmp, "config.json"), Path(tmp, "result.json")
         cfg_path.write_text(json.dumps(config.to_dict()))
@@ -41,7 +45,7 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_child_env(),
+            env=child_env(),
             start_new_session=True,
         )
         try:
@@ -93,7 +97,7 @@ def raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     # the child imports this checkout even when the package is not installed (python -m from the repo)
     root = str(Path(__file__).resolve().parent.parent)

@@ -70,14 +70,26 @@ class ParityReport:
                 f"{len(self.val_metrics)} epochs, best epoch {' vs '.join(map(str, self.best_epochs))}, "
                 f"best weights {'equal' if self.best_weights_equal else 'differ'}"
             )
+        n = self.details.get("processes")
+        ranks = f" on each of {n} processes" if n else ""
         return (
             f"{self.candidate} vs {self.reference}: {self.verdict} (expected {self.expected}: {ok}); "
             f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}, "
-            f"weights {'equal' if self.weights_equal else 'differ'}{where}{job}"
+            f"weights {'equal' if self.weights_equal else 'differ'}{ranks}{where}{job}"
         )
 
 
+def _losses(result: RunResult) -> dict[str, list[float]]:
+    """Per-step losses by name; with several processes, every process's, named `loss@rank1` and so on."""
+    if not result.ranks:
+        return result.losses
+    return {f"{name}@rank{r['rank']}": values for r in result.ranks for name, values in r["losses"].items()}
+
+
 def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
+    if a.ranks or b.ranks:  # several processes: every process's weights, by digest
+        digests = [[r["weights_digest"] for r in x.ranks] for x in (a, b)]
+        return None not in digests[0] and digests[0] == digests[1], None
     if a.weights is not None and b.weights is not None:
         if a.weights.keys() != b.weights.keys():
             return False, math.inf
@@ -127,13 +139,14 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     for r in (reference, candidate):
         if not r.ok:
             raise ValueError(f"cannot compare a run with status {r.status!r}: {r.message}")
-    if reference.losses.keys() != candidate.losses.keys():
-        raise ValueError(f"different losses recorded: {sorted(reference.losses)} vs {sorted(candidate.losses)}")
+    ref_losses, cand_losses = _losses(reference), _losses(candidate)
+    if ref_losses.keys() != cand_losses.keys():
+        raise ValueError(f"different losses recorded: {sorted(ref_losses)} vs {sorted(cand_losses)}")
     max_abs = max_rel = 0.0
     first_diff = None
     steps = 0
-    for name in reference.losses:
-        a, b = reference.losses[name], candidate.losses[name]
+    for name in ref_losses:
+        a, b = ref_losses[name], cand_losses[name]
         if len(a) != len(b):
             raise ValueError(f"loss {name!r}: {len(a)} steps vs {len(b)}")
         steps = len(a)
@@ -144,7 +157,7 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
             max_abs = max(max_abs, d)
             if d:
                 max_rel = max(max_rel, d / max(abs(x), 1e-12) if math.isfinite(d) else math.inf)
-    losses_equal = all(reference.losses[n] == candidate.losses[n] for n in reference.losses)
+    losses_equal = all(ref_losses[n] == cand_losses[n] for n in ref_losses)
     weights_equal, max_w = _weights_compare(reference, candidate)
     if losses_equal and weights_equal:
         verdict = "bitwise"
@@ -174,6 +187,7 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         max_abs_weight_diff=max_w,
         rtol=rtol,
         first_differing_step=first_diff,
+        details={"processes": len(reference.ranks)} if reference.ranks else {},
         **job,
     )
 

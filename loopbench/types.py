@@ -35,6 +35,7 @@ class RunConfig:
     data_dir: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # task hyperparameters, e.g. {"lr": 0.1}
     repeat: int = 0  # which fresh-process repeat of its cell this run is (a suite's bookkeeping)
+    processes: int = 1  # data parallel: N processes, one device (or CPU share) each, global batch N x batch_size
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -45,7 +46,8 @@ class RunConfig:
 
     @property
     def label(self) -> str:
-        return f"{self.task}/{self.impl}/{self.device}/{self.precision}/{self.preset}/seed{self.seed}"
+        ranks = f"/x{self.processes}" if self.processes > 1 else ""
+        return f"{self.task}/{self.impl}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 
 @dataclass
@@ -85,6 +87,7 @@ class RunResult:
     best_weights_digest: str | None = None
     job_s: float | None = None  # the whole job: from train() entry to its end, validation and checkpoints included
     weights_digest: str | None = None
+    ranks: list[dict[str, Any]] = field(default_factory=list)  # data parallel: each process's own measurements
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
     env: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] | None = field(default=None, repr=False, compare=False)

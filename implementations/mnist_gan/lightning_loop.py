@@ -24,7 +24,7 @@ class GanModule(pl.LightningModule):
         self.cfg, self.run = cfg, run
         self.val_metrics = spec.val_metrics()  # torchmetrics objects: moved with the module, logged below
         self.nets = spec.build_nets(cfg)
-        self.noise = spec.noise_generator(run.seed, run.device)
+        self.noise = spec.noise_generator(run.seed + run.rank, run.device)  # each process its own noise
 
     def training_step(self, batch, batch_idx):
         (real,) = batch
@@ -69,7 +69,8 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     module = GanModule(cfg, run)
     loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
 
-    trainer = pl.Trainer(max_steps=2 * cfg.steps, **run.trainer_kwargs(spec.MONITOR))  # global_step: 2 per batch
+    # global_step counts 2 per batch; under DDP one wrapper holds both nets and each backward reaches one of them
+    trainer = pl.Trainer(max_steps=2 * cfg.steps, **run.trainer_kwargs(spec.MONITOR, find_unused_parameters=True))
     val_loader = eval_loader(run.data.test, cfg.val_batch_size) if cfg.validate_every_epoch else None
     trainer.fit(module, loader, val_loader)
 

@@ -4,21 +4,35 @@ from __future__ import annotations
 
 import torch
 
-from implementations.common import KeepBest, epoch_batches, eval_loader, to_device, train_loader, validate
+from implementations.common import (
+    KeepBest,
+    data_parallel,
+    epoch_batches,
+    eval_loader,
+    start_distributed,
+    to_device,
+    train_loader,
+    validate,
+)
 from implementations.mnist_gan import spec
 from loopbench.harness import Run
 from loopbench.types import RunResult
 
 
 def train(cfg: spec.Config, run: Run) -> RunResult:
+    distributed = start_distributed(run)  # several processes: join their group (DDP); one: nothing
     torch.manual_seed(run.seed)  # the networks' initial weights come from the global RNG
     nets = spec.build_nets(cfg).to(run.device)
-    generator, discriminator = nets["generator"], nets["discriminator"]
+    # DDP per net; each process keeps its own BatchNorm statistics (as GAN code commonly sets it, StyleGAN2-ADA's
+    # for one), which is also what Lightning's manual optimization does: it turns DDP's per-forward broadcast off
+    generator, discriminator = (
+        data_parallel(nets[name], distributed, broadcast_buffers=False) for name in ("generator", "discriminator")
+    )
     opt_g, opt_d = spec.build_optimizers(nets, cfg)
     scaler = run.grad_scaler()  # float16 only; a no-op otherwise
-    noise = spec.noise_generator(run.seed, run.device)
-    loader = train_loader(run.data.train, cfg.batch_size, run.seed, pin_memory=run.device.type == "cuda")
-    val_loader = eval_loader(run.data.test, cfg.val_batch_size)
+    noise = spec.noise_generator(run.seed + run.rank, run.device)  # each process its own noise
+    loader = train_loader(run.data.train, cfg.batch_size, run.seed, run.device.type == "cuda", shard=distributed)
+    val_loader = eval_loader(run.data.test, cfg.val_batch_size, shard=distributed)
     val_metrics = spec.val_metrics().to(run.device) if cfg.validate_every_epoch else None  # torchmetrics
     best = KeepBest(*spec.MONITOR, cfg.patience, run)  # torch.save of the best weights; early stopping
 
@@ -43,7 +57,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         # (2) update G
         discriminator.requires_grad_(False)  # what toggle_optimizer(opt_g) does: no D weight grads
         with run.autocast():  # D's weights changed: a fresh region casts them anew
-            loss_g = spec.generator_loss(discriminator, fake)
+            loss_g = spec.generator_loss(nets["discriminator"], fake)  # no DDP wrapper: no D gradients to sync
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(loss_g).backward()
         scaler.unscale_(opt_g)
