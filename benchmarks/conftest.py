@@ -1,7 +1,7 @@
 """pytest-benchmark entry: `pytest benchmarks --benchmark-only` runs this machine's default matrix.
 
 Options (all optional): --lb-preset, --lb-repeats, --lb-devices, --lb-tasks, --lb-precisions,
---lb-timeout, --lb-out, --lb-resume, --lb-probe-runs, --lb-probe-steps. The overhead probe
+--lb-timeout, --lb-out, --lb-resume, --lb-probe-runs, --lb-probe-steps, --lb-processes. The overhead probe
 (loopbench.overhead: the plain loop, the ladder of Trainers, the default Trainer) runs first.
 Each run's result is appended to <lb-out>/results.jsonl as it ends; at the end, or on Ctrl-C /
 SIGTERM, the report (REPORT.md, figures, results.json, pytest-benchmark.json) of every finished run
@@ -38,6 +38,7 @@ def pytest_addoption(parser):
     g.addoption("--lb-resume", action="store_true", help="run only the runs not yet in --lb-out's results.jsonl")
     g.addoption("--lb-probe-runs", type=int, default=PROBE_RUNS, help="overhead-probe runs per variant (0: none)")
     g.addoption("--lb-probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
+    g.addoption("--lb-processes", type=int, nargs="+", default=[1], help="data parallel: process counts, e.g. 1 2")
 
 
 def matrix_from(config: pytest.Config) -> Matrix:
@@ -57,15 +58,32 @@ def matrix_from(config: pytest.Config) -> Matrix:
             device_type(device)
         except ValueError as e:
             raise pytest.UsageError(str(e)) from None
+    tasks = tuple(config.getoption("--lb-tasks") or implementations.TASKS)
+    processes = tuple(dict.fromkeys(config.getoption("--lb-processes")))
+    _check_processes(tasks, devices, processes)
     return Matrix(
-        tasks=tuple(config.getoption("--lb-tasks") or implementations.TASKS),
+        tasks=tasks,
         precisions=tuple(config.getoption("--lb-precisions") or ()) or None,
         devices=devices,
         preset=config.getoption("--lb-preset") or default_preset(devices),
         repeats=config.getoption("--lb-repeats"),
         probe_runs=config.getoption("--lb-probe-runs"),
         probe_steps=config.getoption("--lb-probe-steps"),
+        processes=processes,
     )
+
+
+def _check_processes(tasks: tuple[str, ...], devices: tuple[str, ...], processes: tuple[int, ...]) -> None:
+    """--lb-processes this machine cannot run (more than its cores or GPUs, or 0) are refused up front."""
+    from loopbench.harness import validate
+    from loopbench.types import RunConfig, UsageError
+
+    for n in processes:
+        for device in devices:
+            try:
+                validate(RunConfig(tasks[0], "pytorch", device, processes=n))
+            except UsageError as e:
+                raise pytest.UsageError(str(e).replace("--processes", "--lb-processes")) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -103,7 +121,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         from loopbench.suite import group_key
 
         cells = list(dict.fromkeys((group_key(c), c.impl) for c in matrix_from(metafunc.config).cells()))
-        ids = ["-".join([*group[:3], *json.loads(group[-1]).values(), impl]) for group, impl in cells]
+        ids = [
+            "-".join([*group[:3], *json.loads(group[-2]).values(), *([f"x{group[-1]}"] if group[-1] > 1 else []), impl])
+            for group, impl in cells
+        ]
         metafunc.parametrize("cell", cells, ids=ids)
 
 

@@ -224,6 +224,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         probe_runs=args.probe_runs,
         probe_steps=args.probe_steps,
+        processes=tuple(dict.fromkeys(args.processes)),
     )
     for cell in {c.label: c for c in matrix.cells()}.values():  # refuse bad input before hours of work
         if args.precisions:  # asked for by name: a cell this machine cannot run is bad input
@@ -361,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"overhead-probe runs per variant, before the tasks (default {PROBE_RUNS}; 0: no probe)",
     )
     p.add_argument("--probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
+    p.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="data parallel: each task at each of these process counts, e.g. 1 2 (a scaling table). Default 1",
+    )
     p.set_defaults(func=cmd_suite)
 
     p = sub.add_parser("overhead", help="what a Trainer costs per optimizer step: the near-zero-compute probe")

@@ -88,14 +88,14 @@ def run_ranks(
                 )
             if on_start:
                 on_start(procs)
-            timed_out = _wait(procs, folder, timeout_s)
+            timed_out, ended = _wait(procs, folder, timeout_s)
         finally:
             for proc in procs:
                 _stop(proc)
             for log in logs:
                 log.close()
         results = [_rank_result(config, folder, rank, proc, timed_out, timeout_s) for rank, proc in enumerate(procs)]
-    return merge(config, results)
+    return merge(config, results, ended)
 
 
 def rank_env(rank: int, world: int, port: int) -> dict[str, str]:
@@ -134,19 +134,24 @@ def _failed(folder: Path, rank: int, proc: subprocess.Popen) -> bool:
         return True
 
 
-def _wait(procs: list[subprocess.Popen], folder: Path, timeout_s: float) -> bool:
-    """Until every process has ended, one failed and the others had GRACE_S to end, or the time is up (True)."""
-    deadline, stop_at = time.monotonic() + timeout_s, None
-    while any(p.poll() is None for p in procs):
+def _wait(procs: list[subprocess.Popen], folder: Path, timeout_s: float) -> tuple[bool, list[int]]:
+    """Until every process has ended, one failed and the others had GRACE_S to end, or the time is up.
+
+    Returns (timed out, the ranks in the order they ended: among those seen ending together, the ones
+    that died of a signal or an exit code first, since the others' errors are then the consequence)."""
+    deadline, stop_at, ended = time.monotonic() + timeout_s, None, []
+    while len(ended) < len(procs):
         now = time.monotonic()
         if now > deadline:
-            return True
-        if stop_at is None and any(_failed(folder, rank, p) for rank, p in enumerate(procs)):
+            return True, ended
+        new = [rank for rank, p in enumerate(procs) if rank not in ended and p.poll() is not None]
+        ended += sorted(new, key=lambda rank: procs[rank].returncode == 0)
+        if stop_at is None and any(_failed(folder, rank, procs[rank]) for rank in ended):
             stop_at = now + GRACE_S
         if stop_at is not None and now > stop_at:
-            return False
+            return False, ended
         time.sleep(0.05)
-    return False
+    return False, ended
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
@@ -179,16 +184,15 @@ def _rank_result(
     return RunResult.failed(config, "error", f"exit code {code}: {' | '.join(lines[-3:])}")
 
 
-def merge(config: RunConfig, results: list[RunResult]) -> RunResult:
-    """The cell's result from its processes' results: rank 0's, measured as the slowest rank and the whole job."""
+def merge(config: RunConfig, results: list[RunResult], ended: list[int] | None = None) -> RunResult:
+    """The cell's result from its processes' results: rank 0's, measured as the slowest rank and the whole job.
+    A failed run carries every failed process's reason, the first to end first (`ended`: ranks in that order)."""
     ranks = [{"rank": i} | {k: getattr(r, k) for k in RANK_FIELDS} for i, r in enumerate(results)]
-    failed = [(i, r) for i, r in enumerate(results) if not r.ok]
+    order = [*(ended or []), *(i for i in range(len(results)) if i not in (ended or []))]
+    failed = [i for i in order if not results[i].ok]
     if failed:
-        first = next(((i, r) for i, r in failed if "another process" not in r.message), failed[0])
-        message = "; ".join(
-            f"rank {i}: {r.status}: {r.message}" for i, r in [first, *(f for f in failed if f != first)]
-        )
-        return dataclasses.replace(RunResult.failed(config, first[1].status, message), ranks=ranks)
+        message = "; ".join(f"rank {i}: {results[i].status}: {results[i].message}" for i in failed)
+        return dataclasses.replace(RunResult.failed(config, results[failed[0]].status, message), ranks=ranks)
     lead = results[0]
     slowest = [max(times) for times in zip(*(r.step_times_s for r in results), strict=True)]
     steady = slowest[lead.warmup_steps :] or slowest

@@ -12,7 +12,7 @@ import statistics
 import pandas as pd
 
 from loopbench import stats
-from loopbench.suite import by_group
+from loopbench.suite import by_group, placement
 from loopbench.trainers import is_lightning
 from loopbench.types import RunResult
 
@@ -28,7 +28,8 @@ def _median(values: list[float | None]) -> float | None:
 
 def between_epochs(results: list[RunResult]) -> pd.DataFrame:
     rows = []
-    for (task, device, precision, *_), impls in by_group(results).items():
+    for (task, device, precision, *_, processes), impls in by_group(results).items():
+        device = placement(device, processes)
         runs = {impl: [r for r in rs if r.ok and r.val_metrics] for impl, rs in impls.items()}
         plain = {r.config["repeat"]: _mean(r.between_steps_s["validation"]) for r in runs.get("pytorch", [])}
         for impl, rs in runs.items():

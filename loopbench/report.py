@@ -14,10 +14,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import implementations
-from loopbench import job_report, parity, probe_report, stats
+from loopbench import job_report, parity, probe_report, scaling_report, stats
 from loopbench.precision import PLUGIN_NOTE, device_type
 from loopbench.store import save_results
-from loopbench.suite import STEP_LIMITS, by_group
+from loopbench.suite import STEP_LIMITS, by_group, placement
 from loopbench.trainers import is_lightning
 from loopbench.types import RunResult
 
@@ -41,7 +41,8 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
             {
                 "task": c["task"],
                 "impl": c["impl"],
-                "device": c["device"],
+                "device": placement(c["device"], c.get("processes", 1)),
+                "processes": c.get("processes", 1),
                 "precision": c["precision"],
                 "preset": c["preset"],
                 "seed": c["seed"],
@@ -92,7 +93,8 @@ def summary(results: list[RunResult]) -> pd.DataFrame:
 def overheads(results: list[RunResult]) -> pd.DataFrame:
     """Lightning / PyTorch step time per cell, from runs paired by repeat (adjacent in time)."""
     rows = []
-    for (task, device, precision, *_), impls in by_group(results).items():
+    for (task, device, precision, *_, processes), impls in by_group(results).items():
+        device = placement(device, processes)
         ref = _run_medians(impls.get("pytorch", []))
         for impl, runs in impls.items():
             cand = _run_medians(runs)
@@ -129,7 +131,8 @@ def _run_medians(runs: list[RunResult]) -> dict[int, float]:
 def parities(results: list[RunResult]) -> pd.DataFrame:
     """Each implementation's first run against PyTorch's first run of the same cell and seed."""
     rows = []
-    for (task, device, precision, *_), impls in by_group(results).items():
+    for (task, device, precision, *_, processes), impls in by_group(results).items():
+        device = placement(device, processes)
         refs = [r for r in impls.get("pytorch", []) if r.ok]
         for impl, runs in impls.items():
             runs = [r for r in runs if r.ok]
@@ -440,6 +443,9 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
         _md(ov.drop(columns="label") if len(ov) else ov, ".3f"),
         "",
     ]
+    scale = scaling_report.scaling(table, ov)
+    if len(scale):
+        out += ["## Data parallel: scaling", "", scaling_report.INTRO, "", _md(scale, ".3g"), ""]
     job = job_report.between_epochs(results)
     if len(job):
         out += ["## Between epochs: validation and checkpoints", "", job_report.INTRO, "", _md(job, ".3g"), ""]

@@ -55,10 +55,17 @@ class Matrix:
     data_dir: str | None = None
     probe_runs: int = 0  # runs per variant of the overhead probe, before the tasks (0: no probe)
     probe_steps: int | None = None  # None: the probe's preset
+    processes: tuple[int, ...] = (1,)  # data parallel: each task also in N processes (DDP)
 
-    def groups(self) -> list[tuple[str, str, str]]:
-        """(task, device, precision) groups, in run order."""
-        return [(t, d, p) for t in self.tasks for d in self.devices for p in (self.precisions or default_precisions(d))]
+    def groups(self) -> list[tuple[str, str, str, int]]:
+        """(task, device, precision, processes) groups, in run order."""
+        return [
+            (t, d, p, n)
+            for t in self.tasks
+            for d in self.devices
+            for p in (self.precisions or default_precisions(d))
+            for n in self.processes
+        ]
 
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
@@ -68,7 +75,7 @@ class Matrix:
             for shape, impls in PROBE_IMPLS.items()
             for cell in probe_plan(device, shape, self.probe_runs, self.probe_steps, impls)
         ]
-        for task, device, precision in self.groups():
+        for task, device, precision, processes in self.groups():
             limit = self.limit(task, device, precision)
             steps, warmup = (limit.steps, limit.warmup_steps) if limit else (None, None)
             for repeat in range(min(self.repeats, limit.repeats) if limit else self.repeats):
@@ -86,6 +93,7 @@ class Matrix:
                         data=self.data,
                         data_dir=self.data_dir,
                         repeat=repeat,
+                        processes=processes,
                     )
                     for impl in order
                 ]
@@ -99,7 +107,7 @@ class Matrix:
 
     def settings(self) -> dict:
         """What must match for a resumed matrix to be the same matrix (saved as matrix.json)."""
-        precisions = list(dict.fromkeys(p for _, _, p in self.groups()))  # the defaults, resolved
+        precisions = list(dict.fromkeys(p for _, _, p, _ in self.groups()))  # the defaults, resolved
         return json.loads(json.dumps(dataclasses.asdict(self) | {"precisions": precisions}))
 
 
@@ -155,7 +163,8 @@ def default_preset(devices: Iterable[str]) -> str:
 
 def progress_line(i: int, n: int, result: RunResult) -> str:
     c = result.run_config
-    head = f"[{i:>3}/{n}] {c.task:<20} {c.impl:<18} {c.device:<6} {c.precision:<10}"
+    device = f"{c.device}x{c.processes}" if c.processes > 1 else c.device
+    head = f"[{i:>3}/{n}] {c.task:<20} {c.impl:<18} {device:<6} {c.precision:<10}"
     if not result.ok:
         return f"{head} {result.status.upper()}: {result.message}"
     metrics = " ".join(f"{k}={v:.3g}" for k, v in result.metrics.items())
@@ -192,7 +201,13 @@ def run_cells(
 def group_key(config: RunConfig | dict) -> tuple:
     """What the runs of one comparison share: all but the implementation, the repeat and the step counts."""
     c = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    return (c.task, c.device, c.precision, c.preset, c.seed, c.data, json.dumps(c.overrides, sort_keys=True))
+    overrides = json.dumps(c.overrides, sort_keys=True)
+    return (c.task, c.device, c.precision, c.preset, c.seed, c.data, overrides, c.processes)
+
+
+def placement(device: str, processes: int = 1) -> str:
+    """Where a cell ran, as the report names it: `cpu`, or `cpu x2` for two processes (data parallel)."""
+    return device if processes == 1 else f"{device} x{processes}"
 
 
 def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]]:

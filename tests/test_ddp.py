@@ -1,0 +1,144 @@
+"""Data parallel: plain DistributedDataParallel against Trainer(strategy="ddp"), two processes with gloo.
+
+Both must train the same model bitwise on every process (per-step losses and final weights, each
+process on its own shard), a nudged learning rate must come out a mismatch, and a run in which one
+process dies or the parent is interrupted must leave no process behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from loopbench import distributed
+from loopbench.distributed import merge, run_ranks
+from loopbench.parity import compare_cell
+from loopbench.types import RunConfig, RunResult
+
+needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
+pytestmark = needs_two_cores
+
+
+@functools.cache
+def _ddp_run(task: str, impl: str, precision: str, steps: int, lr: float | None) -> RunResult:
+    overrides = {} if lr is None else {"lr": lr}
+    config = RunConfig(task, impl, precision=precision, steps=steps, overrides=overrides, processes=2)
+    result = run_ranks(config, timeout_s=300)
+    assert result.ok, result.message
+    return result
+
+
+def ddp_run(task: str, impl: str, precision: str = "32-true", steps: int = 6, lr: float | None = None) -> RunResult:
+    """Two processes of one cell (each distinct cell once per session: the control reuses a parity run)."""
+    return _ddp_run(task, impl, precision, steps, lr)
+
+
+@pytest.mark.parametrize(
+    ("task", "precision", "steps"),
+    [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)],
+)
+def test_plain_ddp_and_lightning_ddp_train_the_same_model_on_every_process(task, precision, steps):
+    plain, lightning = (ddp_run(task, impl, precision=precision, steps=steps) for impl in ("pytorch", "lightning"))
+    report = compare_cell(plain, lightning)
+    assert report.verdict == "bitwise" and report.holds, report.line()
+    assert report.details == {"processes": 2} and "on each of 2 processes" in report.line()
+    ranks = plain.ranks
+    assert [r["rank"] for r in ranks] == [0, 1]
+    assert ranks[0]["losses"] != ranks[1]["losses"]  # each process trains on its own shard
+    assert plain.samples_per_s == pytest.approx(2 * plain.batch_size * (steps - plain.warmup_steps) / plain.window_s)
+
+
+def test_a_nudged_learning_rate_is_a_mismatch_under_ddp_too():
+    plain = ddp_run("cifar_cnn", "pytorch")
+    nudged = ddp_run("cifar_cnn", "lightning", lr=0.2 * 1.001)
+    report = compare_cell(plain, nudged)
+    assert report.verdict == "mismatch" and not report.holds
+
+
+def _session_members(sid: int) -> list[int]:
+    """The processes still alive in session `sid` (each rank runs in its own)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def test_a_killed_process_fails_the_run_with_its_reason_and_leaves_no_process(monkeypatch):
+    monkeypatch.setattr(distributed, "GRACE_S", 1.0)
+    started: list = []
+
+    def kill_rank_1(procs):
+        started.extend(procs)
+        threading.Timer(6.0, lambda: os.kill(procs[1].pid, signal.SIGKILL)).start()
+
+    result = run_ranks(RunConfig("cifar_cnn", "pytorch", processes=2, steps=100_000), 300, on_start=kill_rank_1)
+    assert result.status == "oom" and result.message.startswith("rank 1: oom: killed by SIGKILL"), result.message
+    assert "; rank 0: error: " in result.message  # its collective broke, or the launcher stopped it
+    assert [r["status"] for r in result.ranks] == ["error", "oom"]
+    for proc in started:
+        assert proc.poll() is not None and not _session_members(proc.pid)
+
+
+def test_an_interrupted_parent_stops_every_process():
+    started: list = []
+
+    def interrupt(procs):
+        started.extend(procs)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_ranks(RunConfig("cifar_cnn", "pytorch", processes=2, steps=100_000), 300, on_start=interrupt)
+    for proc in started:
+        assert proc.poll() is not None and not _session_members(proc.pid)
+
+
+def _rank(times: list[float], losses: list[float], rss: int, status: str = "ok", message: str = "") -> RunResult:
+    config = RunConfig("cifar_cnn", "pytorch", processes=2)
+    return RunResult(
+        config=config.to_dict(),
+        status=status,
+        message=message,
+        losses={"loss": losses},
+        step_times_s=times,
+        warmup_steps=1,
+        batch_size=8,
+        window_s=sum(times[1:]),
+        end_to_end_s=5.0 + rss,
+        job_s=5.0,
+        host_step_time_median_s=0.1,
+        cpu_share=0.9,
+        peak_rss_bytes=rss,
+        weights_digest=f"w{rss}",
+    )
+
+
+def test_merge_takes_the_slowest_process_per_step_global_throughput_and_the_largest_memory():
+    config = RunConfig("cifar_cnn", "pytorch", processes=2)
+    merged = merge(config, [_rank([9, 1, 3, 1], [0.5] * 4, 10), _rank([9, 2, 1, 1], [0.7] * 4, 20)])
+    assert merged.ok and merged.step_times_s == [9, 2, 3, 1] and merged.step_time_median_s == 2
+    assert merged.window_s == 5 and merged.samples_per_s == pytest.approx(2 * 8 * 3 / 5)
+    assert merged.peak_rss_bytes == 20 and merged.end_to_end_s == 25
+    assert [r["weights_digest"] for r in merged.ranks] == ["w10", "w20"]
+    assert merged.losses == {"loss": [0.5] * 4}  # rank 0's; every rank's in `ranks`
+
+
+def test_merge_names_the_process_that_failed_first():
+    config = RunConfig("cifar_cnn", "pytorch", processes=2)
+    stopped = RunResult.failed(config, "error", "stopped: another process of the run had failed")
+    merged = merge(config, [stopped, RunResult.failed(config, "oom", "CUDA out of memory")], ended=[1, 0])
+    assert merged.status == "oom"
+    assert (
+        merged.message
+        == "rank 1: oom: CUDA out of memory; rank 0: error: stopped: another process of the run had failed"
+    )
