@@ -14,14 +14,15 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from loopbench import distributed
 from loopbench.distributed import merge, run_ranks
+from loopbench.harness import validate
 from loopbench.parity import compare_cell
-from loopbench.types import RunConfig, RunResult
+from loopbench.types import RunConfig, RunResult, UsageError
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
-pytestmark = needs_two_cores
 
 
 @functools.cache
@@ -38,6 +39,7 @@ def ddp_run(task: str, impl: str, precision: str = "32-true", steps: int = 6, lr
     return _ddp_run(task, impl, precision, steps, lr)
 
 
+@needs_two_cores
 @pytest.mark.parametrize(
     ("task", "precision", "steps"),
     [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)],
@@ -53,6 +55,7 @@ def test_plain_ddp_and_lightning_ddp_train_the_same_model_on_every_process(task,
     assert plain.samples_per_s == pytest.approx(2 * plain.batch_size * (steps - plain.warmup_steps) / plain.window_s)
 
 
+@needs_two_cores
 def test_a_nudged_learning_rate_is_a_mismatch_under_ddp_too():
     plain = ddp_run("cifar_cnn", "pytorch")
     nudged = ddp_run("cifar_cnn", "lightning", lr=0.2 * 1.001)
@@ -74,6 +77,7 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
+@needs_two_cores
 def test_a_killed_process_fails_the_run_with_its_reason_and_leaves_no_process(monkeypatch):
     monkeypatch.setattr(distributed, "GRACE_S", 1.0)
     started: list = []
@@ -90,6 +94,7 @@ def test_a_killed_process_fails_the_run_with_its_reason_and_leaves_no_process(mo
         assert proc.poll() is not None and not _session_members(proc.pid)
 
 
+@needs_two_cores
 def test_an_interrupted_parent_stops_every_process():
     started: list = []
 
@@ -142,3 +147,28 @@ def test_merge_names_the_process_that_failed_first():
         merged.message
         == "rank 1: oom: CUDA out of memory; rank 0: error: stopped: another process of the run had failed"
     )
+
+
+two_gpus = pytest.mark.skipif(
+    not torch.cuda.is_available() or torch.cuda.device_count() < 2, reason="needs 2 CUDA devices"
+)
+
+
+@pytest.mark.gpu
+@two_gpus
+@pytest.mark.parametrize("task", ["cifar_cnn", "mnist_gan", "efficientnet_binary"])
+def test_on_two_gpus_plain_ddp_and_lightning_ddp_agree_within_the_cuda_tolerance(task):
+    runs = [
+        run_ranks(RunConfig(task, impl, device="cuda", precision="bf16-mixed", steps=6, processes=2), 600)
+        for impl in ("pytorch", "lightning")
+    ]
+    assert all(r.ok for r in runs), [r.message for r in runs]
+    assert compare_cell(*runs).holds, compare_cell(*runs).line()
+    assert all(r["peak_cuda_allocated_bytes"] for r in runs[0].ranks)  # each process measured its own GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.device_count() != 1, reason="needs exactly 1 GPU")
+def test_with_one_gpu_two_processes_are_refused():
+    with pytest.raises(UsageError, match="1 GPU\\(s\\) visible, and each process needs its own"):
+        validate(RunConfig("cifar_cnn", "pytorch", device="cuda", processes=2))

@@ -82,3 +82,23 @@ def test_headline_answers_per_cell(results):
         "not resolved (2 pairs" in h.loc["32-true", "Lightning step time"] and h.loc["32-true", "parity"] == "bitwise"
     )
     assert h.loc["16-mixed", "Lightning step time"] == "0/2 ok (unsupported)"
+
+
+def test_the_scaling_table_sets_each_process_count_side_by_side(results, tmp_path):
+    """The fixture's 32-true runs, once as they are and once relabelled as two-process runs at 1.5x the
+    throughput: efficiency 0.75, and each Lightning variant's ratio to the plain loop at both counts."""
+    from dataclasses import replace
+
+    from loopbench.scaling_report import scaling
+
+    ok = [r for r in results if r.ok]
+    doubled = [
+        replace(r, config=r.config | {"processes": 2}, samples_per_s=1.5 * r.samples_per_s, ranks=[{}, {}]) for r in ok
+    ]
+    table = scaling(summary(ok + doubled), overheads(ok + doubled)).set_index("impl")
+    assert set(table.index) == {"pytorch", "lightning", "lightning-defaults"}
+    assert table.loc["pytorch", "efficiency x2"] == pytest.approx(0.75)
+    assert table.loc["lightning", "samples/s x2"] == pytest.approx(1.5 * table.loc["lightning", "samples/s x1"])
+    assert table.loc["lightning", "vs plain x1"] == table.loc["lightning", "vs plain x2"] != "–"
+    assert "## Data parallel: scaling" in write_report(ok + doubled, tmp_path).read_text()
+    assert scaling(summary(ok), overheads(ok)).empty  # one process count: no table
