@@ -11,7 +11,6 @@ is written to --lb-out, by default reports/<machine>/, and its path is printed.
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
@@ -118,13 +117,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
-        from loopbench.suite import group_key
+        from loopbench.suite import group_key, group_words
 
         cells = list(dict.fromkeys((group_key(c), c.impl) for c in matrix_from(metafunc.config).cells()))
-        ids = [
-            "-".join([*group[:3], *json.loads(group[-2]).values(), *([f"x{group[-1]}"] if group[-1] > 1 else []), impl])
-            for group, impl in cells
-        ]
+        ids = ["-".join([*group_words(group), impl]).replace(" ", "") for group, impl in cells]
         metafunc.parametrize("cell", cells, ids=ids)
 
 

@@ -13,12 +13,12 @@ report written at the end of the session.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
 
 from loopbench.parity import compare_cell
+from loopbench.suite import group_words
 from loopbench.types import RunResult
 
 
@@ -41,7 +41,6 @@ pytestmark = pytest.mark.benchmark(timer=CLOCK, disable_gc=False, warmup=False)
 
 def test_training(cell, benchmark, bench_runs, bench_matrix):
     group, impl = cell
-    task, device, precision = group[:3]
     runs = list(bench_runs(group)[impl])
     pending = iter(runs)
 
@@ -50,7 +49,7 @@ def test_training(cell, benchmark, bench_runs, bench_matrix):
         CLOCK.advance(result.window_s or 0.0)
         return result
 
-    benchmark.group = " ".join([task, device, precision, *json.loads(group[-1]).values()])
+    benchmark.group = " ".join(group_words(group))
     benchmark.pedantic(one_training_run, rounds=len(runs), iterations=1)
 
     first = runs[0]

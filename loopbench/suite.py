@@ -205,6 +205,12 @@ def group_key(config: RunConfig | dict) -> tuple:
     return (c.task, c.device, c.precision, c.preset, c.seed, c.data, overrides, c.processes)
 
 
+def group_words(key: tuple) -> list[str]:
+    """A group key as words for names and ids: task, where it ran (`cpu x2`), precision, override values."""
+    task, device, precision, _, _, _, overrides, processes = key
+    return [task, placement(device, processes), precision, *map(str, json.loads(overrides).values())]
+
+
 def placement(device: str, processes: int = 1) -> str:
     """Where a cell ran, as the report names it: `cpu`, or `cpu x2` for two processes (data parallel)."""
     return device if processes == 1 else f"{device} x{processes}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -24,10 +26,20 @@ def train(task: str, impl: str, **kwargs) -> RunResult:
 
 
 def assert_bitwise_parity(task: str, impl: str, **kwargs) -> tuple[RunResult, RunResult]:
-    """Train `pytorch` and `impl` on the same cell; insist on identical per-step losses and weights."""
-    reference, candidate = train(task, "pytorch", **kwargs), train(task, impl, **kwargs)
+    """Train `pytorch` and `impl` on the same cell; insist on identical per-step losses and weights.
+    The plain run is trained once per cell and shared by the Lightning variants compared with it."""
+    reference, candidate = _reference(task, _key(kwargs)), train(task, impl, **kwargs)
     expected = resolve_precision(kwargs.get("precision", "32-true")).forward_dtype
     assert reference.forward_dtype == candidate.forward_dtype == expected  # what ran is what the label says
     report = compare_cell(reference, candidate)
     assert report.verdict == "bitwise" and report.holds and report.losses_equal and report.weights_equal, report.line()
     return reference, candidate
+
+
+def _key(kwargs: dict) -> tuple:
+    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in kwargs.items()))
+
+
+@functools.cache
+def _reference(task: str, key: tuple) -> RunResult:
+    return train(task, "pytorch", **{k: dict(v) if k == "overrides" else v for k, v in key})
