@@ -155,7 +155,8 @@ def _wait(procs: list[subprocess.Popen], folder: Path, timeout_s: float) -> tupl
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
-    """SIGTERM to the process's group, SIGKILL after `grace_s`; reaped either way."""
+    """SIGTERM to the process's group (and SIGCONT, as `kill` does, so that a stopped process hears it),
+    SIGKILL after `grace_s`; reaped either way."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if proc.poll() is not None:
             with contextlib.suppress(ProcessLookupError):  # anything it started
@@ -163,6 +164,7 @@ def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, signal.SIGCONT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(grace_s)
 

@@ -95,6 +95,22 @@ def test_a_killed_process_fails_the_run_with_its_reason_and_leaves_no_process(mo
 
 
 @needs_two_cores
+def test_a_hung_process_times_the_run_out_and_leaves_no_process():
+    """Rank 1 stopped before it joins: rank 0 waits for it in the rendezvous until the run's time is up."""
+    started: list = []
+
+    def stop_rank_1(procs):
+        started.extend(procs)
+        os.kill(procs[1].pid, signal.SIGSTOP)
+
+    result = run_ranks(RunConfig("cifar_cnn", "pytorch", processes=2, steps=100_000), 4, on_start=stop_rank_1)
+    assert result.status == "timeout" and result.message.startswith("rank 0: timeout: no result after 4 s")
+    assert [r["status"] for r in result.ranks] == ["timeout", "timeout"]
+    for proc in started:
+        assert proc.poll() is not None and not _session_members(proc.pid)
+
+
+@needs_two_cores
 def test_an_interrupted_parent_stops_every_process():
     started: list = []
 
