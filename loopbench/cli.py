@@ -374,7 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("overhead", help="what a Trainer costs per optimizer step: the near-zero-compute probe")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--shape", default="both", choices=("auto", "manual", "both"))
-    p.add_argument("--runs", type=int, default=4, help="fresh-process runs per implementation (default 4)")
+    p.add_argument(
+        "--runs",
+        "--processes",  # the probe's first name for it; here never data parallel (the probe runs in one process)
+        dest="runs",
+        type=int,
+        default=4,
+        help="fresh-process runs per implementation, one after another (default 4; --processes is the same)",
+    )
     p.add_argument("--steps", type=int, help="optimizer steps per run (default: the probe's 3,000)")
     p.add_argument("--json", type=Path, help="write the answer as JSON here")
     p.set_defaults(func=cmd_overhead)

@@ -49,6 +49,7 @@ BAD_INPUT = [
     (["suite", "--precisions", "32-true", "--batch-size", "2"], "unrecognized arguments"),
     (["suite", "--devices", "tpu"], "cpu, cuda, cuda:N"),
     (["overhead", "--runs", "1"], "--runs must be at least 2"),
+    (["overhead", "--processes", "1"], "--runs must be at least 2"),  # the same option by its first name
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--processes", "0"], "--processes must be at least 1"),
     (["parity", "--task", "cifar_cnn", "--processes", "999"], "CPU cores; one process per core at most"),
     (["run", "--task", "overhead_probe", "--impl", "lightning", "--processes", "2"], "use --processes 1"),
