@@ -74,7 +74,7 @@ def matrix_from(config: pytest.Config) -> Matrix:
 
 def _check_processes(tasks: tuple[str, ...], devices: tuple[str, ...], processes: tuple[int, ...]) -> None:
     """--lb-processes this machine cannot run (more than its cores or GPUs, or 0) are refused up front."""
-    from loopbench.harness import validate
+    from loopbench.checks import validate
     from loopbench.types import RunConfig, UsageError
 
     for n in processes:

@@ -101,7 +101,7 @@ def _config(args: argparse.Namespace, impl: str):
 
 def _checked(config):
     """Validate a cell before any training: UsageError for bad input, including unsupported cells."""
-    from loopbench.harness import UsageError, unsupported_reason, validate
+    from loopbench.checks import unsupported_reason, validate
 
     validate(config)
     reason = unsupported_reason(config)
@@ -135,7 +135,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     """Per seed: same losses and weights? Over several seeds also: same final quality (TOST)?"""
     from dataclasses import replace
 
-    from loopbench.harness import UsageError, run_cell
+    from loopbench.harness import run_cell
     from loopbench.isolate import run_isolated
     from loopbench.parity import combine, compare_cell
     from loopbench.quiet import quiet_lightning
@@ -194,7 +194,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from loopbench.harness import UsageError, validate
+    from loopbench.checks import validate
     from loopbench.isolate import interrupts_raise
     from loopbench.precision import device_type
     from loopbench.report import write_report
@@ -264,7 +264,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 def cmd_overhead(args: argparse.Namespace) -> int:
     """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in fresh processes."""
-    from loopbench.harness import UsageError, validate
+    from loopbench.checks import validate
     from loopbench.isolate import interrupts_raise
     from loopbench.overhead import PROBE, lines, measure, plan
     from loopbench.suite import progress_line

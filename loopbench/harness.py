@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
-import math
 import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +26,10 @@ from torch import nn
 import implementations
 from implementations import common
 from loopbench import measure
-from loopbench.precision import device_type, lightning_needs_plugin, precision_via, resolve_precision
+from loopbench.checks import unsupported_reason, validate
+from loopbench.precision import lightning_needs_plugin, precision_via, resolve_precision
 from loopbench.trainers import TRAINERS, TrainerSetup
-from loopbench.types import DataError, RunConfig, RunResult, UsageError
+from loopbench.types import RunConfig, RunResult, UsageError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,166 +219,6 @@ def best_digest(path: str, names: list[str]) -> str:
         prefix = next(key[: -len(names[0])] for key in saved if key.endswith("." + names[0]))
         state = {name: saved[prefix + name] for name in names}
     return measure.weights_digest(state)
-
-
-# -- validation ---------------------------------------------------------------------------------
-
-
-def task_config(config: RunConfig) -> Any:
-    """The task's preset with this cell's overrides applied: the values that will actually run."""
-    spec = implementations.spec(config.task)
-    if config.preset not in spec.PRESETS:
-        raise UsageError(f"unknown preset {config.preset!r}; choose from {', '.join(spec.PRESETS)}")
-    base = spec.PRESETS[config.preset]
-    defaults = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
-    unknown = sorted(set(config.overrides) - defaults.keys())
-    if unknown:
-        raise UsageError(f"unknown {config.task} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
-    changes = {k: _typed(k, v, defaults[k]) for k, v in config.overrides.items()}
-    if config.steps is not None:
-        changes["steps"] = config.steps
-        changes.setdefault("warmup_steps", min(base.warmup_steps, max(config.steps - 1, 0)))
-    for name in ("batch_size", "warmup_steps"):
-        if getattr(config, name) is not None:
-            changes[name] = getattr(config, name)
-    cfg = dataclasses.replace(base, **changes)
-    _check_ranges(config, cfg)
-    return cfg
-
-
-def _typed(name: str, value: Any, default: Any) -> Any:
-    """`value` as the type of the setting's default (an int is a float where a float is wanted), or UsageError."""
-    kind = type(default)
-    if isinstance(default, tuple):
-        item = type(default[0]) if default else object
-        if isinstance(value, (tuple, list)) and value and all(_is(v, item) for v in value):
-            return tuple(float(v) if item is float else v for v in value)
-        example = f"({', '.join(map(str, default))})"
-        raise UsageError(f"--set {name}={value!r}: {name} must be a tuple of {item.__name__}, e.g. {name}='{example}'")
-    if _is(value, kind):
-        return float(value) if kind is float else value
-    raise UsageError(f"--set {name}={value!r}: {name} must be {kind.__name__}, e.g. {name}={default!r}")
-
-
-def _is(value: Any, kind: type) -> bool:
-    if kind is bool or isinstance(value, bool):
-        return kind is bool and isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and math.isfinite(value)
-    return isinstance(value, kind)
-
-
-def _check_ranges(config: RunConfig, cfg: Any) -> None:
-    """Values that parse but make no sense: caught here, before any data is built."""
-    if cfg.steps < 1 or cfg.batch_size < 1:
-        raise UsageError("--steps and --batch-size must be at least 1")
-    if not 0 <= cfg.warmup_steps < cfg.steps:
-        raise UsageError(f"--warmup-steps must be in [0, steps); got {cfg.warmup_steps} with {cfg.steps} steps")
-    if config.seed < 0:
-        raise UsageError(f"--seed must be 0 or more, got {config.seed}")
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        values = value if isinstance(value, tuple) else (value,)
-        if any(not isinstance(v, bool) and isinstance(v, (int, float)) and v < 0 for v in values):
-            raise UsageError(f"{config.task} setting {f.name} must not be negative, got {value}")
-    if cfg.lr <= 0 or cfg.test_size < 1:
-        raise UsageError(
-            f"{config.task}: lr and test_size must be positive (got lr={cfg.lr}, test_size={cfg.test_size})"
-        )
-    if cfg.batch_size > cfg.train_size:
-        raise UsageError(
-            f"--batch-size {cfg.batch_size} is larger than the training set ({cfg.train_size} samples in the "
-            f"{config.preset} preset); lower --batch-size or raise --set train_size=N"
-        )
-    if getattr(cfg, "patience", 0) and not cfg.validate_every_epoch:
-        raise UsageError(
-            f"{config.task}: patience={cfg.patience} needs validate_every_epoch=True (it counts validations)"
-        )
-    if getattr(cfg, "val_batch_size", 1) < 1:
-        raise UsageError(f"{config.task}: val_batch_size must be at least 1, got {cfg.val_batch_size}")
-    problem = getattr(implementations.spec(config.task), "check", lambda cfg: None)(cfg)
-    if problem:
-        raise UsageError(f"{config.task}: {problem}")
-
-
-def validate(config: RunConfig) -> Any:
-    """Check a cell before anything heavy runs; return its resolved task config. Raises UsageError."""
-    if config.task not in implementations.RUNNABLE:
-        raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(implementations.RUNNABLE)}")
-    if config.impl not in implementations.ALL_IMPLS:
-        raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.ALL_IMPLS)}")
-    try:
-        kind = device_type(config.device)
-        resolve_precision(config.precision)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(
-                f"--device {config.device}: no CUDA device is visible to torch {torch.__version__}; use --device cpu"
-            )
-        index = torch.device(config.device).index or 0
-        if index >= torch.cuda.device_count():
-            raise UsageError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    _check_processes(config, kind)
-    if config.data not in ("synthetic", "real"):
-        raise UsageError(f"unknown data source {config.data!r}; choose from synthetic, real")
-    if config.data_dir and config.data != "real":
-        raise UsageError("--data-dir is read only with --data real; add --data real or leave --data-dir out")
-    if config.data == "real":
-        if not config.data_dir:
-            raise DataError("--data real needs --data-dir PATH (an existing folder for the data set)")
-        if not Path(config.data_dir).is_dir():
-            raise DataError(
-                f"--data-dir {config.data_dir}: no such folder; create it (the data set is "
-                "downloaded into it where the task allows) or use --data synthetic"
-            )
-    return task_config(config)
-
-
-def _check_processes(config: RunConfig, kind: str) -> None:
-    """Data parallel needs a device (a CPU core, or a GPU) per process, and a job that can run that way."""
-    n = config.processes
-    if n < 1:
-        raise UsageError(f"--processes must be at least 1, got {n}")
-    if n == 1:
-        return
-    if config.task not in implementations.TASKS:
-        raise UsageError(f"--processes {n}: {config.task} measures the framework in one process; use --processes 1")
-    if kind == "cpu":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if n > cores:
-            raise UsageError(f"--processes {n}: this machine has {cores} CPU cores; one process per core at most")
-    else:
-        if torch.device(config.device).index is not None:
-            raise UsageError(f"--processes {n} uses GPUs 0..{n - 1}, one per process: give --device cuda")
-        if n > torch.cuda.device_count():
-            raise UsageError(
-                f"--processes {n}: {torch.cuda.device_count()} GPU(s) visible, and each process needs its own"
-            )
-
-
-@functools.cache
-def cpu_autocast_works(dtype_name: str) -> bool:
-    """Does this torch build autocast to `dtype_name` on CPU? (Where it cannot, it warns and runs float32.)"""
-    dtype = getattr(torch, dtype_name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with torch.autocast("cpu", dtype=dtype):
-            out = torch.nn.functional.linear(torch.ones(2, 2), torch.ones(2, 2))
-    return out.dtype == dtype
-
-
-def unsupported_reason(config: RunConfig) -> str | None:
-    """Why this machine cannot run the cell as labelled, or None if it can."""
-    plan, kind = resolve_precision(config.precision), device_type(config.device)
-    if kind == "cpu" and plan.autocast_dtype and not cpu_autocast_works(plan.autocast_dtype):
-        return (
-            f"torch {torch.__version__} cannot autocast to {plan.autocast_dtype} on this CPU; use --precision 32-true"
-        )
-    if kind == "cuda" and plan.name == "bf16-mixed" and not torch.cuda.is_bf16_supported():
-        return f"--device {config.device}: this GPU has no bfloat16 support; use --precision 16-mixed"
-    return None
 
 
 CACHE_LIMIT_BYTES = 2 * 2**30  # larger generated sets are rebuilt each time rather than written to disk

@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from loopbench.types import RunConfig, RunResult
+from loopbench.types import RunConfig, RunResult, UsageError
 
 DEFAULT_TIMEOUT_S = 1_800.0
 
@@ -106,7 +106,7 @@ def child_env() -> dict[str, str]:
 
 
 def _child(cfg_path: str, out_path: str) -> int:
-    from loopbench.harness import UsageError, run_cell
+    from loopbench.harness import run_cell
     from loopbench.quiet import quiet_lightning
     from loopbench.trainers import is_lightning
 

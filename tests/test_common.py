@@ -37,7 +37,8 @@ def test_batches_refuses_a_batch_larger_than_the_data():
 
 
 def test_generated_data_is_cached_on_disk_and_read_back_equal(tmp_path, monkeypatch):
-    from loopbench.harness import DataSource, build_data, task_config
+    from loopbench.checks import task_config
+    from loopbench.harness import DataSource, build_data
     from loopbench.types import RunConfig
 
     monkeypatch.setenv("LOOPBENCH_CACHE", str(tmp_path))

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from implementations.cifar_cnn import spec
-from loopbench.harness import DataError, DataSource
+from loopbench.harness import DataSource
+from loopbench.types import DataError
 from tests.helpers import train
 
 SYNTHETIC = DataSource("synthetic", None)

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from loopbench import distributed
+from loopbench.checks import validate
 from loopbench.distributed import merge, run_ranks
-from loopbench.harness import validate
 from loopbench.parity import compare_cell
 from loopbench.types import RunConfig, RunResult, UsageError
 

@@ -24,9 +24,9 @@ def test_a_failing_cell_is_recorded_as_an_error():
 
 
 def test_an_unsupported_cell_is_recorded_as_unsupported(monkeypatch):
-    from loopbench import harness
+    from loopbench import checks, harness
 
-    monkeypatch.setattr(harness, "cpu_autocast_works", lambda dtype: False)  # a build without CPU float16
+    monkeypatch.setattr(checks, "cpu_autocast_works", lambda dtype: False)  # a build without CPU float16
     result = harness.run_cell(RunConfig("cifar_cnn", "lightning", precision="16-mixed"))
     assert result.status == "unsupported" and "cannot autocast to float16" in result.message
 

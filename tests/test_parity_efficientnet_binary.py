@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from implementations.efficientnet_binary import spec
-from loopbench.harness import DataError, DataSource
+from loopbench.harness import DataSource
 from loopbench.parity import CUDA_LOSS_RTOL, compare
+from loopbench.types import DataError
 from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 # smoke preset: 64 images / batch 8 = 8 batches per epoch; 10 steps cross the boundary

@@ -5,7 +5,7 @@ import torch
 
 from implementations.common import batches, to_device, train_loader
 from implementations.mnist_gan import pytorch_loop, spec
-from loopbench import harness
+from loopbench import checks, harness
 from loopbench.cli import main
 from loopbench.parity import compare
 from loopbench.types import RunConfig
@@ -32,7 +32,7 @@ def test_environment_records_the_cpu_number_formats():
 
 
 def test_fp16_is_refused_in_one_line_where_cpu_autocast_cannot_do_it(monkeypatch, capsys):
-    monkeypatch.setattr(harness, "cpu_autocast_works", lambda dtype: False)
+    monkeypatch.setattr(checks, "cpu_autocast_works", lambda dtype: False)
     code = main(["run", "--task", "cifar_cnn", "--impl", "pytorch", "--precision", "16-mixed"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot autocast to float16" in err
