@@ -1,0 +1,40 @@
+"""The GAN's DDP-wrapping experiment: the wrappings it times differ in cost only, never in what they train."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from experiments import gan_ddp_wrapping as experiment
+from implementations.mnist_gan import spec
+from loopbench.distributed import free_port
+from loopbench.measure import weights_digest
+
+
+@pytest.fixture
+def one_process_group(monkeypatch):
+    """A gloo group of this process alone: DDP's reducer, its graph walk and its buckets all run."""
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def _trained(variant: str) -> str:
+    cfg = spec.PRESETS["smoke"]
+    torch.manual_seed(0)
+    nets = spec.build_nets(cfg)
+    opt_g, opt_d = spec.build_optimizers(nets, cfg)
+    step = experiment._step(variant, nets, opt_d, opt_g)
+    noise = spec.noise_generator(0, torch.device("cpu"))
+    images = spec.synthetic_digits(4 * cfg.batch_size, cfg.data_seed).tensors[0]
+    for real in images.split(cfg.batch_size):
+        step(real, spec.sample_noise(len(real), cfg, noise))
+    return weights_digest(nets.state_dict())
+
+
+def test_every_wrapping_trains_the_same_weights(one_process_group):
+    digests = {variant: _trained(variant) for variant in experiment.VARIANTS}
+    assert len(set(digests.values())) == 1, digests
