@@ -13,20 +13,28 @@ from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 # smoke preset: 64 images / batch 8 = 8 batches per epoch; 10 steps cross the boundary
 CASES = [
-    pytest.param(0, None, None, id="seed0-10steps"),
-    pytest.param(6, 11, 12, id="seed6-11steps-batch12"),  # 5 batches/epoch: crosses two boundaries
+    pytest.param(0, None, None, {}, id="seed0-10steps"),
+    pytest.param(6, 11, 12, {}, id="seed6-11steps-batch12"),  # 5 batches/epoch: crosses two boundaries
 ]
+# float16 convolutions on CPU are slow: 32 images in 2 batches per epoch, 3 steps cross the boundary
+FP16_CASE = pytest.param(0, 3, 16, {"train_size": 32, "test_size": 32}, id="seed0-3steps-32images")
 
 
 @pytest.mark.parametrize("impl", ["lightning", "lightning-defaults"])
 @pytest.mark.parametrize(
-    ("precision", "seed", "steps", "batch_size"),
+    ("precision", "seed", "steps", "batch_size", "overrides"),
     [pytest.param(p, *c.values, id=f"{p}-{c.id}") for p in ("32-true", "bf16-mixed") for c in CASES]
-    + [pytest.param("16-mixed", *CASES[0].values, id=f"16-mixed-{CASES[0].id}")],  # CPU float16 convs are slow
+    + [pytest.param("16-mixed", *FP16_CASE.values, id=f"16-mixed-{FP16_CASE.id}")],
 )
-def test_efficientnet_binary_bitwise_parity_cpu(impl, precision, seed, steps, batch_size):
+def test_efficientnet_binary_bitwise_parity_cpu(impl, precision, seed, steps, batch_size, overrides):
     reference, candidate = assert_bitwise_parity(
-        "efficientnet_binary", impl, precision=precision, seed=seed, steps=steps, batch_size=batch_size
+        "efficientnet_binary",
+        impl,
+        precision=precision,
+        seed=seed,
+        steps=steps,
+        batch_size=batch_size,
+        overrides=overrides,
     )
     assert {"test_auroc", "test_f1", "test_accuracy", "test_loss"} <= set(candidate.metrics)
     assert candidate.metrics == reference.metrics
