@@ -1,4 +1,4 @@
-"""Where the GAN's data-parallel cost in Lightning comes from: the plain GAN step under three DDP wrappings.
+"""Where the GAN's data-parallel cost in Lightning comes from: the plain GAN step under Lightning's DDP shapes.
 
     python -m experiments.gan_ddp_wrapping [--processes 2] [--steps 120] [--repeats 3] [--json PATH]
 
@@ -7,7 +7,7 @@ generator's update through the bare discriminator: no parameter is ever unused. 
 LightningModule in one DDP and, with manual optimization, needs `find_unused_parameters=True`: before each
 backward the reducer walks the autograd graph from the loss, and the parameters it does not reach (the
 other net's) are marked ready and reduced with the rest. This runs the plain GAN step (quick preset,
-float32, gloo, one thread per process) wrapped four ways:
+float32, gloo, one thread per process) wrapped these ways:
 
   two-ddp              the plain loop's wrapping
   two-ddp-find-unused  the same, each DDP with find_unused_parameters=True: the graph walk alone
@@ -17,8 +17,12 @@ float32, gloo, one thread per process) wrapped four ways:
                        the whole step, both backward passes inside it, the reducer prepared from each
                        loss before its backward as Lightning's `prepare_for_backward` does in
                        `manual_backward` (bucket rebuild check included), DDP's own post-forward after
+  two-ddp+flag         the plain loop's wrapping, plus what Lightning 2.6's training loop does before every
+                       batch with several processes: rank 0 broadcasts a one-element "SIGTERM received"
+                       tensor to all ranks, which each reads with `.item()` (`_broadcast_sigterm_tensor`)
+  one-ddp-whole-step+flag  Lightning's shape with that broadcast: everything above together
 
-Each repeat runs them all, each in a fresh process group, in A B C D / D C B A order. Per run: the median
+Each repeat runs them all, each in a fresh process group, in A B C ... / ... C B A order. Per run: the median
 over steps (warm-up left out) of the slowest process's step time; per variant: the median over repeats,
 and its ratio to `two-ddp` from runs paired by repeat (95% t interval, as the report's). Every run must end
 with the same weights (exit 1 otherwise): the wrappings differ in cost only. Pure PyTorch: nothing here
@@ -48,7 +52,14 @@ from loopbench.distributed import free_port, rank_env
 from loopbench.measure import weights_digest
 from loopbench.stats import paired_ratio
 
-VARIANTS = ("two-ddp", "two-ddp-find-unused", "one-ddp-find-unused", "one-ddp-whole-step")
+VARIANTS = (
+    "two-ddp",
+    "two-ddp-find-unused",
+    "one-ddp-find-unused",
+    "one-ddp-whole-step",
+    "two-ddp+flag",
+    "one-ddp-whole-step+flag",
+)
 
 
 class _BothNets(nn.Module):
@@ -101,6 +112,17 @@ class _WholeStep(nn.Module):
 
 def _step(variant: str, nets: nn.ModuleDict, opt_d, opt_g):
     """The step function of one wrapping."""
+    if variant.endswith("+flag"):
+        step = _step(variant.removesuffix("+flag"), nets, opt_d, opt_g)
+
+        def flagged(real: torch.Tensor, z: torch.Tensor) -> None:
+            flag = torch.tensor([0])  # "rank 0 received SIGTERM": never, here
+            dist.broadcast(flag, src=0)
+            if flag.item():
+                raise SystemExit(1)
+            step(real, z)
+
+        return flagged
     d, g = nets["discriminator"], nets["generator"]
     if variant == "one-ddp-whole-step":
         ddp: list[DDP] = []
@@ -171,7 +193,7 @@ def measure(processes: int, steps: int, repeats: int) -> dict:
                 result = json.loads(out.read_text())
                 runs[variant].append(1e3 * result["median_s"])
                 digests.add(result["digest"])
-                print(f"repeat {repeat + 1}/{repeats} {variant:20s} {runs[variant][-1]:7.2f} ms/step", flush=True)
+                print(f"repeat {repeat + 1}/{repeats} {variant:24s} {runs[variant][-1]:7.2f} ms/step", flush=True)
     answer: dict = {"same_weights": len(digests) == 1}
     for variant, ms in runs.items():
         r = paired_ratio(list(zip(runs["two-ddp"], ms, strict=True)))
@@ -193,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     for v in VARIANTS:
         a = answer[v]
         interval = f"[{a['low']:.2f}, {a['high']:.2f}]" if a["low"] is not None else "(not resolved: < 3 repeats)"
-        print(f"{v:20s} {a['step_ms']:7.2f} ms/step  {a['vs_two_ddp']:.2f}x {interval} the plain loop's wrapping")
+        print(f"{v:24s} {a['step_ms']:7.2f} ms/step  {a['vs_two_ddp']:.2f}x {interval} the plain loop's wrapping")
     print("every wrapping trained the same weights" if answer["same_weights"] else "the wrappings' weights DIFFER")
     if args.json:
         args.json.write_text(json.dumps({"processes": args.processes, "steps": args.steps} | answer))
