@@ -186,10 +186,15 @@ def _rank_result(
     return RunResult.failed(config, "error", f"exit code {code}: {' | '.join(lines[-3:])}")
 
 
+def rank_record(rank: int, result: RunResult) -> dict:
+    """What one process measured, as the merged result keeps it in `ranks`."""
+    return {"rank": rank} | {k: getattr(result, k) for k in RANK_FIELDS}
+
+
 def merge(config: RunConfig, results: list[RunResult], ended: list[int] | None = None) -> RunResult:
     """The cell's result from its processes' results: rank 0's, measured as the slowest rank and the whole job.
     A failed run carries every failed process's reason, the first to end first (`ended`: ranks in that order)."""
-    ranks = [{"rank": i} | {k: getattr(r, k) for k in RANK_FIELDS} for i, r in enumerate(results)]
+    ranks = [rank_record(i, r) for i, r in enumerate(results)]
     order = [*(ended or []), *(i for i in range(len(results)) if i not in (ended or []))]
     failed = [i for i in order if not results[i].ok]
     if failed:

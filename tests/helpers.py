@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 
@@ -14,6 +12,8 @@ from loopbench.quiet import quiet_lightning
 from loopbench.types import RunConfig, RunResult
 
 quiet_lightning()
+
+_REFERENCES: dict[tuple[str, str], RunResult] = {}  # plain runs by cell, shared by the variants compared with them
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -28,18 +28,12 @@ def train(task: str, impl: str, **kwargs) -> RunResult:
 def assert_bitwise_parity(task: str, impl: str, **kwargs) -> tuple[RunResult, RunResult]:
     """Train `pytorch` and `impl` on the same cell; insist on identical per-step losses and weights.
     The plain run is trained once per cell and shared by the Lightning variants compared with it."""
-    reference, candidate = _reference(task, _key(kwargs)), train(task, impl, **kwargs)
+    key = (task, repr(sorted(kwargs.items())))
+    if key not in _REFERENCES:
+        _REFERENCES[key] = train(task, "pytorch", **kwargs)
+    reference, candidate = _REFERENCES[key], train(task, impl, **kwargs)
     expected = resolve_precision(kwargs.get("precision", "32-true")).forward_dtype
     assert reference.forward_dtype == candidate.forward_dtype == expected  # what ran is what the label says
     report = compare_cell(reference, candidate)
     assert report.verdict == "bitwise" and report.holds and report.losses_equal and report.weights_equal, report.line()
     return reference, candidate
-
-
-def _key(kwargs: dict) -> tuple:
-    return tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in kwargs.items()))
-
-
-@functools.cache
-def _reference(task: str, key: tuple) -> RunResult:
-    return train(task, "pytorch", **{k: dict(v) if k == "overrides" else v for k, v in key})

@@ -89,16 +89,16 @@ def test_the_scaling_table_sets_each_process_count_side_by_side(results, tmp_pat
     throughput: efficiency 0.75, and each Lightning variant's ratio to the plain loop at both counts."""
     from dataclasses import replace
 
-    from loopbench.distributed import RANK_FIELDS
+    from loopbench.distributed import rank_record
     from loopbench.scaling_report import scaling
-
-    def rank(r, i):
-        return {"rank": i} | {k: getattr(r, k) for k in RANK_FIELDS}
 
     ok = [r for r in results if r.ok and r.config["precision"] == "32-true"]
     doubled = [
         replace(
-            r, config=r.config | {"processes": 2}, samples_per_s=1.5 * r.samples_per_s, ranks=[rank(r, 0), rank(r, 1)]
+            r,
+            config=r.config | {"processes": 2},
+            samples_per_s=1.5 * r.samples_per_s,
+            ranks=[rank_record(0, r), rank_record(1, r)],
         )
         for r in ok
     ]
