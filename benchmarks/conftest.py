@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import implementations
-from loopbench.isolate import DEFAULT_TIMEOUT_S, raise_interrupt
+from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, raise_interrupt
 from loopbench.overhead import PROBE_RUNS, PROBE_STEPS
 from loopbench.precision import PRECISIONS, device_type
 from loopbench.suite import Matrix, default_devices, default_preset

@@ -1,6 +1,6 @@
 """One benchmark per cell (task, device, precision, implementation) of this machine's matrix.
 
-Every round is one complete training run in a fresh Python process (see loopbench.isolate). The
+Every round is one complete training run in a fresh Python process (see loopbench.launch.isolate). The
 runs of a group (task, device, precision) are executed together when its first benchmark starts, in
 A B C / C B A order across repeats, so that machine drift weighs on all implementations alike.
 

@@ -48,7 +48,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.nn.parallel.distributed import _find_tensors
 
 from implementations.mnist_gan import spec
-from loopbench.distributed import free_port, rank_env
+from loopbench.launch.distributed import free_port, rank_env
 from loopbench.measure import weights_digest
 from loopbench.stats import paired_ratio
 

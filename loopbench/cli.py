@@ -112,7 +112,7 @@ def _checked(config):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from loopbench.harness import run_cell
-    from loopbench.isolate import run_isolated
+    from loopbench.launch.isolate import run_isolated
     from loopbench.quiet import quiet_lightning
     from loopbench.suite import progress_line
     from loopbench.trainers import is_lightning
@@ -136,7 +136,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from loopbench.harness import run_cell
-    from loopbench.isolate import run_isolated
+    from loopbench.launch.isolate import run_isolated
     from loopbench.parity import combine, compare_cell
     from loopbench.quiet import quiet_lightning
     from loopbench.stats import tost
@@ -195,7 +195,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from loopbench.checks import validate
-    from loopbench.isolate import interrupts_raise
+    from loopbench.launch.isolate import interrupts_raise
     from loopbench.precision import device_type
     from loopbench.report import write_report
     from loopbench.suite import Matrix, Progress, default_devices, default_preset, progress_line, run_cells
@@ -265,7 +265,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
 def cmd_overhead(args: argparse.Namespace) -> int:
     """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in fresh processes."""
     from loopbench.checks import validate
-    from loopbench.isolate import interrupts_raise
+    from loopbench.launch.isolate import interrupts_raise
     from loopbench.overhead import PROBE, lines, measure, plan
     from loopbench.suite import progress_line
     from loopbench.trainers import LADDER_IMPLS

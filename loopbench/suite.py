@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import implementations
-from loopbench.forked import run_forked
-from loopbench.isolate import DEFAULT_TIMEOUT_S, run_isolated
+from loopbench.launch.forked import run_forked
+from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
 from loopbench.overhead import PROBE_IMPLS
 from loopbench.overhead import plan as probe_plan
 from loopbench.precision import default_precisions, device_type
@@ -183,7 +183,7 @@ def run_cells(
     """Run every cell in its own process; a failed cell is a result like any other.
 
     The probes report time only, so theirs are forked from a server with the imports done (see
-    loopbench.forked); the tasks' start from nothing, since their memory is reported too. Each result
+    loopbench.launch.forked); the tasks' start from nothing, since their memory is reported too. Each result
     reaches `log` (flushed and synced) before the next run starts.
     """
     results = []

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopbench import distributed
 from loopbench.checks import validate
-from loopbench.distributed import merge, run_ranks
+from loopbench.launch import distributed
+from loopbench.launch.distributed import merge, run_ranks
 from loopbench.parity import compare_cell
 from loopbench.types import RunConfig, RunResult, UsageError
 

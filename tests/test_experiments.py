@@ -8,7 +8,7 @@ import torch.distributed as dist
 
 from experiments import gan_ddp_wrapping as experiment
 from implementations.mnist_gan import spec
-from loopbench.distributed import free_port
+from loopbench.launch.distributed import free_port
 from loopbench.measure import weights_digest
 
 

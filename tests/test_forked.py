@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from loopbench import forked
-from loopbench.forked import run_forked
+from loopbench.launch import forked
+from loopbench.launch.forked import run_forked
 from loopbench.types import RunConfig
 from tests.helpers import train
 

@@ -1,4 +1,4 @@
-from loopbench.isolate import run_isolated
+from loopbench.launch.isolate import run_isolated
 from loopbench.types import RunConfig
 from tests.helpers import train
 

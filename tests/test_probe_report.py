@@ -2,9 +2,9 @@
 
 import pytest
 
-from loopbench import probe_report
 from loopbench.overhead import PROBE_IMPLS, answer, plan
 from loopbench.report import headline, write_report
+from loopbench.report import probe as probe_report
 from loopbench.trainers import DEFAULTS, LADDER, LEAN
 from loopbench.types import RunConfig, RunResult
 

@@ -89,8 +89,8 @@ def test_the_scaling_table_sets_each_process_count_side_by_side(results, tmp_pat
     throughput: efficiency 0.75, and each Lightning variant's ratio to the plain loop at both counts."""
     from dataclasses import replace
 
-    from loopbench.distributed import rank_record
-    from loopbench.scaling_report import scaling
+    from loopbench.launch.distributed import rank_record
+    from loopbench.report.scaling import scaling
 
     ok = [r for r in results if r.ok and r.config["precision"] == "32-true"]
     doubled = [

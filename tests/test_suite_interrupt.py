@@ -29,7 +29,7 @@ def _isolated_children() -> list[str]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if cmdline.startswith(f"{sys.executable} -m loopbench.isolate"):  # this interpreter's cells only
+        if cmdline.startswith(f"{sys.executable} -m loopbench.launch.isolate"):  # this interpreter's cells only
             found.append(cmdline)
     return found
 

@@ -4,7 +4,7 @@ A fresh process per cell keeps peak memory, allocator caches, cudnn autotuning a
 one cell out of the next. Whatever happens in the child (exception, OOM, a kill, a hang), the parent
 gets a RunResult with a status and a message, and the sweep goes on.
 
-    python -m loopbench.isolate CONFIG.json RESULT.json
+    python -m loopbench.launch.isolate CONFIG.json RESULT.json
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
     the child and anything it started are terminated before the exception goes on.
     """
     if config.processes > 1:
-        from loopbench.distributed import run_ranks
+        from loopbench.launch.distributed import run_ranks
 
         return run_ranks(config, timeout_s)
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path = Path(tmp, "config.json"), Path(tmp, "result.json")
         cfg_path.write_text(json.dumps(config.to_dict()))
-        cmd = [sys.executable, "-m", "loopbench.isolate", str(cfg_path), str(out_path)]
+        cmd = [sys.executable, "-m", "loopbench.launch.isolate", str(cfg_path), str(out_path)]
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -100,7 +100,7 @@ def raise_interrupt(signum, frame):
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
     # the child imports this checkout even when the package is not installed (python -m from the repo)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 import implementations
-from loopbench import job_report, parity, probe_report, scaling_report, stats
-from loopbench.figures import IMPL_STYLE, task_figures
+from loopbench import parity, stats
 from loopbench.precision import PLUGIN_NOTE, device_type
+from loopbench.report import job as job_report
+from loopbench.report import probe as probe_report
+from loopbench.report import scaling as scaling_report
+from loopbench.report.figures import IMPL_STYLE, task_figures
 from loopbench.store import save_results
 from loopbench.suite import STEP_LIMITS, by_group, placement
 from loopbench.trainers import is_lightning

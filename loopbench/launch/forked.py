@@ -8,7 +8,7 @@ resident, so its memory is not the job's alone; its time per step is. Interrupts
 failures are handled as in `isolate`: the run is its own session, killed with its group, and always
 comes back as a RunResult.
 
-    python -m loopbench.forked     (the server: one JSON request per line on stdin)
+    python -m loopbench.launch.forked     (the server: one JSON request per line on stdin)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from loopbench.isolate import DEFAULT_TIMEOUT_S, _child, child_env
+from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, _child, child_env
 from loopbench.types import RunConfig, RunResult
 
 PRELOAD = ("loopbench.harness", "loopbench.quiet", "pytorch_lightning")  # what a forked run finds imported
@@ -66,7 +66,7 @@ def _running_server() -> subprocess.Popen:
     global _server
     if _server is None or _server.poll() is not None:
         _server = subprocess.Popen(
-            [sys.executable, "-m", "loopbench.forked"],
+            [sys.executable, "-m", "loopbench.launch.forked"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=child_env(),
