@@ -79,8 +79,9 @@ def test_gan_single_cached_autocast_region_is_caught_as_a_mismatch(monkeypatch, 
     stale = train("mnist_gan", "pytorch", precision=precision)
     report = compare(reference, stale)
     # step 0's losses match (D's first Adam step moves few of its low-precision casts); then G's update
-    # against stale casts of D shows
-    assert report.verdict == "mismatch" and report.first_differing_step == 1 and not report.weights_equal
+    # against stale casts of D shows: at step 1, or (float16 on a CPU without AVX-512 FP16, e.g. an AMD EPYC
+    # with AVX-512 BF16 only, where float16 math goes through other kernels) at step 2
+    assert report.verdict == "mismatch" and report.first_differing_step in (1, 2) and not report.weights_equal
 
 
 def test_gan_single_uncached_region_is_the_same_computation(monkeypatch):
