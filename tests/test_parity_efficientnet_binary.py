@@ -110,3 +110,18 @@ def test_efficientnet_binary_parity_cuda_within_tolerance(precision, rtol):
     reference = train("efficientnet_binary", "pytorch", device="cuda", precision=precision)
     candidate = train("efficientnet_binary", "lightning", device="cuda", precision=precision)
     assert compare(reference, candidate, rtol).verdict in ("bitwise", "within_tolerance")
+
+
+def test_real_image_folder_too_small_for_the_split_is_refused_in_one_line(tmp_path):
+    _image_folder(tmp_path, {"normal": 3, "tumour": 2})
+    cfg = spec.PRESETS["smoke"].__class__(image_size=32, train_size=8, test_size=4)
+    with pytest.raises(DataError, match="5 images, fewer than the 8 \\+ 4 the split needs"):
+        spec.build_data(cfg, DataSource("real", tmp_path))
+
+
+def test_real_image_folder_with_an_unreadable_image_is_refused_in_one_line(tmp_path):
+    _image_folder(tmp_path, {"normal": 9, "tumour": 3})
+    (tmp_path / "tumour" / "broken.png").write_bytes(b"not a png")
+    cfg = spec.PRESETS["smoke"].__class__(image_size=32, train_size=9, test_size=3)
+    with pytest.raises(DataError, match="an image could not be read"):
+        spec.build_data(cfg, DataSource("real", tmp_path))

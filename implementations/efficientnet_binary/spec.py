@@ -83,6 +83,9 @@ PRESETS = {
 }
 
 METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evaluate() returns, in that order
+# a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
+# about 1.5 s of steps at the quick preset on 2 cores
+SEGMENT = (6, 2)
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
 MONITOR = ("val_auroc", "max")  # what the epoch mode keeps the best weights by
 
@@ -175,11 +178,19 @@ def real_image_folder(root: str, size: int, n_train: int, n_test: int, seed: int
         ) from None
     if len(folder.classes) != 2:
         raise DataError(f"{root}: expected exactly two class folders, found {folder.classes}")
+    if len(folder) < n_train + n_test:
+        raise DataError(
+            f"{root}: {len(folder)} images, fewer than the {n_train} + {n_test} the split needs; add images or "
+            f"lower them (--set train_size=N --set test_size=N)"
+        )
     order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed)).tolist()
     test_idx, train_idx = order[:n_test], order[n_test : n_test + n_train]
 
     def load(indices):
-        pairs = [folder[i] for i in indices]
+        try:
+            pairs = [folder[i] for i in indices]
+        except OSError as e:  # PIL's UnidentifiedImageError among them: a file that is no readable image
+            raise DataError(f"{root}: an image could not be read ({e}); remove it or replace it") from None
         return TensorDataset(torch.stack([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs]))
 
     return load(train_idx), load(test_idx), folder.classes

@@ -22,6 +22,8 @@ IMPL_STYLE = {  # the same colour per implementation in every figure
 
 def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
     """Samples/s and peak memory side by side, per task and device, bars per precision x impl."""
+    if df.empty or "status" not in df:  # no task runs (a report of the probe alone)
+        return None
     ok = df[df.status == "ok"]
     if ok.empty:
         return None
