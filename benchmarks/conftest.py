@@ -1,12 +1,13 @@
 """pytest-benchmark entry: `pytest benchmarks --benchmark-only` runs this machine's default matrix.
 
-Options (all optional): --lb-preset, --lb-repeats, --lb-devices, --lb-tasks, --lb-precisions,
---lb-timeout, --lb-out, --lb-resume, --lb-probe-runs, --lb-probe-steps, --lb-processes. The overhead probe
-(loopbench.overhead: the plain loop, the ladder of Trainers, the default Trainer) runs first.
-Each run's result is appended to <lb-out>/results.jsonl as it ends; at the end, or on Ctrl-C /
-SIGTERM, the report (REPORT.md, figures, results.json, pytest-benchmark.json) of every finished run
-is written to --lb-out, by default reports/<machine>/, and its path is printed.
---lb-resume runs only what that folder's results.jsonl does not hold yet.
+Every option of `loopbench suite` is here as `--lb-<name>`, with the same meaning and default
+(loopbench.options builds both); `pytest benchmarks --help` lists them. The overhead probe runs
+first (rounds of short segments, then one instruction count per variant where valgrind is
+installed). Each run's result is appended to the run folder's results.jsonl as it ends: by default
+runs/<machine>/<date-time>/ (ignored by git), printed at the end with the report written there.
+`--lb-publish` also writes the report to reports/<machine>/, the committed reports: a deliberate step.
+On Ctrl-C / SIGTERM the report of every finished run is written; `--lb-resume` continues the newest
+run folder (or --lb-out's).
 """
 
 from __future__ import annotations
@@ -16,103 +17,52 @@ from pathlib import Path
 
 import pytest
 
-import implementations
-from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, raise_interrupt
-from loopbench.overhead import PROBE_RUNS, PROBE_STEPS
-from loopbench.precision import PRECISIONS, device_type
-from loopbench.suite import Matrix, default_devices, default_preset
+from loopbench import options
+from loopbench.launch.isolate import raise_interrupt
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser):
-    g = parser.getgroup("loopbench")
-    g.addoption("--lb-preset", choices=("smoke", "quick", "full"), help="default: full on GPU, quick on CPU")
-    g.addoption("--lb-repeats", type=int, default=2, help="fresh-process runs per cell (default 2)")
-    g.addoption("--lb-devices", nargs="+", help="default: cuda if visible, else cpu")
-    g.addoption("--lb-tasks", nargs="+", choices=implementations.TASKS, help="default: every task")
-    g.addoption("--lb-precisions", nargs="+", choices=PRECISIONS, help="default: all three")
-    g.addoption("--lb-timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds per run")
-    g.addoption("--lb-out", type=Path, help="report folder; default reports/<machine>/")
-    g.addoption("--lb-resume", action="store_true", help="run only the runs not yet in --lb-out's results.jsonl")
-    g.addoption("--lb-probe-runs", type=int, default=PROBE_RUNS, help="overhead-probe runs per variant (0: none)")
-    g.addoption("--lb-probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
-    g.addoption("--lb-processes", type=int, nargs="+", default=[1], help="data parallel: process counts, e.g. 1 2")
+    options.add_to_pytest(parser.getgroup("loopbench", "loopbench (the same options as `loopbench suite`)"))
 
 
-def matrix_from(config: pytest.Config) -> Matrix:
-    if config.getoption("--lb-repeats") < 1:
-        raise pytest.UsageError("--lb-repeats must be at least 1")
-    probes, probe_steps = config.getoption("--lb-probe-runs"), config.getoption("--lb-probe-steps")
-    if probes < 0 or probes == 1 or probe_steps < 2:
-        raise pytest.UsageError("--lb-probe-runs must be 0 (no probe) or at least 2; --lb-probe-steps at least 2")
-    if not config.getoption("--lb-timeout") > 0:
-        raise pytest.UsageError("--lb-timeout must be a positive number of seconds")
-    out = config.getoption("--lb-out")
-    if out is not None and out.exists() and not out.is_dir():
-        raise pytest.UsageError(f"--lb-out {out}: exists and is not a folder; name a folder")
-    devices = tuple(config.getoption("--lb-devices") or default_devices())
-    for device in devices:
-        try:
-            device_type(device)
-        except ValueError as e:
-            raise pytest.UsageError(str(e)) from None
-    tasks = tuple(config.getoption("--lb-tasks") or implementations.TASKS)
-    processes = tuple(dict.fromkeys(config.getoption("--lb-processes")))
-    _check_processes(tasks, devices, processes)
-    return Matrix(
-        tasks=tasks,
-        precisions=tuple(config.getoption("--lb-precisions") or ()) or None,
-        devices=devices,
-        preset=config.getoption("--lb-preset") or default_preset(devices),
-        repeats=config.getoption("--lb-repeats"),
-        probe_runs=config.getoption("--lb-probe-runs"),
-        probe_steps=config.getoption("--lb-probe-steps"),
-        processes=processes,
-    )
+def matrix_from(config: pytest.Config):
+    from loopbench.suite import matrix_from
+    from loopbench.types import UsageError
 
-
-def _check_processes(tasks: tuple[str, ...], devices: tuple[str, ...], processes: tuple[int, ...]) -> None:
-    """--lb-processes this machine cannot run (more than its cores or GPUs, or 0) are refused up front."""
-    from loopbench.checks import validate
-    from loopbench.types import RunConfig, UsageError
-
-    for n in processes:
-        for device in devices:
-            try:
-                validate(RunConfig(tasks[0], "pytorch", device, processes=n))
-            except UsageError as e:
-                raise pytest.UsageError(str(e).replace("--processes", "--lb-processes")) from None
+    try:
+        return matrix_from(lambda name: config.getoption(f"lb_{name}"), lambda name: f"--lb-{name}")
+    except UsageError as e:
+        raise pytest.UsageError(f"loopbench: {e}") from None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("--lb-out", None) is None and hasattr(config.option, "lb_out"):
-        import torch
+    if not hasattr(config.option, "lb_out"):
+        return
+    from loopbench.suite import Progress, run_folder
+    from loopbench.types import UsageError
 
-        from loopbench.measure import environment, machine_name
-
-        device = torch.device(matrix_from(config).devices[0])
-        config.option.lb_out = ROOT / "reports" / machine_name(environment(device))
+    matrix = matrix_from(config)
+    if config.option.lb_out is None:
+        try:
+            config.option.lb_out = run_folder(ROOT / "runs", matrix.devices, config.getoption("lb_resume"))
+        except UsageError as e:
+            raise pytest.UsageError(f"loopbench: {e}") from None
+    out: Path = config.option.lb_out
     # pytest-benchmark's own JSON goes beside the report unless the user chose a file
-    if getattr(config.option, "benchmark_json", None) is None and hasattr(config.option, "lb_out"):
-        out: Path = config.option.lb_out
+    if getattr(config.option, "benchmark_json", None) is None:
         out.mkdir(parents=True, exist_ok=True)
         config.option.benchmark_json = str(out / "pytest-benchmark.json")
-    if hasattr(config.option, "lb_out"):
-        from loopbench.store import LOG_NAME
-        from loopbench.suite import Progress
-        from loopbench.types import UsageError
-
-        if not config.getoption("--lb-resume"):  # this folder is the machine's report: a new run replaces it
-            (config.option.lb_out / LOG_NAME).unlink(missing_ok=True)
-        try:
-            config._loopbench = Progress(matrix_from(config), config.option.lb_out, config.getoption("--lb-resume"))
-        except UsageError as e:
-            raise pytest.UsageError(str(e)) from None
-        # pytest turns KeyboardInterrupt into an orderly stop; SIGINT may arrive ignored from a shell
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        config._loopbench = Progress(matrix, out, config.getoption("lb_resume"))
+    except UsageError as e:
+        raise pytest.UsageError(f"loopbench: {e}") from None
+    config._loopbench_matrix = matrix
+    # pytest turns KeyboardInterrupt into an orderly stop; SIGINT may arrive ignored from a shell
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_interrupt)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -125,8 +75,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def bench_matrix(request) -> Matrix:
-    return matrix_from(request.config)
+def bench_matrix(request):
+    return request.config._loopbench_matrix
 
 
 @pytest.fixture(scope="session")
@@ -149,8 +99,9 @@ def bench_runs(request, bench_matrix):
             todo = [c for c in progress.todo() if group_key(c) == group]
             run_cells(todo, request.config.getoption("--lb-timeout"), show, progress.log)
             planned = {run_key(c.to_dict()) for c in progress.planned if group_key(c) == group}
-            results = [r for r in progress.results() if run_key(r.config) in planned]
-            done[group] = next(iter(by_group(results).values()), {})
+            ran = [r for r in progress.results() if run_key(r.config) in planned]
+            timed = [r for r in ran if r.config.get("clock", "time") == "time"]  # counts: in the report only
+            done[group] = next(iter(by_group(timed).values()), {})
         return done[group]
 
     return get
@@ -158,22 +109,28 @@ def bench_runs(request, bench_matrix):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from loopbench.report import write_report
+    from loopbench.suite import publish_folder
 
     progress = getattr(session.config, "_loopbench", None)
     results = progress.results() if progress else []
     if results:
         session.config._loopbench_report = write_report(results, session.config.option.lb_out)
         session.config._loopbench_counts = (len(results), len(progress.planned))
+        if session.config.getoption("lb_publish"):
+            folder = publish_folder(ROOT / "reports", session.config._loopbench_matrix.devices)
+            session.config._loopbench_published = write_report(results, folder)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     path = getattr(config, "_loopbench_report", None)
     if path:
         terminalreporter.write_line(f"loopbench report: {path}", bold=True)
+        if getattr(config, "_loopbench_published", None):
+            terminalreporter.write_line(f"published: {config._loopbench_published}", bold=True)
         finished, planned = config._loopbench_counts
         if finished < planned:
             terminalreporter.write_line(
                 f"the report holds {finished} of the {planned} planned runs; "
-                "continue with the same options and --lb-resume",
+                f"continue with the same options and --lb-resume --lb-out {config.option.lb_out}",
                 bold=True,
             )

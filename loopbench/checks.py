@@ -174,3 +174,12 @@ def unsupported_reason(config: RunConfig) -> str | None:
     if kind == "cuda" and plan.name == "bf16-mixed" and not torch.cuda.is_bf16_supported():
         return f"--device {config.device}: this GPU has no bfloat16 support; use --precision 16-mixed"
     return None
+
+
+def refuse_unsupported(config: RunConfig) -> RunConfig:
+    """Validate a cell asked for by name: bad input and a cell this machine cannot run as labelled both raise."""
+    validate(config)
+    reason = unsupported_reason(config)
+    if reason:
+        raise UsageError(f"unsupported: {reason}")
+    return config

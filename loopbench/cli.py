@@ -7,7 +7,6 @@ implementation cannot run as labelled) ends with one line on stderr and exit cod
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import shlex
@@ -15,68 +14,36 @@ import sys
 from pathlib import Path
 
 import implementations
-from loopbench.overhead import PROBE_RUNS, PROBE_STEPS
-from loopbench.precision import PRECISIONS
-from loopbench.trainers import TRAINERS
+from loopbench import options
 from loopbench.types import UsageError
 
-PRESETS = ("smoke", "quick", "full")
+PREFIX = "loopbench: error:"  # every refusal, argparse's own included
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not usage + message
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{PREFIX} {message}\n")
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; each option's help already ends with its default."""
 
 
 def _usage_error(message: str) -> int:
-    print(f"loopbench: error: {message}", file=sys.stderr)
+    print(f"{PREFIX} {message}", file=sys.stderr)
     return 2
 
 
-def _override(text: str) -> tuple[str, object]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
 
-def _cell_options(p: argparse.ArgumentParser, impl: bool) -> None:
-    p.add_argument("--task", required=True, choices=implementations.RUNNABLE)
-    if impl:
-        p.add_argument("--impl", required=True, choices=tuple(implementations.ALL_IMPLS))
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--precision", default="32-true", choices=PRECISIONS)
-    p.add_argument("--preset", default="smoke", choices=PRESETS, help="smoke (tests), quick (CPU), full (GPU)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="optimizer steps (batches); default: the preset's")
-    p.add_argument("--warmup-steps", type=int, help="steps left out of the timing; default: the preset's")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
-    p.add_argument("--data-dir", help="folder of the real data set (--data real)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=_override,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a task hyperparameter, e.g. --set lr=0.05 (repeatable)",
-    )
-    p.add_argument(
-        "--pretrained",
-        action="store_true",
-        help="efficientnet_binary: start from torchvision's ImageNet weights (from the local cache)",
-    )
-    p.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="data parallel: N processes (DDP; gloo on CPU, one core each; nccl on CUDA, one GPU each). Default 1",
-    )
-    p.add_argument("--json", type=Path, help="write the result as JSON here")
+    return f"loopbench {v('loopbench')}, torch {v('torch')}, pytorch-lightning {v('pytorch-lightning')}"
 
 
 def _config(args: argparse.Namespace, impl: str):
@@ -94,23 +61,17 @@ def _config(args: argparse.Namespace, impl: str):
         batch_size=args.batch_size,
         data=args.data,
         data_dir=args.data_dir,
-        overrides=dict(args.overrides) | ({"pretrained": True} if args.pretrained else {}),
+        overrides=_overrides(args),
         processes=args.processes,
     )
 
 
-def _checked(config):
-    """Validate a cell before any training: UsageError for bad input, including unsupported cells."""
-    from loopbench.checks import unsupported_reason, validate
-
-    validate(config)
-    reason = unsupported_reason(config)
-    if reason:
-        raise UsageError(f"unsupported: {reason}")
-    return config
+def _overrides(args: argparse.Namespace) -> dict:
+    return dict(args.set) | ({"pretrained": True} if args.pretrained else {})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from loopbench.checks import refuse_unsupported
     from loopbench.harness import run_cell
     from loopbench.launch.isolate import run_isolated
     from loopbench.quiet import quiet_lightning
@@ -119,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _json_target(args.json)
     _positive("--timeout", args.timeout)
-    config = _checked(_config(args, args.impl))
+    config = refuse_unsupported(_config(args, args.impl))
     if is_lightning(config.impl):
         quiet_lightning()
     isolate = args.isolate or config.processes > 1  # several processes are always started afresh
@@ -135,6 +96,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     """Per seed: same losses and weights? Over several seeds also: same final quality (TOST)?"""
     from dataclasses import replace
 
+    from loopbench.checks import refuse_unsupported
     from loopbench.harness import run_cell
     from loopbench.launch.isolate import run_isolated
     from loopbench.parity import combine, compare_cell
@@ -152,7 +114,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     if args.metric and args.metric not in known:
         raise UsageError(f"unknown metric {args.metric!r}; {args.task} reports {', '.join(known)}")
     pairs = [
-        (_checked(replace(_config(args, "pytorch"), seed=s)), _checked(replace(_config(args, args.against), seed=s)))
+        (
+            refuse_unsupported(replace(_config(args, "pytorch"), seed=s)),
+            refuse_unsupported(replace(_config(args, args.against), seed=s)),
+        )
         for s in seeds
     ]
     quiet_lightning()
@@ -194,52 +159,21 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from loopbench.checks import validate
     from loopbench.launch.isolate import interrupts_raise
-    from loopbench.precision import device_type
     from loopbench.report import write_report
-    from loopbench.suite import Matrix, Progress, default_devices, default_preset, progress_line, run_cells
+    from loopbench.suite import Progress, matrix_from, progress_line, publish_folder, run_cells, run_folder
 
-    if args.repeats < 1:
-        raise UsageError("--repeats must be at least 1")
-    if args.probe_runs < 0 or args.probe_runs == 1:
-        raise UsageError("--probe-runs must be 0 (no probe) or at least 2: an interval needs two pairs")
-    _positive("--timeout", args.timeout)
-    _folder("--out", args.out)
-    devices = tuple(dict.fromkeys(args.devices or default_devices()))
-    for device in devices:
-        try:
-            device_type(device)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    matrix = Matrix(
-        tasks=tuple(dict.fromkeys(args.tasks or implementations.TASKS)),
-        impls=tuple(dict.fromkeys(args.impls)),
-        devices=devices,
-        precisions=tuple(dict.fromkeys(args.precisions)) if args.precisions else None,
-        preset=args.preset or default_preset(devices),
-        repeats=args.repeats,
-        seed=args.seed,
-        data=args.data,
-        data_dir=args.data_dir,
-        probe_runs=args.probe_runs,
-        probe_steps=args.probe_steps,
-        processes=tuple(dict.fromkeys(args.processes)),
-    )
-    for cell in {c.label: c for c in matrix.cells()}.values():  # refuse bad input before hours of work
-        if args.precisions:  # asked for by name: a cell this machine cannot run is bad input
-            _checked(cell)
-        else:  # the default precisions: such a cell is recorded as unsupported, and the rest runs
-            validate(cell)
-    progress = Progress(matrix, args.out, args.resume)
+    matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
+    out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)
+    progress = Progress(matrix, out, args.resume)
     todo = progress.todo()
     planned = len(progress.planned)
     probe = sum(c.task in implementations.PROBES for c in progress.planned)
     print(
-        f"loopbench suite: {planned} runs ({len(matrix.groups())} groups x {len(matrix.impls)} "
+        f"loopbench suite: {planned} runs into {out} ({len(matrix.groups())} groups x {len(matrix.impls)} "
         f"implementations x {args.repeats} repeats, preset {matrix.preset}"
-        + (f"; first the overhead probe, {probe} short runs)" if probe else ")")
-        + (f"; resuming: {planned - len(todo)} already in {args.out}" if args.resume else ""),
+        + (f"; first the overhead probe, {probe} short runs in rounds)" if probe else ")")
+        + (f"; resuming: {planned - len(todo)} already there" if args.resume else ""),
         flush=True,
     )
     interrupted = False
@@ -250,9 +184,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
             interrupted = True
     results = progress.results()
     if results:
-        print(f"report: {write_report(results, args.out)}")
+        print(f"report: {write_report(results, out)}")
+        if args.publish:
+            print(f"published: {write_report(results, publish_folder(Path('reports'), matrix.devices))}")
     if interrupted:
         again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
+        again += "" if args.out else f" --out {shlex.quote(str(out))}"
         print(
             f"interrupted: the report holds {len(results)} of the {planned} planned runs; "
             f"continue with: loopbench {again} --resume",
@@ -263,27 +200,49 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
-    """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in fresh processes."""
+    """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in rounds of short segments."""
     from loopbench.checks import validate
+    from loopbench.instructions import unavailable
     from loopbench.launch.isolate import interrupts_raise
-    from loopbench.overhead import PROBE, lines, measure, plan
-    from loopbench.suite import progress_line
-    from loopbench.trainers import LADDER_IMPLS
+    from loopbench.overhead import PROBE, PROBE_IMPLS, lines, measure, plan
 
     _json_target(args.json)
-    if args.runs < 2:
-        raise UsageError("--runs must be at least 2: an interval needs two pairs of runs")
+    if args.processes is not None:
+        raise UsageError(
+            "--processes is data parallelism, which the overhead probe does not measure (it runs one process "
+            "on one thread); for more rounds use --repeats"
+        )
+    if args.repeats < 2:
+        raise UsageError("--repeats must be at least 2: an interval needs two rounds")
+    _positive("--budget", args.budget)
+    _positive("--target", args.target)
     shapes = ("auto", "manual") if args.shape == "both" else (args.shape,)
     for shape in shapes:
         validate(plan(args.device, shape, 1, args.steps)[0])
+    if args.steps is not None and args.steps < 8:
+        raise UsageError("--steps must be at least 8 (a quarter of them warm up)")
+    missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
     print(
-        f"loopbench overhead: {PROBE}, one torch thread, {args.runs} fresh processes per implementation "
-        f"(the plain loop, {len(LADDER_IMPLS) - 1} Trainers: the ladder and the default Trainer)",
+        f"loopbench overhead: {PROBE}, one torch thread; rounds of short segments P V1 P V2 ... P in one process "
+        f"each, at least {args.repeats} rounds, more until every headline delta is within {args.target:.0%} "
+        f"or {args.budget:g} s have passed; variants: "
+        + "; ".join(f"{s}: {', '.join(PROBE_IMPLS[s])}" for s in shapes)
+        + (f"\n{missing}" if missing else "; then one instruction count per variant under valgrind"),
         flush=True,
     )
+
+    def progress(k: int, a: dict) -> None:
+        heads = [
+            f"{s} {i} {v[i]['delta_us']:+.0f} us (half-width {v[i]['half_width']:.0%})"
+            for s, v in a["shapes"].items()
+            for i in ("lightning", "lightning-defaults")
+            if v.get(i, {}).get("half_width") is not None
+        ]
+        print(f"round {k:>3}: " + ("; ".join(heads) or "no interval yet"), flush=True)
+
     with interrupts_raise():
-        answer = measure(
-            args.device, shapes, args.runs, args.steps, lambda i, n, r: print(progress_line(i, n, r), flush=True)
+        answer, _ = measure(
+            args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress
         )
     print("\n".join(lines(answer)))
     if args.json:
@@ -319,77 +278,30 @@ def _json_target(path: Path | None) -> None:
         raise UsageError(f"--json {path}: is a folder; name a file, e.g. {path / 'result.json'}")
 
 
+VERBS = {
+    "run": ("train one cell and print its measurements", "cmd_run"),
+    "parity": ("train pytorch and a Lightning variant; exit 0 if parity holds", "cmd_parity"),
+    "suite": ("run a matrix of cells and write the report into a run folder", "cmd_suite"),
+    "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", "cmd_overhead"),
+    "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", "cmd_report"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="loopbench", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="loopbench", description=__doc__.split("\n\n")[0], formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    p = sub.add_parser("run", help="train one cell and print its measurements")
-    _cell_options(p, impl=True)
-    p.add_argument("--isolate", action="store_true", help="run in a fresh process, as the suite does")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds, with --isolate")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("parity", help="train pytorch and a Lightning variant; exit 0 if parity holds")
-    _cell_options(p, impl=False)
-    p.add_argument("--against", default="lightning", choices=tuple(TRAINERS), help="any Lightning Trainer variant")
-    p.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        help="several seeds: a verdict per seed, and an equivalence test (TOST) of the final --metric over them",
-    )
-    p.add_argument("--metric", help="final metric for the equivalence test; default: the task's first")
-    p.add_argument("--margin", type=float, default=0.02, help="equivalence margin, in the metric's units")
-    p.set_defaults(func=cmd_parity)
-
-    p = sub.add_parser("suite", help="run a matrix of cells, one fresh process each, and write the report")
-    p.add_argument("--tasks", nargs="+", choices=implementations.RUNNABLE)
-    p.add_argument("--impls", nargs="+", choices=tuple(implementations.ALL_IMPLS), default=list(implementations.IMPLS))
-    p.add_argument("--devices", nargs="+", help="default: cuda if visible, else cpu")
-    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="default: each device's usual set")
-    p.add_argument("--preset", choices=PRESETS, help="default: full on GPU, quick on CPU")
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
-    p.add_argument("--data-dir")
-    p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
-    p.add_argument("--out", type=Path, default=Path("runs/suite"), help="results (appended as each run ends) + report")
-    p.add_argument("--resume", action="store_true", help="run only the planned runs not yet in --out")
-    p.add_argument(
-        "--probe-runs",
-        type=int,
-        default=PROBE_RUNS,
-        help=f"overhead-probe runs per variant, before the tasks (default {PROBE_RUNS}; 0: no probe)",
-    )
-    p.add_argument("--probe-steps", type=int, default=PROBE_STEPS, help=f"steps per probe run (default {PROBE_STEPS})")
-    p.add_argument(
-        "--processes",
-        type=int,
-        nargs="+",
-        default=[1],
-        help="data parallel: each task at each of these process counts, e.g. 1 2 (a scaling table). Default 1",
-    )
-    p.set_defaults(func=cmd_suite)
-
-    p = sub.add_parser("overhead", help="what a Trainer costs per optimizer step: the near-zero-compute probe")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--shape", default="both", choices=("auto", "manual", "both"))
-    p.add_argument(
-        "--runs",
-        "--processes",  # the probe's first name for it; here never data parallel (the probe runs in one process)
-        dest="runs",
-        type=int,
-        default=4,
-        help="fresh-process runs per implementation, one after another (default 4; --processes is the same)",
-    )
-    p.add_argument("--steps", type=int, help="optimizer steps per run (default: the probe's 3,000)")
-    p.add_argument("--json", type=Path, help="write the answer as JSON here")
-    p.set_defaults(func=cmd_overhead)
-
-    p = sub.add_parser("report", help="turn saved results (files or folders, merged) into REPORT.md and figures")
-    p.add_argument("results", nargs="+", type=Path, help="results.json / results.jsonl files, or folders holding one")
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_report)
+    for verb, (help, func) in VERBS.items():
+        p = sub.add_parser(
+            verb, help=help, description=help, epilog=f"example:\n  {options.EXAMPLES[verb]}", formatter_class=_Help
+        )
+        options.add_to_parser(p, verb)
+        if verb == "overhead":  # refused by name: the probe is one process (see cmd_overhead)
+            p.add_argument("--processes", type=int, help=argparse.SUPPRESS)
+        if verb == "report":
+            p.add_argument("results", nargs="+", type=Path, help="results.json / results.jsonl files, or their folders")
+            p.add_argument("--out", type=Path, required=True, help="the report's folder")
+        p.set_defaults(func=globals()[func])
     return parser
 
 

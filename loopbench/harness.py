@@ -221,6 +221,7 @@ def best_digest(path: str, names: list[str]) -> str:
     return measure.weights_digest(state)
 
 
+_BUILT: dict[Path, Any] = {}  # this process's data sets, by cache file
 CACHE_LIMIT_BYTES = 2 * 2**30  # larger generated sets are rebuilt each time rather than written to disk
 
 
@@ -246,8 +247,11 @@ def build_data(task: str, cfg: Any, source: DataSource) -> Any:
     for module in (spec, common):
         h.update(Path(module.__file__).read_bytes())
     path = folder / f"{task}-{h.hexdigest()[:16]}.pt"
+    if path in _BUILT:  # the segments of a round share one process: one set for all of them
+        return _BUILT[path]
     with contextlib.suppress(Exception):  # missing, or unreadable (a partial write): generate it
-        return torch.load(path, weights_only=False)
+        _BUILT[path] = torch.load(path, weights_only=False)
+        return _BUILT[path]
     data = spec.build_data(cfg, source)
     size = sum(t.nbytes for d in (data.train, data.test) for t in getattr(d, "tensors", ()))
     if size <= CACHE_LIMIT_BYTES:

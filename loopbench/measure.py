@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from loopbench import instructions
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -50,10 +52,13 @@ class StepClock:
         self.skipped_s = 0.0  # inside the window, spent between steps on other work (validation, checkpoints)
         self._process_at_start = time.process_time()
         self.cpu_share: float | None = None
+        self.counting = instructions.counting()  # under valgrind: count the window's instructions
         synchronize(device)
         self.start = time.perf_counter()
         self._host: list[float] = [self.start]
         self._stamps: list[Any] = [self._stamp()]
+        if self.counting and warmup_steps == 0:  # no warm-up: the window is the whole run
+            instructions.window_opens()
 
     def _stamp(self) -> Any:
         if self.cuda:
@@ -71,6 +76,8 @@ class StepClock:
             self.window_start = time.perf_counter()
             self._cpu_at_start = cpu_times()
             self._process_at_start = time.process_time()
+            if self.counting:
+                instructions.window_opens()
 
     def skip(self, seconds: float) -> None:
         """`seconds` just spent between two steps on other work: neither the next step's time nor the window's."""
@@ -82,6 +89,8 @@ class StepClock:
             self.skipped_s += seconds
 
     def stop(self) -> None:
+        if self.counting:
+            instructions.window_closes(instructions.LABEL["run"])
         synchronize(self.device)
         self.window_end = time.perf_counter()
         if self.window_start is None:  # no warm-up requested: the window is the whole run

@@ -1,21 +1,36 @@
-"""What a Trainer costs per optimizer step, measured where it is large and noise is small.
+"""What a Trainer costs per optimizer step, measured where it is large, and so that drift cannot fake it.
 
 The overhead probe (`implementations/overhead_probe`) does almost no compute, so a step's time is
-mostly the framework's. Each variant runs in many short fresh processes in A B C / C B A order; each
-Lightning run is paired with the run of its base (the plain loop, or the ladder rung below it) of the
-same repeat, and the per-step difference gets a 95% t interval over the pairs. Two costs per step:
-the median step (what every step pays) and the window's mean (which also spreads what happens
-between steps, such as checkpoint writes at epoch ends, over the steps).
+mostly the framework's. On a shared VM the machine's speed drifts by 15-25% within seconds, and fresh
+processes of one variant sit on levels up to 25% apart: whole runs compared one after another measure
+the drift as much as the Trainer. So the probe is measured in **rounds**: one process (forked from a
+server that has the imports done) runs short segments of the plain loop around every variant,
+P V1 P V2 ... P (the variants reversed every other round), each segment 40 warm-up and 128 timed
+steps, a fraction of a second. A variant's delta in a round is its median step minus the mean of the
+plain segments just before and after it, which ran within a second of it in the same process. A
+round in which those two plain segments differ by more than 15% (or a segment's halves do) was hit by drift: that
+variant's pair is left out there, and named. Over rounds, the delta is the median of the per-round
+deltas with a distribution-free 95% interval (order statistics), and rounds are added until the
+headline deltas' half-widths are within a target fraction, or a time budget ends: the answer says
+which. Every round is a fresh process, so per-process levels are sampled too.
 
-The answer is a pure function of the runs, so the CLI and the report compute it the same way.
+Instruction counts (loopbench.instructions, under valgrind) are the second measure: one count per
+variant, the same on any machine; the answer gives each variant's instructions per step and per
+microsecond of its measured time, so one can be read as the other.
+
+The answer is a pure function of the runs, so the CLI and the report compute it the same way. Runs
+saved before rounds existed (one fresh process per run, paired by repeat) still give their answer.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
-from loopbench.stats import Difference, paired_difference
+from loopbench import rounds
+from loopbench.stats import Difference, robust_difference
 from loopbench.trainers import DEFAULTS, LADDER, LADDER_IMPLS, LEAN, PLAIN
 from loopbench.types import RunConfig, RunResult
 
@@ -23,57 +38,105 @@ PROBE = "overhead_probe"
 SHAPES = ("auto", "manual")
 STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
 HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
-PROBE_RUNS, PROBE_STEPS = 4, 1_500  # a suite's probe: runs per variant and steps per run (about 1.5 minutes)
-# What a suite measures of the probe: the whole ladder in the automatic shape, the headline variants in the other.
+# What is measured of the probe: the whole ladder in the automatic shape, the headline variants in the other.
 PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
+SEGMENT_WARMUP, SEGMENT_STEPS = 40, 168  # 128 timed steps: two epochs of TRAIN_SIZE / 8 = 64 batches
+TRAIN_SIZE = 512  # every segment crosses epoch ends, so what a Trainer does there (checkpoints) is in its mean
+COUNT_WARMUP, COUNT_STEPS = 20, 84  # instruction counts: 64 counted steps, one epoch
+MIN_ROUNDS, SUITE_ROUNDS = 12, 8  # the overhead command's rounds at least; the suite's probe
+TARGET = 0.05  # the overhead command adds rounds until each headline half-width is within 5% of its delta
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
 
 
 def plan(
-    device: str, shape: str, runs: int, steps: int | None, impls: tuple[str, ...] = LADDER_IMPLS
+    device: str,
+    shape: str,
+    count: int,
+    steps: int | None = None,
+    impls: tuple[str, ...] = LADDER_IMPLS,
+    first: int = 0,
 ) -> list[RunConfig]:
-    """`runs` fresh runs of each implementation, alternating A B C / C B A."""
+    """Rounds `first` .. `first + count - 1`: P V1 P V2 ... P, the variants reversed every other round."""
+    steps = steps or SEGMENT_STEPS
+    warmup = min(SEGMENT_WARMUP, steps // 4)
     cells = []
-    for repeat in range(runs):
-        order = impls if repeat % 2 == 0 else tuple(reversed(impls))
+    for repeat in range(first, first + count):
         cells += [
-            RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, overrides={"shape": shape}, repeat=repeat)
-            for impl in order
+            RunConfig(
+                PROBE,
+                impl,
+                device,
+                "32-true",
+                "quick",
+                0,
+                steps,
+                warmup,
+                overrides=_overrides(shape),
+                repeat=repeat,
+                slot=slot + 1,
+            )
+            for slot, impl in enumerate(rounds.sequence(impls, repeat))
         ]
     return cells
 
 
-MIN_CPU_SHARE = 0.8  # a one-thread probe run that got less of a CPU than this was disturbed: its repeat is left out
+def count_plan(device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS) -> list[RunConfig]:
+    """One instruction count per variant (a count does not vary: one is the answer)."""
+    return [
+        RunConfig(
+            PROBE,
+            impl,
+            device,
+            "32-true",
+            "quick",
+            0,
+            COUNT_STEPS,
+            COUNT_WARMUP,
+            overrides=_overrides(shape),
+            clock="instructions",
+        )
+        for impl in impls
+    ]
 
 
-def disturbed(r: RunResult) -> bool:
-    """Was this probe run kept off the CPU (by the hypervisor or another process) for a fifth of its window?"""
-    return r.cpu_share is not None and r.cpu_share < MIN_CPU_SHARE
+def _overrides(shape: str) -> dict[str, Any]:
+    return {"shape": shape, "train_size": TRAIN_SIZE}
 
 
-def _per_repeat(results: list[RunResult], shape: str) -> dict[str, dict[int, tuple[float, float, float]]]:
-    """{impl: {repeat: (median us/step, mean us/step, host median us/step)}} of one shape's successful runs,
-    without the repeats in which any run was disturbed (a pair is only as good as its worse run)."""
-    out: dict[str, dict[int, tuple[float, float, float]]] = {}
-    runs = [r for r in results if r.config["task"] == PROBE and r.config["overrides"].get("shape", "auto") == shape]
-    bad = {r.config["repeat"] for r in runs if disturbed(r)}
+def _shape(r: RunResult) -> str:
+    return r.config["overrides"].get("shape", "auto")
+
+
+def _times(r: RunResult) -> tuple[float, float, float]:
+    """(median step, window mean per step, host median step) in us."""
+    measured = r.task_config["steps"] - r.warmup_steps
+    host = r.host_step_time_median_s or r.step_time_median_s
+    return r.step_time_median_s * 1e6, r.window_s / measured * 1e6, host * 1e6
+
+
+def _timed(results: list[RunResult], shape: str) -> list[RunResult]:
+    return [r for r in results if r.config["task"] == PROBE and _shape(r) == shape
+            and r.config.get("clock", "time") == "time"]  # fmt: skip
+
+
+def _round_deltas(results: list[RunResult], shape: str) -> tuple[dict, dict, list[str]]:
+    """({impl: {round: (delta median, delta mean, delta host)}}, {impl: [times per segment]}, [left out])."""
+    runs = _timed(results, shape)
+    found, left_out = rounds.pairs(runs, shape, one_thread=True)
+    deltas = {
+        impl: {p.round: tuple(_times(p.mine)[m] - rounds.of_plain(p, lambda r, m=m: _times(r)[m]) for m in range(3))
+               for p in ps}
+        for impl, ps in found.items()
+    }  # fmt: skip
+    times: dict[str, list[tuple]] = {}
     for r in runs:
-        if r.ok and r.config["repeat"] not in bad:
-            measured = r.task_config["steps"] - r.warmup_steps
-            host = r.host_step_time_median_s or r.step_time_median_s
-            out.setdefault(r.config["impl"], {})[r.config["repeat"]] = (
-                r.step_time_median_s * 1e6,
-                r.window_s / measured * 1e6,
-                host * 1e6,
-            )
-    return out
+        if r.ok and not rounds.disturbed(r, one_thread=True):
+            times.setdefault(r.config["impl"], []).append(_times(r))
+    return deltas, times, left_out
 
 
-def _delta(runs: dict, impl: str, base: str, which: int = 0) -> Difference | None:
-    repeats = sorted(runs.get(impl, {}).keys() & runs.get(base, {}).keys())
-    if len(repeats) < 2:
-        return None
-    return paired_difference([(runs[base][k][which], runs[impl][k][which]) for k in repeats])
+def _difference(values: list[float]) -> Difference | None:
+    return robust_difference(values) if len(values) >= 2 else None
 
 
 def _entry(d: Difference | None, amortized: Difference | None) -> dict[str, Any]:
@@ -90,24 +153,25 @@ def _entry(d: Difference | None, amortized: Difference | None) -> dict[str, Any]
 
 
 def summarize(results: list[RunResult], shape: str) -> dict[str, Any]:
-    """{impl: {"us_per_step", "mean_us_per_step", "host_us_per_step", and for Lightning variants the delta
-    to the plain loop}}. On CUDA the step times are the device's and the host's time is its own; on a CPU
-    the two are the same clock."""
-    runs = _per_repeat(results, shape)
-    if PLAIN not in runs:
+    """{impl: {"us_per_step", "mean_us_per_step", "host_us_per_step", "runs", and for Lightning variants the
+    delta to the plain loop with its interval}}. On CUDA the step times are the device's and the host's time
+    is its own; on a CPU the two are the same clock."""
+    deltas, times, _ = _round_deltas(results, shape)
+    if PLAIN not in times:
         return {}
     out: dict[str, Any] = {}
-    for impl in [i for i in LADDER_IMPLS if i in runs] + [i for i in runs if i not in LADDER_IMPLS]:
-        values = list(runs[impl].values())
+    for impl in [i for i in LADDER_IMPLS if i in times] + [i for i in times if i not in LADDER_IMPLS]:
+        values = times[impl]
         out[impl] = {
-            "us_per_step": sum(v[0] for v in values) / len(values),
-            "mean_us_per_step": sum(v[1] for v in values) / len(values),
-            "host_us_per_step": sum(v[2] for v in values) / len(values),
+            "us_per_step": statistics.median(v[0] for v in values),
+            "mean_us_per_step": statistics.median(v[1] for v in values),
+            "host_us_per_step": statistics.median(v[2] for v in values),
             "runs": len(values),
         }
         if impl != PLAIN:
-            out[impl] |= _entry(_delta(runs, impl, PLAIN), _delta(runs, impl, PLAIN, 1))
-            host = _delta(runs, impl, PLAIN, 2)
+            mine = deltas.get(impl, {})
+            out[impl] |= _entry(_difference([d[0] for d in mine.values()]), _difference([d[1] for d in mine.values()]))
+            host = _difference([d[2] for d in mine.values()])
             out[impl]["host_delta_us"] = host.delta if host else None
     return out
 
@@ -125,61 +189,114 @@ def predicted_ratio(step_s: float, host_step_s: float | None, delta_us: float) -
 
 
 def ladder(results: list[RunResult], shape: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Each rung's cost over its base, and the rungs' sum beside the default Trainer's cost (per repeat)."""
-    runs = _per_repeat(results, shape)
+    """Each rung's cost over its base (per round: the difference of their deltas to the plain loop), and the
+    rungs' sum beside the default Trainer's cost."""
+    deltas, _, _ = _round_deltas(results, shape)
+    deltas[PLAIN] = {k: (0.0, 0.0, 0.0) for v in deltas.values() for k in v}
+
+    def rung(impl: str, base: str, m: int) -> list[float]:
+        common = sorted(deltas.get(impl, {}).keys() & deltas.get(base, {}).keys())
+        return [deltas[impl][k][m] - deltas[base][k][m] for k in common]
+
     rows = [
         {"shape": shape, "feature": r.feature, "impl": r.impl, "base": r.base}
-        | _entry(_delta(runs, r.impl, r.base), _delta(runs, r.impl, r.base, 1))
+        | _entry(_difference(rung(r.impl, r.base, 0)), _difference(rung(r.impl, r.base, 1)))
         for r in LADDER
-        if r.impl in runs and r.base in runs
+        if r.impl in deltas and r.base in deltas
     ]
-    needed = {PLAIN, DEFAULTS} | {i for r in LADDER for i in (r.impl, r.base)}
-    repeats = sorted(set.intersection(*(set(runs.get(i, {})) for i in needed)))
+    needed = {DEFAULTS} | {i for r in LADDER for i in (r.impl, r.base)}
+    repeats = sorted(set.intersection(*(set(deltas.get(i, {})) for i in needed)))
     if len(rows) < len(LADDER) or len(repeats) < 2:
         return rows, None
-    sums = [sum(runs[r.impl][k][0] - runs[r.base][k][0] for r in LADDER) for k in repeats]
-    totals = [runs[DEFAULTS][k][0] - runs[PLAIN][k][0] for k in repeats]
-    s = paired_difference([(0.0, v) for v in sums])
-    remainder = paired_difference(list(zip(sums, totals, strict=True)))
-    total = {
+    sums = [sum(deltas[r.impl][k][0] - deltas[r.base][k][0] for r in LADDER) for k in repeats]
+    totals = [deltas[DEFAULTS][k][0] for k in repeats]
+    s, total, remainder = (
+        robust_difference(v) for v in (sums, totals, [t - u for t, u in zip(totals, sums, strict=True)])
+    )
+    return rows, {
         "shape": shape,
         "sum_us": s.delta,
         "sum_low_us": s.low,
         "sum_high_us": s.high,
-        "defaults_delta_us": sum(totals) / len(totals),
+        "defaults_delta_us": total.delta,
         "remainder_us": remainder.delta,
         "remainder_low_us": remainder.low,
         "remainder_high_us": remainder.high,
         "pairs": len(repeats),
     }
-    return rows, total
 
 
-def answer(results: list[RunResult], device: str, runs: int) -> dict[str, Any]:
-    """The JSON-ready answer from the probe's runs: per shape the variants, and the ladder."""
-    ok = [r for r in results if r.ok]
-    shapes = [s for s in SHAPES if any(r.config["overrides"].get("shape", "auto") == s for r in ok)]
+def instruction_counts(results: list[RunResult], shape: str, times: dict[str, Any]) -> dict[str, Any]:
+    """{impl: {"per_step", "delta" (over the plain loop's), "per_us" (per microsecond of its measured time)}}."""
+    counted = {
+        r.config["impl"]: r.instructions_per_step
+        for r in results
+        if r.ok and r.config["task"] == PROBE and _shape(r) == shape and r.instructions_per_step
+    }
+    out = {}
+    for impl, n in counted.items():
+        out[impl] = {"per_step": n, "delta": n - counted[PLAIN] if PLAIN in counted else None}
+        if impl in times:
+            out[impl]["per_us"] = n / times[impl]["us_per_step"]
+    return out
+
+
+def half_width(v: dict[str, Any]) -> float | None:
+    """Half the interval's width as a fraction of the delta (None without an interval)."""
+    if v.get("delta_us") in (None, 0):
+        return None
+    return (v["delta_high_us"] - v["delta_low_us"]) / 2 / abs(v["delta_us"])
+
+
+def precise(a: dict[str, Any], target: float) -> bool:
+    """Is every headline delta (the lean and the default Trainer, each shape) within `target` of itself?"""
+    widths = [half_width(v[i]) for v in a["shapes"].values() for i in (LEAN, DEFAULTS) if i in v]
+    return bool(widths) and all(w is not None and w <= target for w in widths)
+
+
+def answer(results: list[RunResult], device: str) -> dict[str, Any]:
+    """The JSON-ready answer from the probe's runs: per shape the variants, the ladder and instruction counts."""
+    timed = [r for r in results if r.config.get("clock", "time") == "time"]
+    ok = [r for r in timed if r.ok]
+    shapes = [s for s in SHAPES if any(_shape(r) == s for r in ok)]
+    left_out = [line for s in shapes for line in _round_deltas(results, s)[2]]
     out: dict[str, Any] = {
         "device": device,
         "threads": 1,
-        "runs": runs,
+        "method": "rounds" if any(r.config.get("slot", 0) for r in ok) else "fresh processes",
+        "rounds": len({r.config["repeat"] for r in ok}),
+        "statistic": "median of per-round deltas, 95% order-statistic interval (6 rounds or more; else mean, t)",
         "step_means": {s: STEP_MEANS[s] for s in shapes},
         "steps": ok[0].task_config.get("steps") if ok else None,
+        "warmup_steps": ok[0].warmup_steps if ok else None,
         "shapes": {s: summarize(results, s) for s in shapes},
         "ladder": [],
         "ladder_totals": {},
-        "failed": [f"{r.run_config.label} ({r.config['impl']}): {r.status}: {r.message}" for r in results if not r.ok],
-        "env": {k: ok[0].env.get(k) for k in ("cpu", "cpu_flags", "torch", "pytorch_lightning", "commit")}
-        if ok
-        else {},
+        "failed": [
+            f"{r.run_config.label} ({r.config['impl']}): {r.status}: {r.message}"
+            for r in results
+            if not r.ok and r.status != "unsupported"
+        ],
+        "env": {k: ok[0].env.get(k) for k in ENV_KEYS} if ok else {},
         "cpu_steal_max": max((r.cpu_steal_fraction or 0.0 for r in ok), default=None),
         "disturbed": [
-            f"{r.config['overrides'].get('shape', 'auto')} repeat {r.config['repeat']} {r.config['impl']}: "
-            f"{r.cpu_share:.0%} of a CPU"
+            f"{_shape(r)} round {r.config['repeat']} {r.config['impl']}: {r.cpu_share:.0%} of a CPU"
             for r in ok
-            if disturbed(r)
+            if rounds.disturbed(r, one_thread=True)
         ],
+        "left_out": left_out,
+        "instructions": {
+            "shapes": {s: c for s in shapes if (c := instruction_counts(results, s, summarize(results, s)))},
+            "unavailable": next(
+                (r.message for r in results if r.config.get("clock") == "instructions" and r.status == "unsupported"),
+                None,
+            ),
+        },
     }
+    for impls in out["shapes"].values():
+        for v in impls.values():
+            if "delta_us" in v:
+                v["half_width"] = half_width(v)
     for s in shapes:
         rows, total = ladder(results, s)
         out["ladder"] += rows
@@ -191,15 +308,38 @@ def answer(results: list[RunResult], device: str, runs: int) -> dict[str, Any]:
 def measure(
     device: str,
     shapes: tuple[str, ...],
-    runs: int,
+    min_rounds: int,
+    budget_s: float,
+    target: float,
     steps: int | None,
-    on_result: Callable[[int, int, RunResult], None] | None = None,
-) -> dict[str, Any]:
-    """Run the probe (every ladder variant) for each shape and return the JSON-ready answer."""
-    from loopbench.suite import run_cells
+    count: bool,
+    on_round: Callable[[int, dict[str, Any]], None] | None = None,
+    impls: dict[str, tuple[str, ...]] = PROBE_IMPLS,
+) -> tuple[dict[str, Any], list[RunResult]]:
+    """Rounds of every shape until `min_rounds` are done and the headline deltas are within `target`, or
+    `budget_s` seconds have passed since the first; then (with `count`) one instruction count per variant.
+    Returns the answer, with how it stopped, and the runs."""
+    from loopbench.instructions import count as count_instructions
+    from loopbench.launch.forked import run_forked_batch
 
-    cells = [c for shape in shapes for c in plan(device, shape, runs, steps)]
-    return answer(run_cells(cells, on_result=on_result), device, runs)
+    results: list[RunResult] = []
+    started, k = time.monotonic(), 0
+    while True:
+        for shape in shapes:
+            results += run_forked_batch(plan(device, shape, 1, steps, impls[shape], first=k))
+        k += 1
+        a = answer(results, device)
+        if on_round:
+            on_round(k, a)
+        if k >= min_rounds and (precise(a, target) or time.monotonic() - started >= budget_s):
+            break
+    stopped = "target met" if precise(a, target) else "time budget spent"
+    elapsed = time.monotonic() - started
+    if count:
+        results += count_instructions([c for s in shapes for c in count_plan(device, s, impls[s])], timeout_s=1800)
+    a = answer(results, device)
+    a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
+    return a, results
 
 
 def _us(v: dict[str, Any], key: str = "delta") -> str:
@@ -212,7 +352,8 @@ def lines(answer: dict[str, Any]) -> list[str]:
         for impl, v in impls.items():
             line = f"{shape:<7} {impl:<24} {v['us_per_step']:8.1f} us/step"
             if v.get("delta_us") is not None:
-                line += f"  {_us(v)} ({v['pairs']} pairs)"
+                line += f"  {_us(v)} ({v['pairs']} rounds"
+                line += f", half-width {v['half_width']:.1%})" if v.get("half_width") is not None else ")"
             if answer["device"].startswith("cuda"):  # the device's time above, the host's own here
                 line += f"  host {v['host_us_per_step']:.1f} us/step"
             out.append(line)
@@ -226,6 +367,19 @@ def lines(answer: dict[str, Any]) -> list[str]:
             f"{shape:<7} sum of the rungs {t['sum_us']:+.1f} us; the default Trainer {t['defaults_delta_us']:+.1f} us; "
             f"remainder (interactions) {t['remainder_us']:+.1f} us [{t['remainder_low_us']:+.1f}, "
             f"{t['remainder_high_us']:+.1f}]"
+        )
+    for shape, counts in answer["instructions"]["shapes"].items():
+        for impl, c in counts.items():
+            delta = f"  {c['delta'] / 1e6:+.3f} M" if c.get("delta") is not None and impl != PLAIN else ""
+            rate = f"  ({c['per_us']:,.0f} per us of its time)" if c.get("per_us") else ""
+            out.append(f"{shape:<7} {impl:<24} {c['per_step'] / 1e6:8.3f} M instructions/step{delta}{rate}")
+    if answer["instructions"]["unavailable"]:
+        out.append(answer["instructions"]["unavailable"])
+    if answer.get("stopped"):
+        out.append(
+            f"{answer['rounds']} rounds in {answer['timed_s']:.0f} s ({answer['stopped']}: target half-width "
+            f"{answer['target']:.0%} of the delta, budget {answer['budget_s']:.0f} s); "
+            f"{len(answer['left_out'])} pairs left out (drift)"
         )
     out += [f"FAILED: {line}" for line in answer["failed"]]
     return out

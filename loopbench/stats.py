@@ -44,10 +44,18 @@ class Ratio:
             return "noise (below 1 while doing more work)" if self.more_work else "faster"
         return "within noise"
 
-    def label(self) -> str:
+    @property
+    def half_width(self) -> float | None:
+        """Half the interval's width, relative (0.02: +-2%)."""
+        return (self.high - self.low) / 2 if self.resolved else None
+
+    def label(self, target: float | None = None) -> str:
         if not self.resolved:
             return f"{self.ratio:.2f}x, not resolved ({self.pairs} pairs; ~{self.pairs_needed} needed)"
-        return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}]"
+        text = f"{self.ratio:.3f}x [{self.low:.3f}, {self.high:.3f}]"
+        if target is not None and self.half_width > target:
+            text += f" (±{self.half_width:.1%}; ±{target:.0%} needs ~{self.pairs_needed} pairs)"
+        return text
 
 
 def paired_ratio(
@@ -136,3 +144,38 @@ def paired_difference(pairs: Sequence[tuple[float, float]], confidence: float = 
         raise ValueError("an interval needs at least two pairs of runs")
     half = float(stats.t.ppf(0.5 + confidence / 2, len(d) - 1)) * float(d.std(ddof=1)) / math.sqrt(len(d))
     return Difference(float(d.mean()), float(d.mean()) - half, float(d.mean()) + half, len(d))
+
+
+MIN_MEDIAN_PAIRS = 6  # the fewest pairs whose order statistics bound the median at 95% (n = 6: 96.9%)
+
+
+def robust_difference(d: Sequence[float], confidence: float = 0.95) -> Difference:
+    """The median of per-pair differences with a distribution-free interval (order statistics): a pair hit by
+    the machine's drift moves the mean and the t interval, not this. Fewer than MIN_MEDIAN_PAIRS pairs: the
+    mean with a t interval (needs 2)."""
+    values = sorted(float(x) for x in d)
+    n = len(values)
+    if n < MIN_MEDIAN_PAIRS:
+        return paired_difference([(0.0, v) for v in values], confidence)
+    # the largest k with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2: [x_(k), x_(n+1-k)] holds the median
+    k = max(int(stats.binom.ppf((1 - confidence) / 2, n, 0.5)), 1)
+    while k > 1 and stats.binom.cdf(k - 1, n, 0.5) > (1 - confidence) / 2:
+        k -= 1
+    return Difference(float(np.median(values)), values[k - 1], values[n - k], n)
+
+
+def robust_ratio(
+    pairs: Sequence[tuple[float, float]], more_work: bool = True, target: float = 0.02, confidence: float = 0.95
+) -> Ratio:
+    """Candidate / reference from (reference, candidate) pairs of one round each: the median log-ratio with
+    a distribution-free interval (robust_difference); "not resolved" below MIN_MEDIAN_PAIRS pairs.
+    `pairs_needed`: about how many pairs would bring the half-width to `target` at the observed spread."""
+    logs = [math.log(c / r) for r, c in pairs]
+    n = len(logs)
+    mean = sum(logs) / n
+    spread = float(np.std(logs, ddof=1)) if n > 1 else float("nan")
+    needed = max(MIN_MEDIAN_PAIRS, math.ceil((2.0 * 1.25 * spread / target) ** 2)) if spread == spread else n + 1
+    if n < MIN_MEDIAN_PAIRS:
+        return Ratio(math.exp(mean), None, None, n, needed, more_work)
+    d = robust_difference(logs, confidence)
+    return Ratio(math.exp(d.delta), math.exp(d.low), math.exp(d.high), n, needed, more_work)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import implementations
-from loopbench.launch.forked import run_forked
+from loopbench import rounds
+from loopbench.launch.forked import run_forked_batch
 from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
-from loopbench.overhead import PROBE_IMPLS
+from loopbench.overhead import PROBE_IMPLS, SHAPES, count_plan
 from loopbench.overhead import plan as probe_plan
 from loopbench.precision import default_precisions, device_type
 from loopbench.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
@@ -49,13 +52,19 @@ class Matrix:
     devices: tuple[str, ...] = ("cpu",)
     precisions: tuple[str, ...] | None = None  # None: the default precisions of each device
     preset: str = "quick"
-    repeats: int = 2
+    repeats: int = 8  # rounds of time-only segments per task cell (fresh runs where a cell cannot have rounds)
+    fresh_runs: int = 1  # fresh-process runs per implementation and cell: memory, the whole job, parity
     seed: int = 0
     data: str = "synthetic"
     data_dir: str | None = None
-    probe_runs: int = 0  # runs per variant of the overhead probe, before the tasks (0: no probe)
-    probe_steps: int | None = None  # None: the probe's preset
+    probe_repeats: int = 0  # rounds of the overhead probe, before the tasks (0: no probe)
+    probe_steps: int | None = None  # steps per probe segment; None: the probe's
+    probe_count: bool = False  # and one instruction count per probe variant (under valgrind)
     processes: tuple[int, ...] = (1,)  # data parallel: each task also in N processes (DDP)
+    steps: int | None = None  # None: each task's preset
+    warmup_steps: int | None = None
+    batch_size: int | None = None
+    overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE for every task
 
     def groups(self) -> list[tuple[str, str, str, int]]:
         """(task, device, precision, processes) groups, in run order."""
@@ -69,33 +78,43 @@ class Matrix:
 
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
-        cells = [
+        cells = [  # the probe's rounds, the two shapes alternating, then its counts
             cell
             for device in self.devices
-            for shape, impls in PROBE_IMPLS.items()
-            for cell in probe_plan(device, shape, self.probe_runs, self.probe_steps, impls)
+            for k in range(self.probe_repeats)
+            for shape in SHAPES
+            for cell in probe_plan(device, shape, 1, self.probe_steps, PROBE_IMPLS[shape], first=k)
         ]
+        if self.probe_repeats and self.probe_count:
+            cells += [c for device in self.devices for s in SHAPES for c in count_plan(device, s, PROBE_IMPLS[s])]
         for task, device, precision, processes in self.groups():
-            limit = self.limit(task, device, precision)
-            steps, warmup = (limit.steps, limit.warmup_steps) if limit else (None, None)
-            for repeat in range(min(self.repeats, limit.repeats) if limit else self.repeats):
-                order = self.impls if repeat % 2 == 0 else tuple(reversed(self.impls))
+            cells += self.group_cells(task, device, precision, processes)
+        return cells
+
+    def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
+        """A cell's fresh-process runs (A B C / C B A), then its rounds of segments (timed only, one process
+        each). A cell with a step limit, or with several processes, has no rounds: `repeats` fresh runs."""
+        limit = self.limit(task, device, precision)
+        has_rounds = limit is None and processes == 1
+        runs = self.fresh_runs if has_rounds else self.repeats
+        steps, warmup = (limit.steps, limit.warmup_steps) if limit else (self.steps, self.warmup_steps)
+
+        def cell(impl: str, repeat: int, slot: int = 0, steps=steps, warmup=warmup) -> RunConfig:
+            return RunConfig(
+                task, impl, device, precision, self.preset, self.seed, steps=steps, warmup_steps=warmup,
+                batch_size=self.batch_size, data=self.data, data_dir=self.data_dir, overrides=dict(self.overrides),
+                repeat=repeat, processes=processes, slot=slot,
+            )  # fmt: skip
+
+        cells = []
+        for repeat in range(min(runs, limit.repeats) if limit else runs):
+            cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
+        if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
+            seg_steps, seg_warmup = implementations.spec(task).SEGMENT
+            for k in range(self.repeats):
                 cells += [
-                    RunConfig(
-                        task,
-                        impl,
-                        device,
-                        precision,
-                        self.preset,
-                        self.seed,
-                        steps=steps,
-                        warmup_steps=warmup,
-                        data=self.data,
-                        data_dir=self.data_dir,
-                        repeat=repeat,
-                        processes=processes,
-                    )
-                    for impl in order
+                    cell(impl, k, slot, seg_steps, seg_warmup)
+                    for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)
                 ]
         return cells
 
@@ -103,7 +122,7 @@ class Matrix:
         """The STEP_LIMITS entry of a cell whose preset would run longer; None otherwise."""
         limit = STEP_LIMITS.get((device_type(device), precision, task))
         preset_steps = implementations.spec(task).PRESETS[self.preset].steps if self.preset else 0
-        return limit if limit and preset_steps > limit.steps else None
+        return limit if limit and (self.steps or preset_steps) > limit.steps else None
 
     def settings(self) -> dict:
         """What must match for a resumed matrix to be the same matrix (saved as matrix.json)."""
@@ -182,20 +201,48 @@ def run_cells(
 ) -> list[RunResult]:
     """Run every cell in its own process; a failed cell is a result like any other.
 
-    The probes report time only, so theirs are forked from a server with the imports done (see
-    loopbench.launch.forked); the tasks' start from nothing, since their memory is reported too. Each result
-    reaches `log` (flushed and synced) before the next run starts.
+    The probe reports time only, so a round of its segments runs in one process forked from a server
+    with the imports done (see loopbench.launch.forked); instruction counts run together in one process
+    under valgrind (loopbench.instructions); the tasks start from nothing, since their memory is reported
+    too. Each result reaches `log` (flushed and synced) before the next run starts.
     """
-    results = []
-    for i, cell in enumerate(cells, 1):
-        runner = run_forked if cell.task in implementations.PROBES else run_isolated
-        result = runner(cell, timeout_s)
-        results.append(result)
-        if log:
-            log.append(result)
-        if on_result:
-            on_result(i, len(cells), result)
+    from loopbench.instructions import count
+
+    results: list[RunResult] = []
+    for batch in batches(cells):
+        if batch[0].clock == "instructions":
+            done = count(batch, timeout_s)
+        elif batch[0].slot > 0:  # a round: timed only, one process, no import bill
+            done = run_forked_batch(batch, timeout_s)
+        else:
+            done = [run_isolated(batch[0], timeout_s)]
+        for result in done:
+            results.append(result)
+            if log:
+                log.append(result)
+            if on_result:
+                on_result(len(results), len(cells), result)
     return results
+
+
+def batches(cells: list[RunConfig]) -> list[list[RunConfig]]:
+    """Consecutive cells that run in one process: a round (same cell or probe shape, same round), or the
+    instruction counts; every other cell alone."""
+
+    def key(c: RunConfig) -> tuple | None:
+        if c.clock == "instructions":
+            return ("count", c.device)
+        if c.slot > 0:
+            return ("round", group_key(c), c.repeat)
+        return None
+
+    out: list[list[RunConfig]] = []
+    for c in cells:
+        if out and key(c) is not None and key(out[-1][0]) == key(c):
+            out[-1].append(c)
+        else:
+            out.append([c])
+    return out
 
 
 def group_key(config: RunConfig | dict) -> tuple:
@@ -222,3 +269,83 @@ def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]
     for r in results:
         groups.setdefault(group_key(r.config), {}).setdefault(r.config["impl"], []).append(r)
     return groups
+
+
+def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix:
+    """The matrix the suite's options ask for, read the same way from the CLI (`--name`) and the bench
+    (`--lb-name`): `get(dest)` gives an option's value, `flag(name)` its spelling for messages. Every cell
+    is checked before anything runs (UsageError): a precision asked for by name that this machine cannot
+    run is refused; among the defaults such a cell is recorded as unsupported and the rest runs."""
+    from loopbench.checks import refuse_unsupported, validate
+
+    if get("repeats") < 1 or get("fresh_runs") < 1:
+        raise UsageError(f"{flag('repeats')} and {flag('fresh-runs')} must be at least 1")
+    if get("probe_repeats") < 0 or get("probe_repeats") == 1:
+        raise UsageError(f"{flag('probe-repeats')} must be 0 (no probe) or at least 2: an interval needs two rounds")
+    if get("probe_steps") < 8:
+        raise UsageError(f"{flag('probe-steps')} must be at least 8 (a quarter of them warm up)")
+    for name in ("timeout",):
+        if not (get(name) > 0 and math.isfinite(get(name))):
+            raise UsageError(f"{flag(name)} must be a positive number, got {get(name):g}")
+    out = get("out")
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"{flag('out')} {out}: exists and is not a folder; name a folder")
+    devices = tuple(dict.fromkeys(get("devices") or default_devices()))
+    for device in devices:
+        try:
+            device_type(device)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    overrides = dict(get("set")) | ({"pretrained": True} if get("pretrained") else {})
+    matrix = Matrix(
+        tasks=tuple(dict.fromkeys(get("tasks") or implementations.TASKS)),
+        impls=tuple(dict.fromkeys(get("impls"))),
+        devices=devices,
+        precisions=tuple(dict.fromkeys(get("precisions"))) if get("precisions") else None,
+        preset=get("preset") or default_preset(devices),
+        repeats=get("repeats"),
+        fresh_runs=get("fresh_runs"),
+        seed=get("seed"),
+        data=get("data"),
+        data_dir=get("data_dir"),
+        probe_repeats=get("probe_repeats"),
+        probe_steps=get("probe_steps"),
+        probe_count=True,  # where valgrind is missing, the counts come back unsupported, saying why
+        processes=tuple(dict.fromkeys(get("processes"))),
+        steps=get("steps"),
+        warmup_steps=get("warmup_steps"),
+        batch_size=get("batch_size"),
+        overrides=tuple(sorted(overrides.items())),
+    )
+    for cell in {c.label: c for c in matrix.cells() if c.task not in implementations.PROBES}.values():
+        try:
+            refuse_unsupported(cell) if get("precisions") else validate(cell)
+        except UsageError as e:
+            raise UsageError(str(e).replace("--processes", flag("processes"))) from None
+    return matrix
+
+
+def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
+    """base/<machine>/<date-time>/ for a new matrix; with `resume`, the newest such folder that holds results."""
+    import datetime
+
+    import torch
+
+    from loopbench.measure import environment, machine_name
+
+    machine = base / machine_name(environment(torch.device(devices[0])))
+    if resume:
+        earlier = sorted(p.parent for p in machine.glob(f"*/{LOG_NAME}"))
+        if not earlier:
+            raise UsageError(f"nothing to resume: no earlier run folder in {machine}")
+        return earlier[-1]
+    return machine / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def publish_folder(base: Path, devices: tuple[str, ...]) -> Path:
+    """Where a published report goes: base/<machine>/ (the committed reports)."""
+    import torch
+
+    from loopbench.measure import environment, machine_name
+
+    return base / machine_name(environment(torch.device(devices[0])))

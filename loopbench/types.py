@@ -36,6 +36,8 @@ class RunConfig:
     overrides: dict[str, Any] = field(default_factory=dict)  # task hyperparameters, e.g. {"lr": 0.1}
     repeat: int = 0  # which fresh-process repeat of its cell this run is (a suite's bookkeeping)
     processes: int = 1  # data parallel: N processes, one device (or CPU share) each, global batch N x batch_size
+    slot: int = 0  # the run's place in its round, where several runs share one process (the overhead probe)
+    clock: str = "time"  # time: wall (or CUDA) clock; instructions: counted under valgrind's callgrind
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -43,6 +45,11 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         return cls(**d)
+
+    @property
+    def shares_process(self) -> bool:
+        """Runs of a round (slot > 0 in one), or counted under valgrind, run with others in one process."""
+        return self.slot > 0 or self.clock == "instructions"
 
     @property
     def label(self) -> str:
@@ -71,6 +78,7 @@ class RunResult:
     host_step_time_median_s: float | None = None  # the host's own time per step (differs from the above on CUDA)
     cpu_steal_fraction: float | None = None  # share of the machine's CPU time stolen by the hypervisor, in the window
     cpu_share: float | None = None  # the process's CPU seconds per wall second in the window (threads add up)
+    instructions_per_step: float | None = None  # clock "instructions": guest instructions per step in the window
     peak_cuda_allocated_bytes: int | None = None
     peak_cuda_reserved_bytes: int | None = None
     peak_rss_bytes: int | None = None

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from loopbench.cli import main
-from loopbench.trainers import LADDER, LADDER_IMPLS
+from loopbench.overhead import PROBE_IMPLS
 
 BAD_INPUT = [
     (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'mnist_gan', 'efficientnet_binary', 'cifar_cnn'"),
@@ -24,7 +24,7 @@ BAD_INPUT = [
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "depth=3"], "unknown cifar_cnn setting(s) depth"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--pretrained"], "unknown cifar_cnn setting(s) pretrained"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "3", "--warmup-steps", "3"], "--warmup-steps"),
-    (["suite", "--repeats", "0"], "--repeats must be at least 1"),
+    (["suite", "--repeats", "0"], "--repeats and --fresh-runs must be at least 1"),
     (["parity", "--task", "cifar_cnn", "--metric", "test_accuracy"], "--metric needs several --seeds"),
     (["report", "/no/such.json", "--out", "x"], "no such results file"),
     (["report", __file__, "--out", "x"], "not JSON"),
@@ -46,16 +46,20 @@ BAD_INPUT = [
     (["parity", "--task", "cifar_cnn", "--seeds", "1", "2", "--margin", "0"], "--margin must be"),
     (["suite", "--precisions", "32-true", "--timeout", "-5"], "--timeout must be"),
     (["suite", "--precisions", "32-true", "--out", __file__], "is not a folder"),
-    (["suite", "--precisions", "32-true", "--batch-size", "2"], "unrecognized arguments"),
+    (["suite", "--precisions", "32-true", "--tasks", "cifar_cnn", "--batch-size", "4096"], "larger than the training"),
+    (["suite", "--precisions", "32-true", "--tasks", "cifar_cnn", "--set", "lr=fast"], "lr must be float"),
     (["suite", "--devices", "tpu"], "cpu, cuda, cuda:N"),
-    (["overhead", "--runs", "1"], "--runs must be at least 2"),
-    (["overhead", "--processes", "1"], "--runs must be at least 2"),  # the same option by its first name
+    (["overhead", "--repeats", "1"], "--repeats must be at least 2"),
+    (["overhead", "--processes", "3"], "--processes is data parallelism, which the overhead probe does not measure"),
+    (["overhead", "--budget", "0"], "--budget must be a positive number"),
+    (["overhead", "--steps", "4"], "--steps must be at least 8"),
+    (["suite", "--probe-repeats", "1"], "--probe-repeats must be 0 (no probe) or at least 2"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--processes", "0"], "--processes must be at least 1"),
     (["parity", "--task", "cifar_cnn", "--processes", "999"], "CPU cores; one process per core at most"),
     (["run", "--task", "overhead_probe", "--impl", "lightning", "--processes", "2"], "use --processes 1"),
     (["suite", "--tasks", "cifar_cnn", "--precisions", "32-true", "--processes", "1", "999"], "CPU cores"),
     (["overhead", "--shape", "diagonal"], "'auto', 'manual', 'both'"),
-    (["overhead", "--steps", "0"], "--steps and --batch-size must be at least 1"),
+    (["overhead", "--steps", "0"], "--steps must be at least 8"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--set", "shape='both'"], "shape must be one of"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "patience=2"], "needs validate_every_epoch=True"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "val_batch_size=0"], "val_batch_size must be"),
@@ -163,17 +167,41 @@ def test_each_task_declares_the_metrics_its_evaluation_returns(task):
 
 def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     out = tmp_path / "o.json"
-    assert main(["overhead", "--shape", "manual", "--runs", "2", "--steps", "40", "--json", str(out)]) == 0
+    argv = ["overhead", "--shape", "manual", "--repeats", "2", "--budget", "1", "--steps", "24"]
+    assert main([*argv, "--instructions", "off", "--json", str(out)]) == 0
     answer = json.loads(out.read_text())
     impls = answer["shapes"]["manual"]
-    assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 40
-    assert set(impls) == set(LADDER_IMPLS) and impls["pytorch"]["us_per_step"] > 0
-    for impl in LADDER_IMPLS[1:]:
-        v = impls[impl]
-        assert v["delta_low_us"] <= v["delta_us"] <= v["delta_high_us"] and v["pairs"] == 2
-    assert [row["feature"] for row in answer["ladder"]] == [rung.feature for rung in LADDER]
-    for row in answer["ladder"]:
-        assert row["shape"] == "manual" and row["delta_low_us"] <= row["delta_us"] <= row["delta_high_us"]
-    total = answer["ladder_totals"]["manual"]
-    assert total["sum_us"] + total["remainder_us"] == pytest.approx(total["defaults_delta_us"])
-    assert answer["failed"] == [] and "us/step" in capsys.readouterr().out
+    assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 24
+    assert answer["method"] == "rounds" and answer["rounds"] == 2 and answer["stopped"] == "time budget spent"
+    assert set(impls) == set(PROBE_IMPLS["manual"]) and impls["pytorch"]["us_per_step"] > 0
+    assert 1 <= impls["pytorch"]["runs"] <= 2 * 3  # P L P Ld P, twice (less a segment kept off the CPU)
+    assert answer["instructions"]["shapes"] == {} and answer["failed"] == []
+    text = capsys.readouterr().out
+    assert "round   2:" in text and "us/step" in text and "instruction counts: off" in text
+
+
+def test_every_verb_shows_its_defaults_and_an_example(capsys):
+    from loopbench.cli import VERBS
+
+    for verb in VERBS:
+        with pytest.raises(SystemExit):
+            main([verb, "--help"])
+        text = capsys.readouterr().out
+        assert "example:" in text and ("(default:" in text or verb == "report"), verb
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "loopbench" in (out := capsys.readouterr().out) and "torch" in out and "pytorch-lightning" in out
+
+
+def test_the_bench_takes_every_suite_option_as_lb_option():
+    from loopbench import options
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "--help", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for o in options.for_verb("suite"):
+        assert f"--lb-{o.name}" in proc.stdout, o.name

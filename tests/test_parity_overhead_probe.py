@@ -50,5 +50,5 @@ def test_the_probe_on_cuda_records_host_and_device_time_per_step():
 
     results = run_cells(plan("cuda", "auto", 2, 200, ("pytorch", "lightning")))
     assert all(r.ok for r in results), [r.message for r in results]
-    lean = answer(results, "cuda", 2)["shapes"]["auto"]["lightning"]
+    lean = answer(results, "cuda")["shapes"]["auto"]["lightning"]
     assert lean["host_us_per_step"] > 0 and lean["us_per_step"] > 0 and lean["host_delta_us"] is not None

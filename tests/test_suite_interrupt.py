@@ -14,7 +14,9 @@ from loopbench.store import load_results, run_key
 from loopbench.suite import Matrix
 
 ARGS = ["--tasks", "cifar_cnn", "--impls", "pytorch", "lightning", "--precisions", "32-true"]
-ARGS += ["--preset", "smoke", "--repeats", "2", "--probe-runs", "0"]  # 4 runs
+ARGS += ["--preset", "smoke", "--fresh-runs", "2", "--repeats", "1", "--probe-repeats", "0"]  # 4 fresh + P L P
+MATRIX = Matrix(("cifar_cnn",), ("pytorch", "lightning"), ("cpu",), ("32-true",), "smoke", repeats=1, fresh_runs=2)
+PLANNED = len(MATRIX.cells())
 
 
 def _suite(out: Path, *extra: str) -> subprocess.Popen:
@@ -52,8 +54,8 @@ def test_sigint_keeps_finished_runs_and_resume_completes_the_matrix(tmp_path):
     assert proc.returncode == 130, stderr
     assert not _isolated_children()  # the run in flight was terminated, not left running
     finished = _lines(log)
-    assert 2 <= finished < 4
-    assert f"holds {finished} of the 4 planned runs" in stderr and "--resume" in stderr
+    assert 2 <= finished < PLANNED == 7
+    assert f"holds {finished} of the {PLANNED} planned runs" in stderr and "--resume" in stderr
     report = json.loads((out / "results.json").read_text())
     assert len(report) == finished and "Traceback" not in stderr
 
@@ -62,10 +64,7 @@ def test_sigint_keeps_finished_runs_and_resume_completes_the_matrix(tmp_path):
     assert proc.returncode == 0, stderr
     assert f"resuming: {finished} already" in stdout
     results = load_results(out / "results.json")
-    planned = [
-        run_key(c.to_dict())
-        for c in Matrix(("cifar_cnn",), ("pytorch", "lightning"), ("cpu",), ("32-true",), "smoke", 2).cells()
-    ]
+    planned = [run_key(c.to_dict()) for c in MATRIX.cells()]
     assert sorted(run_key(r.config) for r in results) == sorted(planned)  # every planned run, exactly once
     assert [run_key(r.config) for r in results] == planned  # in planned order
 
@@ -80,7 +79,7 @@ def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
     progress = Progress(matrix, tmp_path, resume=False)
     ResultLog(progress.log.path).append(RunResult(config=matrix.cells()[0].to_dict()))
     argv = ["suite", "--tasks", "cifar_cnn", "--impls", "pytorch", "--precisions", "32-true", "--out", str(tmp_path)]
-    argv += ["--probe-runs", "0"]
+    argv += ["--probe-repeats", "0"]
     assert main([*argv, "--preset", "quick", "--repeats", "1", "--resume"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "preset=smoke" in err and "preset=quick" in err

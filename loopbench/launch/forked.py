@@ -14,6 +14,7 @@ comes back as a RunResult.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -34,10 +35,24 @@ _server: subprocess.Popen | None = None
 
 def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
     """Run `config` in a process forked from the server; never raises for a failed cell."""
+    return run_forked_batch([config], timeout_s)[0]
+
+
+def run_forked_batch(configs: list[RunConfig], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[RunResult]:
+    """Run `configs` one after another in one process forked from the server (a round of the overhead probe:
+    runs close in time, in one process); never raises for a failed run. `timeout_s` is for them all."""
+    results = _run_batch(configs, timeout_s)
+    if isinstance(results, RunResult):  # the process failed: every run of it did
+        return [dataclasses.replace(results, config=c.to_dict()) for c in configs]
+    return results
+
+
+def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | RunResult:
+    config = configs[0]
     server = _running_server()
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path, log_path = Path(tmp, "config.json"), Path(tmp, "result.json"), Path(tmp, "output.log")
-        cfg_path.write_text(json.dumps(config.to_dict()))
+        cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
         try:  # the server answers with the run's pid at once; anything else: a new server next time
             server.stdin.write(json.dumps([str(cfg_path), str(out_path), str(log_path)]).encode() + b"\n")
             server.stdin.flush()
@@ -54,7 +69,7 @@ def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunRe
             _kill_group(pid, server)
             return RunResult.failed(config, "timeout", f"no result after {timeout_s:g} s; the process was killed")
         if out_path.exists():
-            return RunResult.from_dict(json.loads(out_path.read_text()))
+            return [RunResult.from_dict(d) for d in json.loads(out_path.read_text())]
         if int(code) == -signal.SIGKILL:
             return RunResult.failed(config, "oom", "killed by SIGKILL, most likely out of host memory")
         tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:]) if log_path.exists() else ""

@@ -10,6 +10,7 @@ gets a RunResult with a status and a message, and the sweep goes on.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -106,22 +107,30 @@ def child_env() -> dict[str, str]:
 
 
 def _child(cfg_path: str, out_path: str) -> int:
+    """Run the config in `cfg_path` (or a list of them, one after another) and write the result(s)."""
+    request = json.loads(Path(cfg_path).read_text())
+    results = []
+    for d in request if isinstance(request, list) else [request]:
+        gc.collect()  # each run of a batch starts from a collected heap, not the previous run's garbage
+        results.append(_run_one(RunConfig.from_dict(d)).to_dict())
+    Path(out_path).write_text(json.dumps(results if isinstance(request, list) else results[0]))
+    return 0
+
+
+def _run_one(config: RunConfig) -> RunResult:
     from loopbench.harness import run_cell
     from loopbench.quiet import quiet_lightning
     from loopbench.trainers import is_lightning
 
-    config = RunConfig.from_dict(json.loads(Path(cfg_path).read_text()))
     if is_lightning(config.impl):  # a plain-PyTorch run never imports Lightning: its memory is its own
         quiet_lightning()
     try:
-        result = run_cell(config)
+        return run_cell(config)
     except UsageError as e:
-        result = RunResult.failed(config, "error", str(e))
+        return RunResult.failed(config, "error", str(e))
     except Exception as e:  # a cell that crashes is a result too; the traceback goes to stderr
         traceback.print_exc()
-        result = RunResult.failed(config, "error", f"{type(e).__name__}: {e}")
-    Path(out_path).write_text(json.dumps(result.to_dict()))
-    return 0
+        return RunResult.failed(config, "error", f"{type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

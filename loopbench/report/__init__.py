@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 import implementations
-from loopbench import parity, stats
+from loopbench import parity, rounds, stats
 from loopbench.precision import PLUGIN_NOTE, device_type
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
@@ -27,10 +27,16 @@ MIB = 2**20
 # -- tables ---------------------------------------------------------------------------------------
 
 
+def fresh(results: list[RunResult]) -> list[RunResult]:
+    """The runs that each had a process of their own (speed, memory, the whole job): not the segments of a
+    round (timed only, several to a process) nor the instruction counts (slowed by valgrind)."""
+    return [r for r in results if not r.config.get("slot") and r.config.get("clock", "time") == "time"]
+
+
 def frame(results: list[RunResult]) -> pd.DataFrame:
-    """One row per run."""
+    """One row per fresh-process run."""
     rows = []
-    for r in results:
+    for r in fresh(results):
         c = r.config
         rows.append(
             {
@@ -85,18 +91,33 @@ def summary(results: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows).dropna(axis=1, how="all")
 
 
+TARGET = 0.02  # a task cell's ratio is resolved to within +-2% when its interval's half-width is at most this
+
+
 def overheads(results: list[RunResult]) -> pd.DataFrame:
-    """Lightning / PyTorch step time per cell, from runs paired by repeat (adjacent in time)."""
+    """Lightning / PyTorch step time per cell: from rounds (each Lightning segment over the plain segments
+    beside it, median over rounds, order-statistic interval), else from fresh runs paired by repeat."""
     rows = []
     for (task, device, precision, *_, processes), impls in by_group(results).items():
         device = placement(device, processes)
-        ref = _run_medians(impls.get("pytorch", []))
-        for impl, runs in impls.items():
-            cand = _run_medians(runs)
-            pairs = [(ref[k], cand[k]) for k in sorted(ref.keys() & cand.keys())]
+        segments = [r for runs in impls.values() for r in runs if r.config.get("slot", 0) > 0]
+        if segments:
+            found, _ = rounds.pairs(segments, task)
+            per_impl = {
+                impl: [(rounds.of_plain(p, lambda r: r.step_time_median_s), p.mine.step_time_median_s) for p in ps]
+                for impl, ps in found.items()
+            }
+        else:
+            ref = _run_medians(impls.get("pytorch", []))
+            per_impl = {
+                impl: [(ref[k], cand[k]) for k in sorted(ref.keys() & cand.keys())]
+                for impl, cand in ((i, _run_medians(runs)) for i, runs in impls.items())
+            }
+        for impl, pairs in per_impl.items():
             if impl == "pytorch" or not pairs:
                 continue
-            r = stats.paired_ratio(pairs, more_work=is_lightning(impl))
+            ratio = stats.robust_ratio if segments else stats.paired_ratio
+            r = ratio(pairs, more_work=is_lightning(impl))
             rows.append(
                 {
                     "task": task,
@@ -107,8 +128,9 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
                     "95% CI low": r.low,
                     "95% CI high": r.high,
                     "pairs": r.pairs,
+                    "from": "rounds" if segments else "fresh runs",
                     "verdict": r.verdict,
-                    "label": r.label(),
+                    "label": r.label(TARGET if segments else None),
                 }
             )
     return pd.DataFrame(rows)
@@ -117,7 +139,7 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
 def _run_medians(runs: list[RunResult]) -> dict[int, float]:
     """{repeat: median steady-state step time} of the successful runs (order of appearance if unrecorded)."""
     out = {}
-    for i, r in enumerate(runs):
+    for i, r in enumerate(fresh(runs)):
         if r.ok and r.step_time_median_s:
             out[r.config.get("repeat", i)] = r.step_time_median_s
     return out
@@ -173,7 +195,7 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             "PyTorch samples/s": table.loc[(*key, "pytorch"), "samples/s"],
         }
         plain = table.loc[(*key, "pytorch")]
-        predicted = []
+        predicted, agree = [], []
         for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
             if (*key, impl) in ov.index:
                 o = ov.loc[(*key, impl)]
@@ -183,8 +205,10 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             a = (probes or {}).get(device)
             ratio = probe_report.prediction(a, task, impl, plain.get("median step ms"), plain.get("host step ms"))
             predicted.append("–" if ratio is None else f"{ratio:.3f}x")
+            agree.append(_agreement(ov.loc[(*key, impl)] if (*key, impl) in ov.index else None, ratio))
         if probes:
             row["probe predicts (L / Ld)"] = " / ".join(predicted)
+            row["measured vs predicted (L / Ld)"] = " / ".join(agree)
         mems = [
             table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None
             for i in ("pytorch", "lightning", "lightning-defaults")
@@ -196,6 +220,15 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
         row["parity"] = ", ".join(sorted(verdicts)) or "–"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _agreement(o: pd.Series | None, predicted: float | None) -> str:
+    """Whether the prediction lies inside the measured interval: `agrees`, `above` / `below` it, or `–`."""
+    if o is None or predicted is None or pd.isna(o["95% CI low"]):
+        return "–"
+    if predicted < o["95% CI low"]:
+        return "measured above"
+    return "measured below" if predicted > o["95% CI high"] else "agrees"
 
 
 def header(results: list[RunResult]) -> list[str]:
@@ -228,7 +261,7 @@ def notes(results: list[RunResult]) -> list[str]:
     if any(r.precision_via and "MixedPrecision(" in r.precision_via for r in results):
         out.append(f"- {PLUGIN_NOTE}")
     seen = set()
-    for r in results:
+    for r in fresh(results):
         c, steps = r.config, r.task_config.get("steps")
         key = (c["task"], c["device"], c["precision"], steps)
         if c.get("steps") is not None and key not in seen:
@@ -273,15 +306,39 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
     failed = [r for r in everything if not r.ok]
     out = ["# loopbench report", "", *header(everything), ""]
     out += ["## Headline", "", *[probe_report.headline_sentence(d, a) + "\n" for d, a in probes.items()]]
+    out += _task_sections(results, probes, table, cols, ov, par) if results else ["_No task runs: the probe only._", ""]
+    for device, a in probes.items():
+        out += probe_report.section(device, a, everything, probe_figures or {}, _md)
+    for title, name in figures.items():
+        out += [f"### {title}", "", f"![{title}]({name})", ""]
+    if failed:
+        counts: dict[tuple[str, str, str], int] = {}
+        for r in failed:
+            key = (r.run_config.label, r.status, r.message)
+            counts[key] = counts.get(key, 0) + 1
+        out += ["## Failed or refused cells", ""]
+        out += [
+            f"- `{label}` ({n} run{'s' * (n > 1)}): **{status}**: {message}"
+            for (label, status, message), n in counts.items()
+        ]
+        out += [""]
+    return "\n".join(out)
+
+
+def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
+    """The tasks' part of REPORT.md: headline table, data, parity, speed and memory, overhead, scaling, epochs."""
+    out: list[str] = []
     out += [
-        "Step time of each Lightning variant relative to the plain PyTorch loop (1.00x = same speed): the "
-        "geometric mean over pairs of adjacent fresh-process runs of their median step times, with a 95% t "
-        "interval over the pairs; with fewer than 3 pairs the ratio is `not resolved` and the number of pairs "
-        "that would resolve it at the observed run-to-run spread is given. Throughput, peak memory and the "
-        "parity verdict beside it."
+        "Step time of each Lightning variant relative to the plain PyTorch loop (1.00x = same speed), from "
+        "rounds: one process per round runs short time-only segments P L P Ld P, and each Lightning segment's "
+        "median step is divided by the plain segments' just before and after it; the ratio is the median over "
+        "rounds with a distribution-free 95% interval, and where that interval is wider than ±2% the pairs that "
+        "±2% would need are given (cells without rounds: fresh runs paired by repeat, t interval). "
+        "Throughput, peak memory and the parity verdict come from fresh-process runs of the whole job."
         + (
             " `probe predicts`: the ratio the overhead probe's per-step cost implies for the cell's plain step "
-            "time (on CUDA: none while the host's work hides behind the GPU's)."
+            "time (on CUDA: none while the host's work hides behind the GPU's); `measured vs predicted`: whether "
+            "the prediction lies inside the measured interval."
             if probes
             else ""
         ),
@@ -318,10 +375,11 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
     out += [
         "## Lightning overhead",
         "",
-        "Each Lightning run's median step time over the plain run of the same repeat (adjacent in the A B C / "
-        "C B A order), combined over pairs with a 95% t interval. An interval containing 1 is `within noise`; "
-        "one entirely below 1 is also called noise, since every Lightning variant does strictly more work "
-        "than the plain loop. Run-to-run variation is what limits these intervals, not the steps within a run.",
+        "Each Lightning segment's median step time over the plain segments beside it in its round (`from: "
+        "rounds`), or each fresh Lightning run's over the plain run of its repeat (`from: fresh runs`). A pair "
+        "whose plain segments differ by more than 15%, or whose segments' halves do, was hit by the machine's "
+        "drift and is left out. An interval containing 1 is `within noise`; one entirely below 1 is also "
+        "called noise, since every Lightning variant does strictly more work than the plain loop.",
         "",
         _md(ov.drop(columns="label") if len(ov) else ov, ".3f"),
         "",
@@ -332,22 +390,7 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
     job = job_report.between_epochs(results)
     if len(job):
         out += ["## Between epochs: validation and checkpoints", "", job_report.INTRO, "", _md(job, ".3g"), ""]
-    for device, a in probes.items():
-        out += probe_report.section(device, a, everything, probe_figures or {}, _md)
-    for title, name in figures.items():
-        out += [f"### {title}", "", f"![{title}]({name})", ""]
-    if failed:
-        counts: dict[tuple[str, str, str], int] = {}
-        for r in failed:
-            key = (r.run_config.label, r.status, r.message)
-            counts[key] = counts.get(key, 0) + 1
-        out += ["## Failed or refused cells", ""]
-        out += [
-            f"- `{label}` ({n} run{'s' * (n > 1)}): **{status}**: {message}"
-            for (label, status, message), n in counts.items()
-        ]
-        out += [""]
-    return "\n".join(out)
+    return out
 
 
 def write_report(results: list[RunResult], out_dir: str | Path) -> Path:

@@ -30,7 +30,7 @@ def answers(results: list[RunResult]) -> dict[str, dict[str, Any]]:
     out = {}
     for device in dict.fromkeys(r.config["device"] for r in probe):
         runs = [r for r in probe if r.config["device"] == device]
-        a = answer(runs, device, max((r.config["repeat"] for r in runs), default=0) + 1)
+        a = answer(runs, device)
         if a["shapes"]:
             out[device] = a
     return out
@@ -46,12 +46,21 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
     auto = a["shapes"].get("auto") or next(iter(a["shapes"].values()))
     parts = [f"{NAMES[i]} {_interval(auto[i])} us" for i in (LEAN, DEFAULTS) if i in auto]
     steal = a.get("cpu_steal_max")
+    counts = a.get("instructions", {}).get("shapes", {}).get("auto", {})
+    counted = [f"{counts[i]['delta'] / 1e6:+.2f} M" for i in (LEAN, DEFAULTS) if counts.get(i, {}).get("delta")]
     return (
         f"**On this machine ({device}), per optimizer step, {' and '.join(parts)}** over the plain loop's "
         f"{auto['pytorch']['us_per_step']:,.0f} us (the overhead probe: a near-zero-compute job, one torch "
-        f"thread, {a['runs']} fresh processes per variant, 95% intervals over paired runs"
+        f"thread, {a['rounds']} rounds, 95% intervals over paired segments"
         + (f"; CPU steal at most {steal:.1%} of the machine's time during any run" if steal is not None else "")
-        + "). A job whose plain step takes T pays about that delta / T."
+        + ")"
+        + (
+            f"; counted, the two cost {' and '.join(counted)} instructions per step more than the plain loop's "
+            f"{counts['pytorch']['per_step'] / 1e6:.2f} M, on any machine with these versions"
+            if len(counted) == 2 and "pytorch" in counts
+            else ""
+        )
+        + ". A job whose plain step takes T pays about that delta / T."
     )
 
 
@@ -69,7 +78,7 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
                         "delta us/step [95% CI]": _interval(v),
                         "delta, window mean [95% CI]": _interval(v, "mean_delta"),
                         "host us/step": v["host_us_per_step"],
-                        "runs": v["runs"],
+                        "segments": v["runs"],
                     }
                 )
     return pd.DataFrame(rows)
@@ -150,7 +159,7 @@ def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
     ax.set_yticks(ys, [f"{r['shape']}: {r['feature']}" for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="grey", linewidth=1)
-    ax.set_xlabel("added time per step, us (median step; 95% CI over paired runs)")
+    ax.set_xlabel("added time per step, µs (median over rounds; 95% interval)")
     ax.set_title(f"The ladder on {a['device']}: what each part of the Trainer adds per step", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -159,43 +168,51 @@ def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
 
 
 def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, styles: dict) -> Path | None:
-    """Expected overhead (%) against the plain loop's step time, with each task's measured ratio on it."""
+    """Extra time per step (%) against the plain loop's step time: the probe's prediction for both Trainers,
+    each task cell's measured ratio on it (filled: resolved, hollow: not resolved, x: one pair or fewer)."""
+    from matplotlib.lines import Line2D
+
     impls = [i for i in (LEAN, DEFAULTS) if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
     if not impls:
         return None
     steps = [p["step_ms"] for p in points] or [1.0]
-    t = np.logspace(np.log10(min(steps) / 5), np.log10(max(steps) * 2), 200)  # ms, around the tasks
-    fig, ax = plt.subplots(figsize=(8.5, 5))
-    for shape, linestyle in (("auto", "-"), ("manual", ":")):
+    t = np.logspace(np.log10(min(0.1, min(steps) / 3)), np.log10(max(100.0, max(steps) * 3)), 200)  # ms
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    handles = []
+    for shape, linestyle in (("auto", "-"), ("manual", "--")):
         for impl in impls:
             v, color = a["shapes"].get(shape, {}).get(impl), styles.get(impl, {}).get("color")
             if not v or v.get("delta_us") is None:
                 continue
-            ax.plot(t, 1 + v["delta_us"] / (t * 1e3), linestyle, color=color, label=f"{impl}, {shape}: 1 + delta / T")
-            low, high = (1 + v[k] / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
-            ax.fill_between(t, low, high, color=color, alpha=0.15)
+            ax.plot(t, 100 * v["delta_us"] / (t * 1e3), linestyle, color=color, linewidth=1.5 if shape == "auto" else 1)
+            low, high = (100 * max(v[k], 1e-3) / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
+            ax.fill_between(t, low, high, color=color, alpha=0.12)
+            what = "one optimizer" if shape == "auto" else "two optimizers, manual"
+            handles.append(Line2D([], [], color=color, linestyle=linestyle, label=f"{NAMES[impl]}, {what}: predicted"))
     for p in points:
         color = styles.get(p["impl"], {}).get("color")
-        y = p["ratio"]
+        y = 100 * (p["ratio"] - 1)
         if pd.isna(p["low"]):
-            ax.plot(p["step_ms"], y, "o", mfc="none", color=color)
+            ax.plot(p["step_ms"], max(y, 0.05), "o", mfc="none", color=color, markersize=7)
         else:
-            err = [[y - p["low"]], [p["high"] - y]]
-            ax.errorbar(p["step_ms"], y, yerr=err, fmt="o", color=color, capsize=3)
-        label = f"{p['task'].split('_')[0]} {p['precision'].split('-')[0]}"
-        ax.annotate(label, (p["step_ms"], y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            err = [[max(y - 100 * (p["low"] - 1), 0)], [100 * (p["high"] - 1) - y]]
+            ax.errorbar(p["step_ms"], max(y, 0.05), yerr=err, fmt="o", color=color, capsize=3, markersize=6)
+    for level in (1, 10):
+        ax.axhline(level, color="grey", linewidth=0.8, linestyle=":")
+        ax.annotate(f"+{level}%", (t[0], level), fontsize=8, color="grey", xytext=(2, 2), textcoords="offset points")
+    handles += [
+        Line2D([], [], marker="o", linestyle="", color="black", label="a task cell, measured (95% interval)"),
+        Line2D([], [], marker="o", mfc="none", linestyle="", color="black", label="a task cell, not resolved"),
+    ]
     ax.set_xscale("log")
-    highs = [p["high"] if not pd.isna(p["high"]) else p["ratio"] for p in points]
-    ax.set_ylim(min(0.9, *(p["ratio"] - 0.03 for p in points)), max(1.5, *(h + 0.05 for h in highs)))
-    ax.axhline(1, color="grey", linewidth=1)
-    ax.set_xlabel("the plain loop's step time T, ms")
-    ax.set_ylabel("Lightning / plain step time")
+    ax.set_yscale("log")
+    ax.set_ylim(0.05, 1000)
+    ax.set_xlabel("the plain loop's time per step, ms (log scale)")
+    ax.set_ylabel("extra time per step with Lightning, % (log scale)")
     ax.set_title(
-        f"What will I pay? ({a['device']}) Curves: the probe's 1 + delta / T, solid automatic, dotted manual "
-        "optimization;\npoints: each task's measured ratio (hollow: not resolved)",
-        fontsize=9,
+        f"What will Lightning cost my job? ({a['device']}): the probe's fixed cost per step over T", fontsize=10
     )
-    ax.legend(fontsize=8)
+    ax.legend(handles=handles, fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -219,6 +236,40 @@ def parity_line(results: list[RunResult], device: str) -> str:
     return f"Every variant ended with bitwise the plain loop's weights ({len(firsts) - len(plain)} variants checked)."
 
 
+def _method(a: dict[str, Any]) -> str:
+    if a["method"] == "rounds":
+        return (
+            f"{a['rounds']} rounds, each one process (forked from a server with torch and Lightning imported) "
+            f"running short segments of {a['steps']} steps ({a['warmup_steps']} warm-up) of the plain loop "
+            "around every variant: P V1 P V2 ... P. A variant's delta in a round is its median step minus the "
+            "mean of the plain segments just before and after it (within a second, in the same process); a "
+            "pair whose plain segments differ by more than 15%, or with a segment whose two halves do, was hit "
+            "by the machine's drift and is left out "
+            f"({len(a['left_out'])} here). delta = the median over rounds, with a distribution-free 95% interval "
+            "(order statistics)."
+        )
+    return (
+        f"{a['steps']} steps per run, {a['rounds']} runs per variant, each a fresh process; each Lightning run "
+        "paired with the plain run of its repeat (saved before the probe ran in rounds)."
+    )
+
+
+def instruction_table(a: dict[str, Any]) -> pd.DataFrame:
+    """Instructions per step of each counted variant, its difference to the plain loop and its rate."""
+    rows = [
+        {
+            "shape": shape,
+            "implementation": impl,
+            "M instructions/step": c["per_step"] / 1e6,
+            "delta, M/step": c["delta"] / 1e6 if c.get("delta") is not None and impl != "pytorch" else None,
+            "instructions per us of its time": c.get("per_us"),
+        }
+        for shape, counts in a.get("instructions", {}).get("shapes", {}).items()
+        for impl, c in counts.items()
+    ]
+    return pd.DataFrame(rows)
+
+
 def section(
     device: str, a: dict[str, Any], results: list[RunResult], figures: dict[str, str], md: Callable
 ) -> list[str]:
@@ -228,10 +279,8 @@ def section(
         "",
         "`Linear(8, 1)` on batches of 8 from memory, one torch thread (the Trainer's own work is "
         "single-threaded Python; the tasks run on all cores), so a step's time is mostly the framework's. "
-        f"{a['steps']} steps per run, {a['runs']} runs per variant, each a fresh process forked from a "
-        "server with torch and Lightning imported (runs report time only). Each Lightning run is paired with "
-        "the plain run of its repeat; delta = the mean paired difference of median step times, 95% t interval. "
-        "`window mean` spreads what happens between steps (epoch ends, checkpoint writes) over the steps. "
+        + _method(a)
+        + " `window mean` spreads what happens between steps (epoch ends, checkpoint writes) over the steps. "
         + parity_line(results, device)
         + (
             f" Left out: the repeats of {'; '.join(a['disturbed'])} (a run that gets less than 80% of a CPU "
@@ -242,6 +291,7 @@ def section(
         "",
         md(probe_table(a), ",.0f"),
         "",
+        *_instruction_part(a, md),
         "#### The ladder: which part of the Trainer costs what",
         "",
         "From the plain loop to `Trainer(barebones=True)`, from there to the lean Trainer, then each default "
@@ -256,6 +306,22 @@ def section(
         if name.endswith(f"_{device.replace(':', '')}.png"):
             out += [f"#### {title}", "", f"![{title}]({name})", ""]
     return out
+
+
+def _instruction_part(a: dict[str, Any], md: Callable) -> list[str]:
+    table = instruction_table(a)
+    if not len(table):
+        why = a.get("instructions", {}).get("unavailable")
+        return [f"Instruction counts: none ({why})." if why else "Instruction counts: none in these results.", ""]
+    return [
+        "Instructions per step, counted under valgrind's callgrind over one epoch of 64 steps after 20 warm-up "
+        "steps (one count per variant: it is the same in every run of the same code and inputs, whatever the "
+        "neighbours do). The rate turns counts into this machine's time: instructions per microsecond of the "
+        "variant's median step above.",
+        "",
+        md(table, ",.3f"),
+        "",
+    ]
 
 
 def write_figures(

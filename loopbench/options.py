@@ -1,0 +1,172 @@
+"""The command line's vocabulary, defined once: every option of every verb, and the bench's `--lb-*` mirror.
+
+One word per idea, the same on every verb: `--repeats` is sequential repeats (of a cell, or of the
+overhead probe's rounds), `--processes` is data parallelism and nothing else. The bench
+(`pytest benchmarks --benchmark-only`) takes every `suite` option as `--lb-<name>`, built from the
+same table, so the two cannot drift apart. Each help text ends with the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import implementations
+from loopbench.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS
+from loopbench.precision import PRECISIONS
+from loopbench.trainers import TRAINERS
+
+PRESETS = ("smoke", "quick", "full")
+CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
+MATRIX = ("suite",)  # a matrix (and the bench): plural --tasks, --devices, --precisions
+
+
+def override(text: str) -> tuple[str, object]:
+    """KEY=VALUE of --set, the value read as a Python literal where it is one (else as a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # --<name> on the verbs, --lb-<name> on the bench
+    verbs: tuple[str, ...]
+    help: str
+    kwargs: dict[str, Any] = field(default_factory=dict)  # argparse's: type, choices, nargs, action, metavar
+    default: Any = None
+    shown: str | None = None  # how --help names the default, where the value alone would not say it
+    by_verb: dict[str, Any] = field(default_factory=dict)  # a verb's own default, where it differs
+    help_by_verb: dict[str, str] = field(default_factory=dict)  # a verb's own help, where the meaning narrows
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_")
+
+    def default_for(self, verb: str) -> Any:
+        return self.by_verb.get(verb, self.default)
+
+    def help_for(self, verb: str) -> str:
+        text = self.help_by_verb.get(verb, self.help)
+        if self.kwargs.get("required"):
+            return text
+        value = self.default_for(verb)
+        if verb in self.by_verb or self.shown is None:
+            shown = "off" if value is False else "none" if value is None else " ".join(map(str, _listed(value)))
+        else:
+            shown = self.shown
+        return f"{text} (default: {shown})"
+
+
+def _listed(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _o(name: str, verbs: tuple[str, ...], help: str, **kw: Any) -> Option:
+    fields = {k: kw.pop(k) for k in ("default", "shown", "by_verb", "help_by_verb") if k in kw}
+    return Option(name, verbs, help, kw, **fields)
+
+
+TASK_NAMES = implementations.RUNNABLE
+OPTIONS: tuple[Option, ...] = (
+    # what to run
+    _o("task", CELL, "the task (or the overhead probe)", choices=TASK_NAMES, required=True),
+    _o("tasks", MATRIX, f"tasks: {', '.join(TASK_NAMES)}", nargs="+", choices=TASK_NAMES, shown="every task",
+       metavar="TASK"),
+    _o("impl", ("run",), f"implementation: {', '.join(implementations.ALL_IMPLS)}",
+       choices=tuple(implementations.ALL_IMPLS), metavar="IMPL", required=True),
+    _o("impls", MATRIX, "implementations (see --impl of run)", nargs="+", choices=tuple(implementations.ALL_IMPLS),
+       metavar="IMPL", default=list(implementations.IMPLS)),
+    _o("against", ("parity",), "the Lightning Trainer compared with the plain loop", choices=tuple(TRAINERS),
+       default="lightning"),
+    _o("device", (*CELL, "overhead"), "cpu, cuda or cuda:N", default="cpu"),
+    _o("devices", MATRIX, "devices", nargs="+", shown="cuda if visible, else cpu"),
+    _o("precision", CELL, "precision", choices=PRECISIONS, default="32-true"),
+    _o("precisions", MATRIX, f"precisions: {', '.join(PRECISIONS)}", nargs="+", choices=PRECISIONS,
+       metavar="PRECISION", shown="each device's usual set"),
+    _o("preset", (*CELL, *MATRIX), "smoke (tests), quick (CPU), full (GPU)", choices=PRESETS,
+       shown="full on GPU, quick on CPU", by_verb={"run": "smoke", "parity": "smoke"}),
+    _o("seed", (*CELL, *MATRIX), "random seed of data order, weights and noise", type=int, default=0),
+    _o("seeds", ("parity",), "several seeds: a verdict per seed, and an equivalence test (TOST) of --metric",
+       type=int, nargs="+"),
+    _o("steps", (*CELL, *MATRIX, "overhead"), "optimizer steps (batches) per run", type=int, shown="the preset's",
+       by_verb={"overhead": SEGMENT_STEPS}, help_by_verb={"overhead": "steps per segment (a quarter warm up)"}),
+    _o("warmup-steps", (*CELL, *MATRIX), "steps left out of the timing", type=int, shown="the preset's"),
+    _o("batch-size", (*CELL, *MATRIX), "samples per batch (per process)", type=int, shown="the preset's"),
+    _o("data", (*CELL, *MATRIX), "synthetic (generated, offline) or real (torchvision's loaders)",
+       choices=("synthetic", "real"), default="synthetic"),
+    _o("data-dir", (*CELL, *MATRIX), "folder of the real data set (with --data real)"),
+    _o("set", (*CELL, *MATRIX), "override a task hyperparameter, e.g. --set lr=0.05 (repeatable)",
+       action="append", type=override, metavar="KEY=VALUE", default=[], shown="none"),
+    _o("pretrained", (*CELL, *MATRIX), "efficientnet_binary: start from torchvision's ImageNet weights "
+       "(local cache)", action="store_true", default=False),
+    _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, default=1),
+    _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
+       nargs="+", default=[1]),
+    # how often, how long
+    _o("repeats", (*MATRIX, "overhead"), "sequential repeats: rounds of time-only segments per cell (fresh runs "
+       "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=8,
+       by_verb={"overhead": MIN_ROUNDS}, help_by_verb={"overhead": "sequential repeats: rounds, at least"}),
+    _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
+       type=int, default=1),
+    _o("probe-repeats", MATRIX, "overhead probe before the tasks: rounds of paired segments (0: no probe)",
+       type=int, default=SUITE_ROUNDS),
+    _o("probe-steps", MATRIX, "overhead probe: steps per segment", type=int, default=SEGMENT_STEPS),
+    _o("budget", ("overhead",), "seconds of timed rounds at most; rounds are added until the target is met",
+       type=float, default=90.0),
+    _o("target", ("overhead",), "stop adding rounds when every delta's 95%% half-width is within this fraction",
+       type=float, default=0.05),
+    _o("instructions", ("overhead",), "also count instructions per step under valgrind's callgrind (auto: where "
+       "valgrind is installed)", choices=("auto", "off"), default="auto"),
+    _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",
+       choices=("auto", "manual", "both"), default="both"),
+    _o("timeout", ("run", *MATRIX), "seconds per run before it is killed (run: with --isolate)", type=float,
+       default=1800.0),
+    _o("isolate", ("run",), "run in a fresh process, as the suite does", action="store_true", default=False),
+    # the verdict
+    _o("metric", ("parity",), "final metric for the equivalence test", shown="the task's first"),
+    _o("margin", ("parity",), "equivalence margin, in the metric's units", type=float, default=0.02),
+    # where results go
+    _o("json", (*CELL, "overhead"), "write the result as JSON to this file", type=Path),
+    _o("out", MATRIX, "folder for results (appended as each run ends) and the report", type=Path,
+       shown="runs/<machine>/<date-time>/"),
+    _o("resume", MATRIX, "run only what --out does not hold yet (without --out: the newest run folder)",
+       action="store_true", default=False),
+    _o("publish", MATRIX, "also write the report to reports/<machine>/ (the committed reports)", action="store_true",
+       default=False),
+)  # fmt: skip
+
+EXAMPLES = {
+    "run": "loopbench run --task cifar_cnn --impl lightning --precision bf16-mixed --steps 20",
+    "parity": "loopbench parity --task mnist_gan --against lightning-defaults --precision bf16-mixed",
+    "suite": "loopbench suite --tasks cifar_cnn --precisions 32-true --repeats 4",
+    "overhead": "loopbench overhead --json overhead.json",
+    "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
+}
+
+
+def for_verb(verb: str) -> list[Option]:
+    return [o for o in OPTIONS if verb in o.verbs]
+
+
+def add_to_parser(parser: argparse.ArgumentParser, verb: str) -> None:
+    """The verb's options, as --<name>."""
+    for o in for_verb(verb):
+        parser.add_argument(f"--{o.name}", dest=o.dest, default=o.default_for(verb), help=o.help_for(verb), **o.kwargs)
+
+
+def add_to_pytest(group: Any) -> None:
+    """The suite's options as the bench's --lb-<name> (a pytest option group)."""
+    for o in for_verb("suite"):
+        group.addoption(f"--lb-{o.name}", dest=f"lb_{o.dest}", default=o.default_for("suite"), **_pytest(o))
+
+
+def _pytest(o: Option) -> dict[str, Any]:
+    return dict(o.kwargs, help=o.help_for("suite"))

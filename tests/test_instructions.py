@@ -1,0 +1,29 @@
+"""Instruction counts: the dumps are read by label, the client request is harmless outside valgrind, and a
+machine without valgrind says so in one line instead of failing."""
+
+import pytest
+
+from loopbench import instructions
+from loopbench.types import RunConfig
+
+
+def test_dumps_are_read_by_the_label_of_their_client_request(tmp_path):
+    (tmp_path / "cg.out").write_text("desc: Trigger: Program termination\nsummary: 17278\n")
+    (tmp_path / "cg.out.1").write_text("desc: Trigger: Client Request: 0\nevents: Ir\nsummary: 64022233\n")
+    (tmp_path / "cg.out.2").write_text("desc: Trigger: Client Request: 1\nevents: Ir\nsummary: 170079242\n")
+    assert instructions.dumps(tmp_path) == {"0": 64022233, "1": 170079242}
+
+
+@pytest.mark.skipif(instructions.unavailable() is not None, reason="x86-64 Linux only")
+def test_the_client_request_is_a_no_op_outside_valgrind():
+    instructions.window_opens()  # the rotations add up to 128 bits and xchg rbx, rbx changes nothing
+    instructions.window_closes("x")
+    assert instructions._send(0x1001) == 0  # RUNNING_ON_VALGRIND: 0 here
+
+
+def test_without_valgrind_every_count_is_unsupported_with_the_reason(monkeypatch):
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    monkeypatch.delenv("LOOPBENCH_INSTRUCTIONS", raising=False)
+    config = RunConfig("overhead_probe", "pytorch", clock="instructions")
+    (result,) = instructions.count([config], timeout_s=10)
+    assert result.status == "unsupported" and "need valgrind" in result.message and "time only" in result.message
