@@ -39,8 +39,8 @@ def matrix_from(config: pytest.Config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config.option, "lb_out"):
-        return
+    if not hasattr(config.option, "lb_out") or config.getoption("help", False):
+        return  # --help: no run folder
     from loopbench.suite import Progress, run_folder
     from loopbench.types import UsageError
 

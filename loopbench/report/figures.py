@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from loopbench.types import RunResult
 
@@ -20,41 +21,59 @@ IMPL_STYLE = {  # the same colour per implementation in every figure
 }
 
 
+def _save(fig, path: Path) -> Path:
+    """Save and close a figure (tests capture the figure here)."""
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
-    """Samples/s and peak memory side by side, per task and device, bars per precision x impl."""
+    """Per task and device: samples/s per precision and implementation, and each Lightning variant's peak
+    memory minus the plain loop's (MiB): the tens of MiB that bars from 0 would hide."""
     if df.empty or "status" not in df:  # no task runs (a report of the probe alone)
         return None
     ok = df[df.status == "ok"]
     if ok.empty:
         return None
     panels = list(ok.groupby(["task", "device"], sort=False))
-    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.2 * len(panels)), squeeze=False)
-    for (task, device), g in panels:
-        ax_t, ax_m = axes[panels.index(((task, device), g))]
+    fig, axes = plt.subplots(len(panels), 2, figsize=(11, 3.4 * len(panels)), squeeze=False)
+    for row, ((task, device), g) in enumerate(panels):
+        ax_t, ax_m = axes[row]
         mem_col = "peak CUDA alloc MiB" if device.startswith("cuda") else "peak RSS MiB"
         med = g.groupby(["precision", "impl"], sort=False)[["samples/s", mem_col]].median().reset_index()
         precisions = list(dict.fromkeys(med.precision))
         impls = list(dict.fromkeys(med.impl))
+        plain = med[med.impl == "pytorch"].set_index("precision")[mem_col].reindex(precisions)
         width = 0.8 / len(impls)
         for j, impl in enumerate(impls):
             m = med[med.impl == impl].set_index("precision").reindex(precisions)
             xs = [i + j * width for i in range(len(precisions))]
-            for ax, col in ((ax_t, "samples/s"), (ax_m, mem_col)):
-                ax.bar(xs, m[col], width, label=impl, color=IMPL_STYLE.get(impl, {}).get("color"))
-        for ax, title in ((ax_t, "throughput, samples/s (higher is better)"), (ax_m, f"{mem_col} (lower is better)")):
+            color = IMPL_STYLE.get(impl, {}).get("color")
+            ax_t.bar(xs, m["samples/s"], width, label=impl, color=color)
+            if impl != "pytorch":
+                ax_m.bar(xs, m[mem_col] - plain, width, label=f"{impl} minus pytorch", color=color)
+        for ax in (ax_t, ax_m):
             ax.set_xticks([i + width * (len(impls) - 1) / 2 for i in range(len(precisions))], precisions)
-            ax.set_title(f"{task} on {device}: {title}", fontsize=9)
-        ax_t.legend(fontsize=8)
+            ax.set_xlabel("precision")
+        ax_t.set_ylabel("samples/s")
+        ax_t.set_title(f"{task} on {device}: throughput (higher is better)", fontsize=9)
+        ax_m.axhline(0, color="grey", linewidth=1)
+        ax_m.set_ylabel(f"{mem_col.replace(' MiB', '')}, Lightning minus plain, MiB")
+        ax_m.set_title(f"{task} on {device}: extra peak memory with Lightning", fontsize=9)
+        for ax in (ax_t, ax_m):
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
+    """Every task cell's Lightning / plain step-time ratio with its interval (hollow: not resolved)."""
+    from matplotlib.lines import Line2D
+
     if ov.empty:
         return None
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(ov) + 1.2))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(ov) + 1.6))
     labels = [f"{r.task} {r.device} {r.precision} {r.impl}" for r in ov.itertuples()]
     ys = range(len(ov))
     for y, (_, r) in zip(ys, ov.iterrows(), strict=True):
@@ -67,11 +86,14 @@ def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     ax.axvline(1.0, color="grey", linewidth=1)
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("Lightning / PyTorch step time (95% CI over paired runs; hollow: not resolved)")
+    ax.set_xlabel("Lightning / plain step time (1 = the same; 95% interval)")
+    ax.set_title("What each Lightning variant costs per step, per task cell", fontsize=10)
+    handles = [Line2D([], [], marker="o", linestyle="", color=IMPL_STYLE[i]["color"], label=i)
+               for i in dict.fromkeys(ov.impl) if i in IMPL_STYLE]  # fmt: skip
+    handles.append(Line2D([], [], marker="o", mfc="none", linestyle="", color="black", label="not resolved"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def first_runs(results: list[RunResult], task: str, device: str, artifact: str | None = None) -> dict:
@@ -99,12 +121,12 @@ def plot_losses(results: list[RunResult], task: str, device: str, path: Path) ->
             for impl, r in impls.items():
                 ax.plot(r.losses[name], label=impl, **IMPL_STYLE.get(impl, {}))
             ax.set_title(f"{task} {device} {precision}: {name}", fontsize=9)
-            ax.set_xlabel("step")
-            ax.legend(fontsize=7)
+            ax.set_xlabel("optimizer step (batch)")
+            ax.set_ylabel(f"{name} (training loss)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.legend(fontsize=7, title="one line where bitwise equal", title_fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
@@ -125,15 +147,18 @@ def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -
                 png = base64.b64decode(row[impl].artifacts["samples_png"])
                 ax.imshow(plt.imread(io.BytesIO(png), format="png"), cmap="gray", vmin=0, vmax=1)
                 ax.set_title(f"{impl}\n{precision}", fontsize=9)
+    fig.suptitle(f"{task} on {device}: samples from fixed noise after training", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+SAMPLES_PRESETS = ("full",)  # the GAN's grids show digits only after a real run; a quick run's are noise
 
 
 def task_figures(results: list[RunResult], df: pd.DataFrame, ov: pd.DataFrame, out: Path) -> dict[str, str]:
     """Draw every figure the tasks' results allow into `out`; {title: file name} of those drawn."""
     figures: dict[str, str] = {}
+    results = [r for r in results if not r.config.get("slot") and r.config.get("clock", "time") == "time"]
     if plot_throughput_memory(df, out / "throughput_memory.png"):
         figures["Throughput and peak memory"] = "throughput_memory.png"
     if plot_overhead(ov, out / "overhead.png"):
@@ -143,6 +168,7 @@ def task_figures(results: list[RunResult], df: pd.DataFrame, ov: pd.DataFrame, o
         if plot_losses(results, task, device, out / name):
             figures[f"Loss curves: {task} on {device}"] = name
         name = f"samples_{task}_{device.replace(':', '')}.png"
-        if plot_samples(results, task, device, out / name):
+        full = [r for r in results if r.config["preset"] in SAMPLES_PRESETS]
+        if plot_samples(full, task, device, out / name):
             figures[f"Generated samples (fixed noise): {task} on {device}"] = name
     return figures

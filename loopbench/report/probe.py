@@ -15,9 +15,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 import implementations
 from loopbench.overhead import HEADLINE_IMPLS, PROBE, STEP_MEANS, answer, predicted_ratio
+from loopbench.report.figures import _save
 from loopbench.trainers import DEFAULTS, LEAN
 from loopbench.types import RunResult
 
@@ -147,31 +149,49 @@ def prediction(a: dict[str, Any] | None, task: str, impl: str, step_ms: float, h
 
 
 def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
-    rows = [r for r in a["ladder"] if r.get("delta_us") is not None]
+    """The plain loop's step (the baseline), each rung's cost over its base, and the default Trainer's whole
+    cost beside the sum of the rungs and the remainder: µs per step, 95% intervals."""
+    rows = [dict(r, kind="rung") for r in a["ladder"] if r.get("delta_us") is not None]
     if not rows:
         return None
-    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.4))
+    for shape, t in a["ladder_totals"].items():
+        rows += [
+            {"shape": shape, "feature": "sum of the rungs", "delta_us": t["sum_us"], "delta_low_us": t["sum_low_us"],
+             "delta_high_us": t["sum_high_us"], "kind": "total"},
+            {"shape": shape, "feature": "the default Trainer, all at once", "delta_us": t["defaults_delta_us"],
+             "delta_low_us": t["defaults_delta_us"], "delta_high_us": t["defaults_delta_us"], "kind": "total"},
+            {"shape": shape, "feature": "remainder (the features together, beyond their parts)",
+             "delta_us": t["remainder_us"], "delta_low_us": t["remainder_low_us"],
+             "delta_high_us": t["remainder_high_us"], "kind": "total"},
+        ]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.8))
     ys = np.arange(len(rows))
     deltas = np.array([r["delta_us"] for r in rows])
     err = np.array([[r["delta_us"] - r["delta_low_us"], r["delta_high_us"] - r["delta_us"]] for r in rows]).T
-    colors = ["#1f77b4" if r["shape"] == "auto" else "#9467bd" for r in rows]
-    ax.barh(ys, deltas, xerr=err, color=colors, capsize=3)
+    colors = ["#1f77b4" if r["kind"] == "rung" else "#7f7f7f" for r in rows]
+    ax.barh(ys, deltas, xerr=np.clip(err, 0, None), color=colors, capsize=3)
     ax.set_yticks(ys, [f"{r['shape']}: {r['feature']}" for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="grey", linewidth=1)
-    ax.set_xlabel("added time per step, µs (median over rounds; 95% interval)")
-    ax.set_title(f"The ladder on {a['device']}: what each part of the Trainer adds per step", fontsize=10)
+    plain = a["shapes"].get("auto", {}).get("pytorch", {}).get("us_per_step")
+    if plain:
+        ax.axvline(plain, color="#d62728", linestyle=":", linewidth=1.2)
+    ax.set_xlabel("added time per optimizer step, µs (median over rounds; 95% interval)")
+    ax.set_title(f"Which part of the Trainer costs what, per step, on {a['device']} (the overhead probe)", fontsize=10)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="#1f77b4", label="one feature over the Trainer below it"),
+               Patch(color="#7f7f7f", label="totals"),
+               Line2D([], [], color="#d62728", linestyle=":", label=f"the plain loop's whole step ({plain:,.0f} µs)")
+               if plain else Patch(color="white", label="")]  # fmt: skip
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, styles: dict) -> Path | None:
     """Extra time per step (%) against the plain loop's step time: the probe's prediction for both Trainers,
     each task cell's measured ratio on it (filled: resolved, hollow: not resolved, x: one pair or fewer)."""
-    from matplotlib.lines import Line2D
-
     impls = [i for i in (LEAN, DEFAULTS) if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
     if not impls:
         return None
@@ -214,9 +234,7 @@ def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, 
     )
     ax.legend(handles=handles, fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def parity_line(results: list[RunResult], device: str) -> str:
