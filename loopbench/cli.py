@@ -251,6 +251,22 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     return 1 if answer["failed"] else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Per probe variant and task cell: the change from OLD to NEW with its interval; exit 1 past --fail-above."""
+    from loopbench.compare import compare
+    from loopbench.store import load_results
+
+    if args.fail_above is not None:
+        _positive("--fail-above", args.fail_above)
+    changes = compare(load_results(args.old), load_results(args.new))
+    for c in changes:
+        print(c.line())
+    failing = [c for c in changes if c.resolved and args.fail_above is not None and c.percent > args.fail_above]
+    for c in failing:
+        print(f"FAIL: {c.what} rose by {c.percent:.1f}% (resolved), above --fail-above {args.fail_above:g}%")
+    return 1 if failing else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from loopbench.report import write_report
     from loopbench.store import load_results
@@ -284,6 +300,7 @@ VERBS = {
     "suite": ("run a matrix of cells and write the report into a run folder", "cmd_suite"),
     "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", "cmd_overhead"),
     "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", "cmd_report"),
+    "compare": ("what changed between two result sets (releases, commits, days), with intervals", "cmd_compare"),
 }
 
 
@@ -298,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
         options.add_to_parser(p, verb)
         if verb == "overhead":  # refused by name: the probe is one process (see cmd_overhead)
             p.add_argument("--processes", type=int, help=argparse.SUPPRESS)
+        if verb == "compare":
+            p.add_argument("old", type=Path, help="the earlier results: a results.json / results.jsonl or its folder")
+            p.add_argument("new", type=Path, help="the later results")
         if verb == "report":
             p.add_argument("results", nargs="+", type=Path, help="results.json / results.jsonl files, or their folders")
             p.add_argument("--out", type=Path, required=True, help="the report's folder")

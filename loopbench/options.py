@@ -133,6 +133,8 @@ OPTIONS: tuple[Option, ...] = (
     # the verdict
     _o("metric", ("parity",), "final metric for the equivalence test", shown="the task's first"),
     _o("margin", ("parity",), "equivalence margin, in the metric's units", type=float, default=0.02),
+    _o("fail-above", ("compare",), "exit 1 when a resolved change is more than this percent of the old value",
+       type=float),
     # where results go
     _o("json", (*CELL, "overhead"), "write the result as JSON to this file", type=Path),
     _o("out", MATRIX, "folder for results (appended as each run ends) and the report", type=Path,
@@ -149,6 +151,7 @@ EXAMPLES = {
     "suite": "loopbench suite --tasks cifar_cnn --precisions 32-true --repeats 4",
     "overhead": "loopbench overhead --json overhead.json",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
+    "compare": "loopbench compare reports/<machine> runs/<machine>/<date-time> --fail-above 10",
 }
 
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopbench.types import STATUSES, RunResult, UsageError
+from loopbench.types import SCHEMA_VERSION, STATUSES, RunResult, UsageError
 
 LOG_NAME = "results.jsonl"
 REPORT_RESULTS_NAME = "results.json"
@@ -69,6 +69,13 @@ def _result(record: Any, path: Path) -> RunResult:
     config = record.get("config") if isinstance(record, dict) else None
     if not (isinstance(config, dict) and {"task", "impl", "device", "precision"} <= config.keys()):
         raise UsageError(f"{path}: not loopbench results (each entry needs a 'config' with task, impl, device, ...)")
+    version = record.get("schema_version", 1)  # results saved before the field existed are version 1
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UsageError(
+            f"{path}: results of schema version {version}, written by a newer loopbench; this one reads up to "
+            f"{SCHEMA_VERSION}: update loopbench"
+        )
+    record = record | {"schema_version": version}
     if record.get("status") not in STATUSES:
         raise UsageError(f"{path}: unknown run status {record.get('status')!r}; expected one of {', '.join(STATUSES)}")
     try:

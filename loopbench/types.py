@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("ok", "unsupported", "oom", "timeout", "error")
+SCHEMA_VERSION = 2  # of a saved RunResult: 2 added rounds (slot), clocks and instruction counts
 
 
 class UsageError(ValueError):
@@ -98,6 +99,7 @@ class RunResult:
     ranks: list[dict[str, Any]] = field(default_factory=list)  # data parallel: each process's own measurements
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
     env: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
     weights: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
