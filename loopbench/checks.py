@@ -102,6 +102,10 @@ def validate(config: RunConfig) -> Any:
         raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(implementations.RUNNABLE)}")
     if config.impl not in implementations.ALL_IMPLS:
         raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.ALL_IMPLS)}")
+    if config.lightning is not None:
+        from loopbench import releases
+
+        releases.check(config.lightning)
     try:
         kind = device_type(config.device)
         resolve_precision(config.precision)

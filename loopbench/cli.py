@@ -63,7 +63,18 @@ def _config(args: argparse.Namespace, impl: str):
         data_dir=args.data_dir,
         overrides=_overrides(args),
         processes=args.processes,
+        lightning=_release(args.lightning),
     )
+
+
+def _release(version: str | None) -> str | None:
+    """None for the installed release (the default), else the version, refused in one line if not allowed."""
+    from loopbench import releases
+
+    if version is None or version == releases.installed():
+        return None
+    releases.check(version)
+    return version
 
 
 def _overrides(args: argparse.Namespace) -> dict:
@@ -83,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = refuse_unsupported(_config(args, args.impl))
     if is_lightning(config.impl):
         quiet_lightning()
-    isolate = args.isolate or config.processes > 1  # several processes are always started afresh
+    isolate = args.isolate or config.processes > 1 or config.lightning  # another process; another release
     result = run_isolated(config, args.timeout) if isolate else run_cell(config)
     print(progress_line(1, 1, result))
     if args.json:
@@ -122,7 +133,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     ]
     quiet_lightning()
     reports, references, candidates = [], [], []
-    run = run_isolated if args.processes > 1 else run_cell  # several processes are always started afresh
+    isolate = args.processes > 1 or pairs[0][1].lightning  # several processes, or another release: afresh
+    run = run_isolated if isolate else run_cell
     for seed, (ref_cfg, cand_cfg) in zip(seeds, pairs, strict=True):
         reference, candidate = run(ref_cfg), run(cand_cfg)
         for r in (reference, candidate):
@@ -219,6 +231,12 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     shapes = ("auto", "manual") if args.shape == "both" else (args.shape,)
     for shape in shapes:
         validate(plan(args.device, shape, 1, args.steps)[0])
+    versions = tuple(dict.fromkeys(_release(v) for v in args.lightning or [None]))
+    if any(versions):
+        from loopbench import releases
+
+        for v in versions:
+            releases.site(v)  # installed now, or refused in one line, before any round
     if args.steps is not None and args.steps < 8:
         raise UsageError("--steps must be at least 8 (a quarter of them warm up)")
     missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
@@ -233,8 +251,9 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
     def progress(k: int, a: dict) -> None:
         heads = [
-            f"{s} {i} {v[i]['delta_us']:+.0f} us (half-width {v[i]['half_width']:.0%})"
-            for s, v in a["shapes"].items()
+            f"{release}{s} {i} {v[i]['delta_us']:+.0f} us (half-width {v[i]['half_width']:.0%})"
+            for release, one in (a["releases"].items() if "releases" in a else [("", a)])
+            for s, v in one["shapes"].items()
             for i in ("lightning", "lightning-defaults")
             if v.get(i, {}).get("half_width") is not None
         ]
@@ -242,8 +261,9 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
     with interrupts_raise():
         answer, _ = measure(
-            args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress
-        )
+            args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress,
+            versions=versions,
+        )  # fmt: skip
     print("\n".join(lines(answer)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -88,6 +88,7 @@ def unavailable() -> str | None:
 
 def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
     """Run `configs` one after another in one process under callgrind; each result gets instructions_per_step."""
+    from loopbench import releases
     from loopbench.launch.isolate import child_env
 
     reason = unavailable()
@@ -96,7 +97,7 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="loopbench-count-") as tmp:
         cfg_path, out_path, log_path = Path(tmp, "configs.json"), Path(tmp, "results.json"), Path(tmp, "valgrind.log")
         cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
-        env = child_env() | {ENV: "1", "PYTHONHASHSEED": "0"}
+        env = releases.path_env(configs[0].lightning, child_env()) | {ENV: "1", "PYTHONHASHSEED": "0"}
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out"]
         cmd += [f"--log-file={log_path}", sys.executable, "-m", "loopbench.instructions", str(cfg_path), str(out_path)]
         try:

@@ -20,6 +20,7 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,12 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def lightning_version() -> str | None:
+    """The Lightning this process imported (its own __version__), else the one it would import."""
+    module = sys.modules.get("pytorch_lightning")
+    return getattr(module, "__version__", None) if module else _version("pytorch-lightning")
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """Machine, versions and commit: recorded beside every number.
 
@@ -289,7 +296,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
-        "pytorch_lightning": _version("pytorch-lightning"),
+        "pytorch_lightning": lightning_version(),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -110,6 +110,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, default=1),
     _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
        nargs="+", default=[1]),
+    _o("lightning", CELL, "a Lightning release other than the installed one (installed on first use, "
+       "hash-checked; see loopbench/releases.py)", shown="the installed one"),
+    _o("lightning", ("overhead",), "Lightning releases to measure side by side (rounds alternate over them)",
+       nargs="+", shown="the installed one"),
     # how often, how long
     _o("repeats", (*MATRIX, "overhead"), "sequential repeats: rounds of time-only segments per cell (fresh runs "
        "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=8,

@@ -24,6 +24,7 @@ saved before rounds existed (one fresh process per run, paired by repeat) still 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
@@ -249,7 +250,9 @@ def half_width(v: dict[str, Any]) -> float | None:
 
 
 def precise(a: dict[str, Any], target: float) -> bool:
-    """Is every headline delta (the lean and the default Trainer, each shape) within `target` of itself?"""
+    """Is every headline delta (the lean and the default Trainer, each shape, each release) within `target`?"""
+    if "releases" in a:
+        return all(precise(one, target) for one in a["releases"].values())
     widths = [half_width(v[i]) for v in a["shapes"].values() for i in (LEAN, DEFAULTS) if i in v]
     return bool(widths) and all(w is not None and w <= target for w in widths)
 
@@ -315,10 +318,11 @@ def measure(
     count: bool,
     on_round: Callable[[int, dict[str, Any]], None] | None = None,
     impls: dict[str, tuple[str, ...]] = PROBE_IMPLS,
+    versions: tuple[str | None, ...] = (None,),
 ) -> tuple[dict[str, Any], list[RunResult]]:
-    """Rounds of every shape until `min_rounds` are done and the headline deltas are within `target`, or
-    `budget_s` seconds have passed since the first; then (with `count`) one instruction count per variant.
-    Returns the answer, with how it stopped, and the runs."""
+    """Rounds of every shape (and Lightning release: A B C / C B A over releases too) until `min_rounds` are
+    done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; then
+    (with `count`) one instruction count per variant. Returns the answer, with how it stopped, and the runs."""
     from loopbench.instructions import count as count_instructions
     from loopbench.launch.forked import run_forked_batch
 
@@ -326,9 +330,13 @@ def measure(
     started, k = time.monotonic(), 0
     while True:
         for shape in shapes:
-            results += run_forked_batch(plan(device, shape, 1, steps, impls[shape], first=k))
+            for version in versions if k % 2 == 0 else versions[::-1]:
+                cells = [
+                    dataclasses.replace(c, lightning=version) for c in plan(device, shape, 1, steps, impls[shape], k)
+                ]
+                results += run_forked_batch(cells)
         k += 1
-        a = answer(results, device)
+        a = by_release(results, device)
         if on_round:
             on_round(k, a)
         if k >= min_rounds and (precise(a, target) or time.monotonic() - started >= budget_s):
@@ -336,10 +344,26 @@ def measure(
     stopped = "target met" if precise(a, target) else "time budget spent"
     elapsed = time.monotonic() - started
     if count:
-        results += count_instructions([c for s in shapes for c in count_plan(device, s, impls[s])], timeout_s=1800)
-    a = answer(results, device)
+        for version in versions:
+            cells = [c for s in shapes for c in count_plan(device, s, impls[s])]
+            results += count_instructions([dataclasses.replace(c, lightning=version) for c in cells], timeout_s=1800)
+    a = by_release(results, device)
     a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
     return a, results
+
+
+def by_release(results: list[RunResult], device: str) -> dict[str, Any]:
+    """The answer; where the runs hold several Lightning releases, {"releases": {version as imported: answer}}."""
+    groups: dict[str | None, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(r.config.get("lightning"), []).append(r)
+    if len(groups) == 1:
+        return answer(results, device)
+    out = {}
+    for runs in groups.values():
+        a = answer(runs, device)
+        out[a["env"].get("pytorch_lightning") or "?"] = a
+    return {"device": device, "releases": out}
 
 
 def _us(v: dict[str, Any], key: str = "delta") -> str:
@@ -347,6 +371,12 @@ def _us(v: dict[str, Any], key: str = "delta") -> str:
 
 
 def lines(answer: dict[str, Any]) -> list[str]:
+    if "releases" in answer:
+        out = []
+        for version, a in answer["releases"].items():
+            out += [f"pytorch-lightning {version} (as imported):", *lines(a | {k: answer[k] for k in answer
+                    if k in ("stopped", "target", "budget_s", "timed_s")}), ""]  # fmt: skip
+        return out
     out = []
     for shape, impls in answer["shapes"].items():
         for impl, v in impls.items():

@@ -39,6 +39,7 @@ class RunConfig:
     processes: int = 1  # data parallel: N processes, one device (or CPU share) each, global batch N x batch_size
     slot: int = 0  # the run's place in its round, where several runs share one process (the overhead probe)
     clock: str = "time"  # time: wall (or CUDA) clock; instructions: counted under valgrind's callgrind
+    lightning: str | None = None  # a Lightning release other than the installed one (loopbench.releases)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -55,7 +56,8 @@ class RunConfig:
     @property
     def label(self) -> str:
         ranks = f"/x{self.processes}" if self.processes > 1 else ""
-        return f"{self.task}/{self.impl}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
+        release = f"/pl{self.lightning}" if self.lightning else ""
+        return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 
 @dataclass

@@ -51,5 +51,5 @@ def test_an_interrupted_forked_run_leaves_no_process():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert _children(forked._server.pid) == []
+    assert _children(forked._servers[None].pid) == []
     assert run_forked(RunConfig("overhead_probe", "pytorch", steps=5), timeout_s=120).ok

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from loopbench import releases
 from loopbench.launch.isolate import child_env
 from loopbench.measure import percentile
 from loopbench.types import RunConfig, RunResult
@@ -82,7 +83,7 @@ def run_ranks(
                         ],
                         stdout=logs[-1],
                         stderr=subprocess.STDOUT,
-                        env=child_env() | rank_env(rank, n, port),
+                        env=releases.path_env(config.lightning, child_env()) | rank_env(rank, n, port),
                         start_new_session=True,
                     )
                 )

@@ -30,7 +30,7 @@ from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, _child, child_env
 from loopbench.types import RunConfig, RunResult
 
 PRELOAD = ("loopbench.harness", "loopbench.quiet", "pytorch_lightning")  # what a forked run finds imported
-_server: subprocess.Popen | None = None
+_servers: dict[str | None, subprocess.Popen] = {}  # by Lightning release (None: the installed one)
 
 
 def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
@@ -49,7 +49,7 @@ def run_forked_batch(configs: list[RunConfig], timeout_s: float = DEFAULT_TIMEOU
 
 def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | RunResult:
     config = configs[0]
-    server = _running_server()
+    server = _running_server(config.lightning)
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path, log_path = Path(tmp, "config.json"), Path(tmp, "result.json"), Path(tmp, "output.log")
         cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
@@ -58,7 +58,7 @@ def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | 
             server.stdin.flush()
             pid = int(_read_line(server, 60.0) or "no answer")
         except BaseException:
-            _stop_server()
+            _stop_server(server)
             raise
         try:
             code = _read_line(server, timeout_s)
@@ -76,37 +76,39 @@ def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | 
         return RunResult.failed(config, "error", f"exit code {code}: {tail}")
 
 
-def _running_server() -> subprocess.Popen:
-    """The server, started on first use and ready; it ends when this process closes its stdin (exits)."""
-    global _server
-    if _server is None or _server.poll() is not None:
-        _server = subprocess.Popen(
+def _running_server(version: str | None = None) -> subprocess.Popen:
+    """The server of a Lightning release, started on first use and ready; it ends when this process closes
+    its stdin (exits)."""
+    from loopbench import releases
+
+    server = _servers.get(version)
+    if server is None or server.poll() is not None:
+        server = _servers[version] = subprocess.Popen(
             [sys.executable, "-m", "loopbench.launch.forked"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=child_env(),
+            env=releases.path_env(version, child_env()),
             start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
         )
         try:
-            if _read_line(_server, 600.0) != "ready":
+            if _read_line(server, 600.0) != "ready":
                 raise RuntimeError("the fork server did not start in 600 s")
         except BaseException:
-            _stop_server()
+            _stop_server(server)
             raise
-    return _server
+    return server
 
 
-def _stop_server() -> None:
-    """End the server and the run it is serving, if any (its SIGTERM handler kills the run's group)."""
-    global _server
-    if _server is not None:
-        _server.terminate()
-        try:
-            _server.wait(10)
-        except subprocess.TimeoutExpired:
-            _server.kill()
-            _server.wait()
-        _server = None
+def _stop_server(server: subprocess.Popen) -> None:
+    """End a server and the run it is serving, if any (its SIGTERM handler kills the run's group)."""
+    for version in [v for v, s in _servers.items() if s is server]:
+        del _servers[version]
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _read_line(server: subprocess.Popen, timeout_s: float | None) -> str | None:
@@ -134,7 +136,7 @@ def _kill_group(pid: int, server: subprocess.Popen, grace_s: float = 5.0) -> Non
                 os.kill(pid, sig)
         if _read_line(server, grace_s) is not None:
             return
-    _stop_server()
+    _stop_server(server)
 
 
 def serve() -> None:

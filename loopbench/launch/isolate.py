@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+from loopbench import releases
 from loopbench.types import RunConfig, RunResult, UsageError
 
 DEFAULT_TIMEOUT_S = 1_800.0
@@ -46,7 +47,7 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=child_env(),
+            env=releases.path_env(config.lightning, child_env()),
             start_new_session=True,
         )
         try:
