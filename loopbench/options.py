@@ -116,7 +116,7 @@ OPTIONS: tuple[Option, ...] = (
        nargs="+", shown="the installed one"),
     # how often, how long
     _o("repeats", (*MATRIX, "overhead"), "sequential repeats: rounds of time-only segments per cell (fresh runs "
-       "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=8,
+       "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=6,
        by_verb={"overhead": MIN_ROUNDS}, help_by_verb={"overhead": "sequential repeats: rounds, at least"}),
     _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
        type=int, default=1),

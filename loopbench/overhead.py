@@ -44,7 +44,7 @@ PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
 SEGMENT_WARMUP, SEGMENT_STEPS = 40, 168  # 128 timed steps: two epochs of TRAIN_SIZE / 8 = 64 batches
 TRAIN_SIZE = 512  # every segment crosses epoch ends, so what a Trainer does there (checkpoints) is in its mean
 COUNT_WARMUP, COUNT_STEPS = 20, 84  # instruction counts: 64 counted steps, one epoch
-MIN_ROUNDS, SUITE_ROUNDS = 12, 8  # the overhead command's rounds at least; the suite's probe
+MIN_ROUNDS, SUITE_ROUNDS = 12, 6  # the overhead command's rounds at least; the suite's probe
 TARGET = 0.05  # the overhead command adds rounds until each headline half-width is within 5% of its delta
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
 
@@ -60,44 +60,20 @@ def plan(
     """Rounds `first` .. `first + count - 1`: P V1 P V2 ... P, the variants reversed every other round."""
     steps = steps or SEGMENT_STEPS
     warmup = min(SEGMENT_WARMUP, steps // 4)
-    cells = []
-    for repeat in range(first, first + count):
-        cells += [
-            RunConfig(
-                PROBE,
-                impl,
-                device,
-                "32-true",
-                "quick",
-                0,
-                steps,
-                warmup,
-                overrides=_overrides(shape),
-                repeat=repeat,
-                slot=slot + 1,
-            )
-            for slot, impl in enumerate(rounds.sequence(impls, repeat))
-        ]
-    return cells
+    return [
+        _probe_cell(device, shape, impl, steps, warmup, repeat=repeat, slot=slot)
+        for repeat in range(first, first + count)
+        for slot, impl in enumerate(rounds.sequence(impls, repeat), 1)
+    ]
 
 
 def count_plan(device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS) -> list[RunConfig]:
     """One instruction count per variant (a count does not vary: one is the answer)."""
-    return [
-        RunConfig(
-            PROBE,
-            impl,
-            device,
-            "32-true",
-            "quick",
-            0,
-            COUNT_STEPS,
-            COUNT_WARMUP,
-            overrides=_overrides(shape),
-            clock="instructions",
-        )
-        for impl in impls
-    ]
+    return [_probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, clock="instructions") for impl in impls]
+
+
+def _probe_cell(device: str, shape: str, impl: str, steps: int, warmup: int, **where: Any) -> RunConfig:
+    return RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, warmup, overrides=_overrides(shape), **where)
 
 
 def _overrides(shape: str) -> dict[str, Any]:

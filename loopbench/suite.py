@@ -19,7 +19,7 @@ import implementations
 from loopbench import rounds
 from loopbench.launch.forked import run_forked_batch
 from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
-from loopbench.overhead import PROBE_IMPLS, SHAPES, count_plan
+from loopbench.overhead import HEADLINE_IMPLS, PROBE_IMPLS, SHAPES, count_plan
 from loopbench.overhead import plan as probe_plan
 from loopbench.precision import default_precisions, device_type
 from loopbench.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
@@ -43,6 +43,12 @@ STEP_LIMITS: dict[tuple[str, str, str], Limit] = {
     ("cpu", "16-mixed", "cifar_cnn"): Limit(2, 1, 1, "float16 convolutions on CPU are tens of times slower"),
     ("cpu", "16-mixed", "efficientnet_binary"): Limit(2, 1, 1, "float16 convolutions on CPU are tens of times slower"),
 }
+# A CPU without native float16 arithmetic runs every float16 matrix product through slow kernels (measured on
+# an AMD EPYC with AVX-512 BF16 only: the GAN's quick step 260 ms in 16-mixed, 20 ms in 32-true): all its
+# 16-mixed cells run like the convolutions above.
+NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
+NO_NATIVE_FP16 = Limit(2, 1, 1, "this CPU has no native float16 arithmetic (no AVX-512 FP16 or AMX-FP16): "
+                       "float16 runs tens of times slower")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class Matrix:
     devices: tuple[str, ...] = ("cpu",)
     precisions: tuple[str, ...] | None = None  # None: the default precisions of each device
     preset: str = "quick"
-    repeats: int = 8  # rounds of time-only segments per task cell (fresh runs where a cell cannot have rounds)
+    repeats: int = 6  # rounds of time-only segments per task cell (fresh runs where a cell cannot have rounds)
     fresh_runs: int = 1  # fresh-process runs per implementation and cell: memory, the whole job, parity
     seed: int = 0
     data: str = "synthetic"
@@ -86,7 +92,9 @@ class Matrix:
             for cell in probe_plan(device, shape, 1, self.probe_steps, PROBE_IMPLS[shape], first=k)
         ]
         if self.probe_repeats and self.probe_count:
-            cells += [c for device in self.devices for s in SHAPES for c in count_plan(device, s, PROBE_IMPLS[s])]
+            # the headline variants in the automatic shape (the headline's): ~1 minute under valgrind, most of it
+            # importing torch; the overhead command counts every variant of both shapes
+            cells += [c for device in self.devices for c in count_plan(device, "auto", HEADLINE_IMPLS)]
         for task, device, precision, processes in self.groups():
             cells += self.group_cells(task, device, precision, processes)
         return cells
@@ -110,8 +118,9 @@ class Matrix:
         for repeat in range(min(runs, limit.repeats) if limit else runs):
             cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
-            seg_steps, seg_warmup = implementations.spec(task).SEGMENT
-            for k in range(self.repeats):
+            spec = implementations.spec(task)
+            seg_steps, seg_warmup = spec.SEGMENT
+            for k in range(min(self.repeats, getattr(spec, "MAX_ROUNDS", self.repeats))):
                 cells += [
                     cell(impl, k, slot, seg_steps, seg_warmup)
                     for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)
@@ -120,7 +129,9 @@ class Matrix:
 
     def limit(self, task: str, device: str, precision: str) -> Limit | None:
         """The STEP_LIMITS entry of a cell whose preset would run longer; None otherwise."""
-        limit = STEP_LIMITS.get((device_type(device), precision, task))
+        from loopbench.measure import cpu_number_formats
+
+        limit = step_limit(task, device, precision, cpu_number_formats())
         preset_steps = implementations.spec(task).PRESETS[self.preset].steps if self.preset else 0
         return limit if limit and (self.steps or preset_steps) > limit.steps else None
 
@@ -166,6 +177,14 @@ class Progress:
         """Every finished run on disk, in planned order."""
         order = {run_key(c.to_dict()): i for i, c in enumerate(self.planned)}
         return sorted(self.log.read(), key=lambda r: order.get(run_key(r.config), len(order)))
+
+
+def step_limit(task: str, device: str, precision: str, cpu_flags: list[str]) -> Limit | None:
+    """The Limit of a cell on a CPU with these number-format flags (pure: the report reads it from results)."""
+    limit = STEP_LIMITS.get((device_type(device), precision, task))
+    if limit is None and device_type(device) == "cpu" and precision == "16-mixed":
+        return None if any(f in cpu_flags for f in NATIVE_FP16) else NO_NATIVE_FP16
+    return limit
 
 
 def default_devices() -> tuple[str, ...]:

@@ -63,8 +63,8 @@ PRESETS = {
 
 METRICS = ("test_loss", "test_accuracy")  # what evaluate() returns, in that order
 # a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
-# about 1 s of steps at the quick preset on 2 cores
-SEGMENT = (16, 4)
+# about 1 s of steps at the quick preset on 2 cores (9 timed)
+SEGMENT = (12, 3)
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
 MONITOR = ("val_accuracy", "max")  # what the epoch mode keeps the best weights by
 

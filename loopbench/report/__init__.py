@@ -11,13 +11,13 @@ import pandas as pd
 
 import implementations
 from loopbench import parity, rounds, stats
-from loopbench.precision import PLUGIN_NOTE, device_type
+from loopbench.precision import PLUGIN_NOTE
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
 from loopbench.report import scaling as scaling_report
 from loopbench.report.figures import IMPL_STYLE, task_figures
 from loopbench.store import save_results
-from loopbench.suite import STEP_LIMITS, by_group, placement
+from loopbench.suite import by_group, placement, step_limit
 from loopbench.trainers import is_lightning
 from loopbench.types import RunResult
 
@@ -266,7 +266,7 @@ def notes(results: list[RunResult]) -> list[str]:
         key = (c["task"], c["device"], c["precision"], steps)
         if c.get("steps") is not None and key not in seen:
             seen.add(key)
-            limit = STEP_LIMITS.get((device_type(c["device"]), c["precision"], c["task"]))
+            limit = step_limit(c["task"], c["device"], c["precision"], r.env.get("cpu_flags") or [])
             preset = implementations.spec(c["task"]).PRESETS[c["preset"]].steps
             cell = f"`{c['task']}` {c['device']} {c['precision']}"
             runs = f", {limit.repeats} run(s) per implementation" if limit else ""

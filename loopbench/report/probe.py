@@ -53,7 +53,11 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
     return (
         f"**On this machine ({device}), per optimizer step, {' and '.join(parts)}** over the plain loop's "
         f"{auto['pytorch']['us_per_step']:,.0f} us (the overhead probe: a near-zero-compute job, one torch "
-        f"thread, {a['rounds']} rounds, 95% intervals over paired segments"
+        + (
+            f"thread, {a['rounds']} rounds, 95% intervals over paired segments"
+            if a.get("method") == "rounds"
+            else f"thread, {a['rounds']} fresh processes per variant, 95% intervals over paired runs"
+        )
         + (f"; CPU steal at most {steal:.1%} of the machine's time during any run" if steal is not None else "")
         + ")"
         + (
