@@ -47,6 +47,12 @@ STEP_LIMITS: dict[tuple[str, str, str], Limit] = {
 # an AMD EPYC with AVX-512 BF16 only: the GAN's quick step 260 ms in 16-mixed, 20 ms in 32-true): all its
 # 16-mixed cells run like the convolutions above.
 NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
+# Cells whose rounds the suite caps (rounds at most, why): EfficientNet-B0's segments cost ~6 s each on 2 cores
+# (a round ~30 s), and the Trainer's cost there (~0.1% of a step) is beyond what time resolves on a shared
+# VM: its rounds would take a third of the bench's 15 minutes to say nothing. Its fresh runs still run.
+ROUND_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
+    ("cpu", "efficientnet_binary"): (0, "no rounds on CPU: ~30 s a round for a ~0.1% effect time cannot resolve"),
+}
 NO_NATIVE_FP16 = Limit(2, 1, 1, "this CPU has no native float16 arithmetic (no AVX-512 FP16 or AMX-FP16): "
                        "float16 runs tens of times slower")  # fmt: skip
 
@@ -120,7 +126,8 @@ class Matrix:
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
             spec = implementations.spec(task)
             seg_steps, seg_warmup = spec.SEGMENT
-            for k in range(min(self.repeats, getattr(spec, "MAX_ROUNDS", self.repeats))):
+            cap = ROUND_LIMITS.get((device_type(device), task))
+            for k in range(self.repeats if cap is None else min(self.repeats, cap[0])):
                 cells += [
                     cell(impl, k, slot, seg_steps, seg_warmup)
                     for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)

@@ -86,9 +86,6 @@ METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evalua
 # a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
 # about 1.5 s of steps at the quick preset on 2 cores (3 timed)
 SEGMENT = (5, 2)
-# at most this many rounds per cell: a round of EfficientNet-B0 segments costs ~25 s on 2 cores, and the
-# Trainer's cost here (~0.1% of a step) is beyond what time can resolve on a shared VM in the bench's budget
-MAX_ROUNDS = 3
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
 MONITOR = ("val_auroc", "max")  # what the epoch mode keeps the best weights by
 

@@ -11,13 +11,13 @@ import pandas as pd
 
 import implementations
 from loopbench import parity, rounds, stats
-from loopbench.precision import PLUGIN_NOTE
+from loopbench.precision import PLUGIN_NOTE, device_type
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
 from loopbench.report import scaling as scaling_report
 from loopbench.report.figures import IMPL_STYLE, task_figures
 from loopbench.store import save_results
-from loopbench.suite import by_group, placement, step_limit
+from loopbench.suite import ROUND_LIMITS, by_group, placement, step_limit
 from loopbench.trainers import is_lightning
 from loopbench.types import RunResult
 
@@ -272,6 +272,9 @@ def notes(results: list[RunResult]) -> list[str]:
             runs = f", {limit.repeats} run(s) per implementation" if limit else ""
             why = limit.reason if limit else "asked for"
             out.append(f"- {cell}: {steps} steps instead of the preset's {preset}{runs}: {why}.")
+    for device, task in dict.fromkeys((device_type(r.config["device"]), r.config["task"]) for r in fresh(results)):
+        if (device, task) in ROUND_LIMITS:
+            out.append(f"- `{task}` on {device}: {ROUND_LIMITS[(device, task)][1]} (fresh runs only).")
     return [*out, ""] if out else []
 
 
