@@ -5,10 +5,10 @@ mostly the framework's. On a shared VM the machine's speed drifts by 15-25% with
 processes of one variant sit on levels up to 25% apart: whole runs compared one after another measure
 the drift as much as the Trainer. So the probe is measured in **rounds**: one process (forked from a
 server that has the imports done) runs short segments of the plain loop around every variant,
-P V1 P V2 ... P (the variants reversed every other round), each segment 40 warm-up and 128 timed
+P V1 P V2 ... P (the variants reversed every other round), each segment 40 warm-up and 512 timed
 steps, a fraction of a second. A variant's delta in a round is its median step minus the mean of the
 plain segments just before and after it, which ran within a second of it in the same process. A
-round in which those two plain segments differ by more than 15% (or a segment's halves do) was hit by drift: that
+round in which those two plain segments differ by more than 25% (or a segment's halves do) was hit by drift: that
 variant's pair is left out there, and named. Over rounds, the delta is the median of the per-round
 deltas with a distribution-free 95% interval (order statistics), and rounds are added until the
 headline deltas' half-widths are within a target fraction, or a time budget ends: the answer says
@@ -41,7 +41,7 @@ STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer 
 HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
 # What is measured of the probe: the whole ladder in the automatic shape, the headline variants in the other.
 PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
-SEGMENT_WARMUP, SEGMENT_STEPS = 40, 168  # 128 timed steps: two epochs of TRAIN_SIZE / 8 = 64 batches
+SEGMENT_WARMUP, SEGMENT_STEPS = 40, 552  # 512 timed steps: 8 epochs of TRAIN_SIZE / 8 = 64 batches; ~0.15-1 s
 TRAIN_SIZE = 512  # every segment crosses epoch ends, so what a Trainer does there (checkpoints) is in its mean
 COUNT_WARMUP, COUNT_STEPS = 20, 84  # instruction counts: 64 counted steps, one epoch
 MIN_ROUNDS, SUITE_ROUNDS = 12, 6  # the overhead command's rounds at least; the suite's probe

@@ -5,7 +5,9 @@ levels up to 25% apart. So time comparisons are made in rounds: one process runs
 plain loop around every other implementation, P V1 P V2 ... P (the order reversed every other round),
 and each implementation's segment is paired with the plain segments just before and after it, which
 ran within a second of it in the same process. A pair counts only if the machine held still under it:
-the plain segments beside it agree within DRIFT_LIMIT, and so do the two halves of each segment.
+the plain segments beside it agree within DRIFT_LIMIT (25%), and so do the two halves of each segment.
+(At 15% an AMD EPYC VM left 48 of 60 probe pairs out: its speed moves that much within a second; the
+median over rounds copes with the rest.)
 
 Runs saved before rounds existed (one fresh process per run, `slot` 0) pair with the plain run of the
 same repeat, as they always did.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from loopbench.types import RunResult
 
 PLAIN = "pytorch"
-DRIFT_LIMIT = 0.15  # plain segments around a pair, and the halves of each segment, agree within 15%
+DRIFT_LIMIT = 0.25  # plain segments around a pair, and the halves of each segment, agree within 25%
 MIN_HALF = 16  # steps in each half, at least, for the halves rule
 MIN_CPU_SHARE = 0.8  # a one-thread segment that got less of a CPU than this was kept off it
 
