@@ -8,7 +8,7 @@ server that has the imports done) runs short segments of the plain loop around e
 P V1 P V2 ... P (the variants reversed every other round), each segment 40 warm-up and 512 timed
 steps, a fraction of a second. A variant's delta in a round is its median step minus the mean of the
 plain segments just before and after it, which ran within a second of it in the same process. A
-round in which those two plain segments differ by more than 25% (or a segment's halves do) was hit by drift: that
+round in which one of those segments' halves differ by more than 50% was hit by drift: that
 variant's pair is left out there, and named. Over rounds, the delta is the median of the per-round
 deltas with a distribution-free 95% interval (order statistics), and rounds are added until the
 headline deltas' half-widths are within a target fraction, or a time budget ends: the answer says

@@ -4,10 +4,12 @@ On a shared VM a step's time drifts by 15-25% within seconds, and fresh processe
 levels up to 25% apart. So time comparisons are made in rounds: one process runs short segments of the
 plain loop around every other implementation, P V1 P V2 ... P (the order reversed every other round),
 and each implementation's segment is paired with the plain segments just before and after it, which
-ran within a second of it in the same process. A pair counts only if the machine held still under it:
-the plain segments beside it agree within DRIFT_LIMIT (25%), and so do the two halves of each segment.
-(At 15% an AMD EPYC VM left 48 of 60 probe pairs out: its speed moves that much within a second; the
-median over rounds copes with the rest.)
+ran within a second of it in the same process. A pair is left out only where the machine visibly
+changed speed under it: the two halves of one of its segments differ by more than DRIFT_LIMIT (50%).
+The plain segments beside a pair are not required to agree: on an AMD EPYC VM runs of the same code,
+even in one process, land on speed levels ~30% apart (the plain probe step at 230 or 300-440 us,
+segment to segment), so such a rule threw away level noise, not drift (48 of 60 probe pairs at 15%,
+with no narrower interval); the median over rounds absorbs the levels.
 
 Runs saved before rounds existed (one fresh process per run, `slot` 0) pair with the plain run of the
 same repeat, as they always did.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from loopbench.types import RunResult
 
 PLAIN = "pytorch"
-DRIFT_LIMIT = 0.25  # plain segments around a pair, and the halves of each segment, agree within 25%
+DRIFT_LIMIT = 0.5  # the halves of each segment of a pair agree within 50%
 MIN_HALF = 16  # steps in each half, at least, for the halves rule
 MIN_CPU_SHARE = 0.8  # a one-thread segment that got less of a CPU than this was kept off it
 
@@ -84,9 +86,6 @@ def _why_not(members: list[RunResult], i: int, beside: list[int], usable: list[b
         return "a plain segment beside it failed or was kept off the CPU"
     if members[i].config.get("slot", 0) == 0:
         return None  # fresh processes: no drift rule (their pairs are seconds apart anyway)
-    steps = [members[j].step_time_median_s for j in beside]
-    if len(steps) == 2 and max(steps) / min(steps) - 1 > DRIFT_LIMIT:
-        return f"the plain segments around it differ by {max(steps) / min(steps) - 1:.0%}"
     moved = max(drifted(m) for m in (members[i], *(members[j] for j in beside)))
     if moved > DRIFT_LIMIT:
         return f"a segment's two halves differ by {moved:.0%}"

@@ -380,7 +380,7 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
         "",
         "Each Lightning segment's median step time over the plain segments beside it in its round (`from: "
         "rounds`), or each fresh Lightning run's over the plain run of its repeat (`from: fresh runs`). A pair "
-        "whose plain segments differ by more than 25%, or whose segments' halves do, was hit by the machine's "
+        "with a segment whose two halves differ by more than 50% was hit by the machine's "
         "drift and is left out. An interval containing 1 is `within noise`; one entirely below 1 is also "
         "called noise, since every Lightning variant does strictly more work than the plain loop.",
         "",
