@@ -15,6 +15,7 @@ def test_bench_entry_logs_runs_and_resumes_without_rerunning(tmp_path):
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
     cmd += ["--lb-preset", "smoke", "--lb-tasks", "mnist_gan", "--lb-precisions", "32-true", "--lb-repeats", "1"]
+    cmd += ["--lb-impls", "pytorch", "lightning"]
     cmd += ["--lb-probe-repeats", "2", "--lb-probe-steps", "20", "--lb-out", str(out)]
     env = dict(os.environ, LOOPBENCH_INSTRUCTIONS="off")  # counting is tested on its own (test_instructions)
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
@@ -22,7 +23,7 @@ def test_bench_entry_logs_runs_and_resumes_without_rerunning(tmp_path):
     logged = load_results(out / "results.jsonl")
     tasks = [r for r in logged if r.config["task"] == "mnist_gan"]
     fresh = sorted(r.config["impl"] for r in tasks if r.config["slot"] == 0)
-    assert fresh == ["lightning", "lightning-defaults", "pytorch"] and len(tasks) == 3 + 5  # and a round P L P Ld P
+    assert fresh == ["lightning", "pytorch"] and len(tasks) == 2 + 3  # and a round P L P
     probe = [r for r in logged if r.config["task"] == "overhead_probe"]
     timed = [r for r in probe if r.config["clock"] == "time"]  # per round P V1 P V2 ... P
     assert len(timed) == 2 * sum(2 * len(impls) - 1 for impls in PROBE_IMPLS.values()) and all(r.ok for r in timed)
