@@ -4,8 +4,8 @@ Time on a shared VM drifts within seconds; the number of instructions a step exe
 whose clock is "instructions" go to one process under `valgrind --tool=callgrind --instr-atstart=no`:
 imports and set-up run uninstrumented (fast), and the step clock (loopbench.measure) switches counting
 on exactly where its timing window opens and dumps the count where it closes, through callgrind's client
-requests. So each run's count covers its measured steps and nothing else, and is the same in every run
-of the same code, versions and inputs (PYTHONHASHSEED is fixed for it).
+requests. So each run's count covers its measured steps and nothing else, and moves by under 3%
+between runs of the same code, versions and inputs (PYTHONHASHSEED is fixed for it).
 
 A client request is a no-op instruction sequence that valgrind recognises (valgrind.h documents it);
 Python cannot emit it, so a 29-byte function holding it is put in an executable page and called

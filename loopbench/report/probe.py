@@ -337,7 +337,7 @@ def _instruction_part(a: dict[str, Any], md: Callable) -> list[str]:
         return [f"Instruction counts: none ({why})." if why else "Instruction counts: none in these results.", ""]
     return [
         "Instructions per step, counted under valgrind's callgrind over one epoch of 64 steps after 20 warm-up "
-        "steps (one count per variant: it is the same in every run of the same code and inputs, whatever the "
+        "steps (one count per variant: it moves by under 3% between runs of the same code and inputs, whatever the "
         "neighbours do). The rate turns counts into this machine's time: instructions per microsecond of the "
         "variant's median step above.",
         "",
