@@ -109,7 +109,7 @@ def bench_runs(request, bench_matrix):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from loopbench.report import write_report
-    from loopbench.suite import publish_folder
+    from loopbench.suite import machine_folder
 
     progress = getattr(session.config, "_loopbench", None)
     results = progress.results() if progress else []
@@ -117,7 +117,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         session.config._loopbench_report = write_report(results, session.config.option.lb_out)
         session.config._loopbench_counts = (len(results), len(progress.planned))
         if session.config.getoption("lb_publish"):
-            folder = publish_folder(ROOT / "reports", session.config._loopbench_matrix.devices)
+            folder = machine_folder(ROOT / "reports", session.config._loopbench_matrix.devices)
             session.config._loopbench_published = write_report(results, folder)
 
 

@@ -61,7 +61,7 @@ def _config(args: argparse.Namespace, impl: str):
         batch_size=args.batch_size,
         data=args.data,
         data_dir=args.data_dir,
-        overrides=_overrides(args),
+        overrides=options.overrides(args.set, args.pretrained),
         processes=args.processes,
         lightning=_release(args.lightning),
     )
@@ -75,10 +75,6 @@ def _release(version: str | None) -> str | None:
         return None
     releases.check(version)
     return version
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    return dict(args.set) | ({"pretrained": True} if args.pretrained else {})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -173,7 +169,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_suite(args: argparse.Namespace) -> int:
     from loopbench.launch.isolate import interrupts_raise
     from loopbench.report import write_report
-    from loopbench.suite import Progress, matrix_from, progress_line, publish_folder, run_cells, run_folder
+    from loopbench.suite import Progress, machine_folder, matrix_from, progress_line, run_cells, run_folder
 
     matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
     out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)
@@ -198,7 +194,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if results:
         print(f"report: {write_report(results, out)}")
         if args.publish:
-            print(f"published: {write_report(results, publish_folder(Path('reports'), matrix.devices))}")
+            print(f"published: {write_report(results, machine_folder(Path('reports'), matrix.devices))}")
     if interrupted:
         again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
         again += "" if args.out else f" --out {shlex.quote(str(out))}"

@@ -81,7 +81,8 @@ def _interval(old: list[float], new: list[float], seed: int = 0) -> tuple[float,
 
 def probe_changes(old: list[RunResult], new: list[RunResult]) -> list[Change]:
     out = []
-    a, b = answer(old, "cpu"), answer(new, "cpu")
+    device = next((r.config["device"] for r in old if r.config["task"] == PROBE), "cpu")
+    a, b = answer(old, device), answer(new, device)
     for shape in a["shapes"].keys() & b["shapes"].keys():
         d_old, d_new = _round_deltas(old, shape)[0], _round_deltas(new, shape)[0]
         counts_old = a["instructions"]["shapes"].get(shape, {})

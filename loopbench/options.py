@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import implementations
-from loopbench.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS
+from loopbench.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, TARGET
 from loopbench.precision import PRECISIONS
 from loopbench.trainers import TRAINERS
 
@@ -33,6 +33,11 @@ def override(text: str) -> tuple[str, object]:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
+
+
+def overrides(pairs: list[tuple[str, object]], pretrained: bool) -> dict[str, object]:
+    """The task settings that --set and --pretrained ask for."""
+    return dict(pairs) | ({"pretrained": True} if pretrained else {})
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ OPTIONS: tuple[Option, ...] = (
     _o("budget", ("overhead",), "seconds of timed rounds at most; rounds are added until the target is met",
        type=float, default=90.0),
     _o("target", ("overhead",), "stop adding rounds when every delta's 95%% half-width is within this fraction",
-       type=float, default=0.05),
+       type=float, default=TARGET),
     _o("instructions", ("overhead",), "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
     _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",

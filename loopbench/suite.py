@@ -302,6 +302,7 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
     (`--lb-name`): `get(dest)` gives an option's value, `flag(name)` its spelling for messages. Every cell
     is checked before anything runs (UsageError): a precision asked for by name that this machine cannot
     run is refused; among the defaults such a cell is recorded as unsupported and the rest runs."""
+    from loopbench import options
     from loopbench.checks import refuse_unsupported, validate
 
     if get("repeats") < 1 or get("fresh_runs") < 1:
@@ -322,7 +323,7 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
             device_type(device)
         except ValueError as e:
             raise UsageError(str(e)) from None
-    overrides = dict(get("set")) | ({"pretrained": True} if get("pretrained") else {})
+    overrides = options.overrides(get("set"), get("pretrained"))
     matrix = Matrix(
         tasks=tuple(dict.fromkeys(get("tasks") or implementations.TASKS)),
         impls=tuple(dict.fromkeys(get("impls"))),
@@ -355,11 +356,7 @@ def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
     """base/<machine>/<date-time>/ for a new matrix; with `resume`, the newest such folder that holds results."""
     import datetime
 
-    import torch
-
-    from loopbench.measure import environment, machine_name
-
-    machine = base / machine_name(environment(torch.device(devices[0])))
+    machine = machine_folder(base, devices)
     if resume:
         earlier = sorted(p.parent for p in machine.glob(f"*/{LOG_NAME}"))
         if not earlier:
@@ -368,8 +365,8 @@ def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
     return machine / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def publish_folder(base: Path, devices: tuple[str, ...]) -> Path:
-    """Where a published report goes: base/<machine>/ (the committed reports)."""
+def machine_folder(base: Path, devices: tuple[str, ...]) -> Path:
+    """base/<machine>/: where this machine's run folders go (base runs/), or its published report (base reports/)."""
     import torch
 
     from loopbench.measure import environment, machine_name

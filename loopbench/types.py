@@ -49,11 +49,6 @@ class RunConfig:
         return cls(**d)
 
     @property
-    def shares_process(self) -> bool:
-        """Runs of a round (slot > 0 in one), or counted under valgrind, run with others in one process."""
-        return self.slot > 0 or self.clock == "instructions"
-
-    @property
     def label(self) -> str:
         ranks = f"/x{self.processes}" if self.processes > 1 else ""
         release = f"/pl{self.lightning}" if self.lightning else ""
