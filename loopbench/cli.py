@@ -1,4 +1,4 @@
-"""loopbench run | parity | suite | overhead | report.
+"""loopbench run | parity | suite | overhead | history | report | compare.
 
 Bad input (unknown names, a device that is not there, a missing data folder, a cell an
 implementation cannot run as labelled) ends with one line on stderr and exit code 2.
@@ -212,7 +212,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     from loopbench.checks import validate
     from loopbench.instructions import unavailable
     from loopbench.launch.isolate import interrupts_raise
-    from loopbench.overhead import PROBE, PROBE_IMPLS, lines, measure, plan
+    from loopbench.overhead import PROBE, PROBE_IMPLS, failed, lines, measure, plan
 
     _json_target(args.json)
     if args.processes is not None:
@@ -264,7 +264,66 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(answer, indent=1) + "\n")
-    return 1 if answer["failed"] else 0
+    return 1 if failed(answer) else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """The overhead probe across Lightning releases (rounds alternate over them), then parity on each."""
+    from loopbench import history, releases
+    from loopbench.instructions import unavailable
+    from loopbench.launch.isolate import interrupts_raise
+    from loopbench.report.history import write
+    from loopbench.store import ResultLog
+    from loopbench.suite import machine_folder, run_folder
+
+    if args.repeats < 2:
+        raise UsageError("--repeats must be at least 2: an interval needs two rounds")
+    _positive("--budget", args.budget)
+    _positive("--target", args.target)
+    versions = tuple(dict.fromkeys(args.versions or history.default_versions()))
+    for v in versions:
+        releases.check(v)
+    versions = tuple(sorted(versions, key=history.Version))  # adjacent releases are compared
+    if len(versions) < 2:
+        raise UsageError("--versions: name two releases or more (for one, use: loopbench overhead --lightning V)")
+    out = args.out or run_folder(Path("runs"), ("cpu",), False)
+    _folder("--out", out)
+    for v in versions:
+        releases.site(v)  # installed now (hash-checked), or refused in one line, before any round
+    missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
+    then = f"; {missing}" if missing else "; then instruction counts under valgrind"
+    then += "; then parity on every release" if args.parity == "on" else ""
+    print(
+        f"loopbench history: the overhead probe on {len(versions)} releases ({', '.join(versions)}), at least "
+        f"{args.repeats} rounds, more until every headline delta is within {args.target:.0%} or {args.budget:g} s "
+        f"have passed{then}; results into {out}",
+        flush=True,
+    )
+    log = ResultLog(out / "results.jsonl")
+
+    def keep(runs: list) -> None:
+        for r in runs:
+            log.append(r)
+
+    def progress(k: int, a: dict) -> None:
+        print(f"round {k:>3} done", flush=True)
+
+    installed = releases.installed()
+    with interrupts_raise():
+        try:
+            h, results = history.measure(
+                "cpu", tuple(None if v == installed else v for v in versions), args.repeats, args.budget,
+                args.target, args.ladder, not missing, args.parity == "on", keep, progress,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            h, results = None, log.read()
+            print(f"interrupted: {len(results)} runs kept in {out / 'results.jsonl'}", file=sys.stderr)
+    if not results:
+        return 130
+    print(f"report: {write(results, out, measured=h)}")
+    if args.publish:
+        print(f"published: {write(results, machine_folder(Path('reports'), ('cpu',)) / 'lightning-history', h)}")
+    return 130 if h is None else 1 if history.answer(results, "cpu")["failed"] else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -315,6 +374,7 @@ VERBS = {
     "parity": ("train pytorch and a Lightning variant; exit 0 if parity holds", "cmd_parity"),
     "suite": ("run a matrix of cells and write the report into a run folder", "cmd_suite"),
     "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", "cmd_overhead"),
+    "history": ("the overhead probe and parity across Lightning releases, and what changed", "cmd_history"),
     "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", "cmd_report"),
     "compare": ("what changed between two result sets (releases, commits, days), with intervals", "cmd_compare"),
 }

@@ -67,9 +67,14 @@ def plan(
     ]
 
 
-def count_plan(device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS) -> list[RunConfig]:
-    """One instruction count per variant (a count does not vary: one is the answer)."""
-    return [_probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, clock="instructions") for impl in impls]
+def count_plan(device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS, counts: int = 1) -> list[RunConfig]:
+    """`counts` instruction counts per variant (a count moves by well under 1%: one is the answer; two show by
+    how much it moves), the variants in turn."""
+    return [
+        _probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, clock="instructions", repeat=k)
+        for k in range(counts)
+        for impl in impls
+    ]
 
 
 def _probe_cell(device: str, shape: str, impl: str, steps: int, warmup: int, **where: Any) -> RunConfig:
@@ -205,11 +210,11 @@ def ladder(results: list[RunResult], shape: str) -> tuple[list[dict[str, Any]], 
 
 def instruction_counts(results: list[RunResult], shape: str, times: dict[str, Any]) -> dict[str, Any]:
     """{impl: {"per_step", "delta" (over the plain loop's), "per_us" (per microsecond of its measured time)}}."""
-    counted = {
-        r.config["impl"]: r.instructions_per_step
-        for r in results
-        if r.ok and r.config["task"] == PROBE and _shape(r) == shape and r.instructions_per_step
-    }
+    found: dict[str, list[float]] = {}
+    for r in results:
+        if r.ok and r.config["task"] == PROBE and _shape(r) == shape and r.instructions_per_step:
+            found.setdefault(r.config["impl"], []).append(r.instructions_per_step)
+    counted = {impl: statistics.fmean(n) for impl, n in found.items()}  # one count, or the mean of a few
     out = {}
     for impl, n in counted.items():
         out[impl] = {"per_step": n, "delta": n - counted[PLAIN] if PLAIN in counted else None}
@@ -295,10 +300,15 @@ def measure(
     on_round: Callable[[int, dict[str, Any]], None] | None = None,
     impls: dict[str, tuple[str, ...]] = PROBE_IMPLS,
     versions: tuple[str | None, ...] = (None,),
+    keep: Callable[[list[RunResult]], None] | None = None,
+    counts: int = 1,
+    count_impls: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, Any], list[RunResult]]:
     """Rounds of every shape (and Lightning release: A B C / C B A over releases too) until `min_rounds` are
     done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; then
-    (with `count`) one instruction count per variant. Returns the answer, with how it stopped, and the runs."""
+    (with `count`) one instruction count per variant. Returns the answer, with how it stopped, and the runs;
+    `keep` gets each batch of runs as it ends (to save them). The releases' counts run side by side, one
+    process per core: a count does not depend on what else runs."""
     from loopbench.instructions import count as count_instructions
     from loopbench.launch.forked import run_forked_batch
 
@@ -310,7 +320,9 @@ def measure(
                 cells = [
                     dataclasses.replace(c, lightning=version) for c in plan(device, shape, 1, steps, impls[shape], k)
                 ]
-                results += run_forked_batch(cells)
+                results += (got := run_forked_batch(cells))
+                if keep:
+                    keep(got)
         k += 1
         a = by_release(results, device)
         if on_round:
@@ -320,9 +332,18 @@ def measure(
     stopped = "target met" if precise(a, target) else "time budget spent"
     elapsed = time.monotonic() - started
     if count:
-        for version in versions:
-            cells = [c for s in shapes for c in count_plan(device, s, impls[s])]
-            results += count_instructions([dataclasses.replace(c, lightning=version) for c in cells], timeout_s=1800)
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(version: str | None) -> list[RunResult]:
+            cells = [c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts)]
+            return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(versions), os.cpu_count() or 1))) as pool:
+            for got in pool.map(one, versions):
+                results += got
+                if keep:
+                    keep(got)
     a = by_release(results, device)
     a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
     return a, results
@@ -340,6 +361,13 @@ def by_release(results: list[RunResult], device: str) -> dict[str, Any]:
         a = answer(runs, device)
         out[a["env"].get("pytorch_lightning") or "?"] = a
     return {"device": device, "releases": out}
+
+
+def failed(answer: dict[str, Any]) -> list[str]:
+    """The failed runs' lines, of one release or of several."""
+    if "releases" in answer:
+        return [f"{v}: {line}" for v, a in answer["releases"].items() for line in a["failed"]]
+    return answer["failed"]
 
 
 def _us(v: dict[str, Any], key: str = "delta") -> str:

@@ -39,6 +39,7 @@ WITHDRAWN = {
 }
 # releases before 2.3 import pkg_resources, which setuptools 81 dropped: installed beside them, hash-checked
 PKG_RESOURCES = ("2.0.9.post0", "2.1.4", "2.2.5")
+QUIET = "ignore:pkg_resources is deprecated as an API:UserWarning"
 SETUPTOOLS = ("80.9.0", "062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922")
 
 
@@ -108,4 +109,7 @@ def path_env(version: str | None, env: dict[str, str]) -> dict[str, str]:
     folder = site(version)
     if folder is None:
         return env
-    return env | {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)}
+    out = env | {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)}
+    if version in PKG_RESOURCES:  # their import of pkg_resources warns in every process: the note above says why
+        out["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), QUIET) if w)
+    return out

@@ -77,6 +77,7 @@ class Matrix:
     warmup_steps: int | None = None
     batch_size: int | None = None
     overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE for every task
+    lightning: tuple[str | None, ...] = (None,)  # Lightning releases (None: the installed one), every cell on each
 
     def groups(self) -> list[tuple[str, str, str, int]]:
         """(task, device, precision, processes) groups, in run order."""
@@ -90,19 +91,25 @@ class Matrix:
 
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
-        cells = [  # the probe's rounds, the two shapes alternating, then its counts
-            cell
+        cells = [  # the probe's rounds, the two shapes (and releases: A B / B A) alternating, then its counts
+            dataclasses.replace(cell, lightning=version)
             for device in self.devices
             for k in range(self.probe_repeats)
             for shape in SHAPES
+            for version in _alternated(self.lightning, k)
             for cell in probe_plan(device, shape, 1, self.probe_steps, PROBE_IMPLS[shape], first=k)
         ]
         if self.probe_repeats and self.probe_count:
             # the headline variants in the automatic shape (the headline's): ~1 minute under valgrind, most of it
             # importing torch; the overhead command counts every variant of both shapes
-            cells += [c for device in self.devices for c in count_plan(device, "auto", HEADLINE_IMPLS)]
-        for task, device, precision, processes in self.groups():
-            cells += self.group_cells(task, device, precision, processes)
+            cells += [dataclasses.replace(c, lightning=version) for device in self.devices for version in
+                      self.lightning for c in count_plan(device, "auto", HEADLINE_IMPLS)]  # fmt: skip
+        for k, (task, device, precision, processes) in enumerate(self.groups()):
+            for version in _alternated(self.lightning, k):
+                cells += [
+                    dataclasses.replace(c, lightning=version)
+                    for c in self.group_cells(task, device, precision, processes)
+                ]
         return cells
 
     def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
@@ -184,6 +191,10 @@ class Progress:
         """Every finished run on disk, in planned order."""
         order = {run_key(c.to_dict()): i for i, c in enumerate(self.planned)}
         return sorted(self.log.read(), key=lambda r: order.get(run_key(r.config), len(order)))
+
+
+def _alternated(versions: tuple, k: int) -> tuple:
+    return versions if k % 2 == 0 else versions[::-1]
 
 
 def step_limit(task: str, device: str, precision: str, cpu_flags: list[str]) -> Limit | None:
@@ -275,13 +286,14 @@ def group_key(config: RunConfig | dict) -> tuple:
     """What the runs of one comparison share: all but the implementation, the repeat and the step counts."""
     c = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     overrides = json.dumps(c.overrides, sort_keys=True)
-    return (c.task, c.device, c.precision, c.preset, c.seed, c.data, overrides, c.processes)
+    return (c.task, c.device, c.precision, c.preset, c.seed, c.data, overrides, c.processes, c.lightning)
 
 
 def group_words(key: tuple) -> list[str]:
     """A group key as words for names and ids: task, where it ran (`cpu x2`), precision, override values."""
-    task, device, precision, _, _, _, overrides, processes = key
-    return [task, placement(device, processes), precision, *map(str, json.loads(overrides).values())]
+    task, device, precision, _, _, _, overrides, processes, lightning = key
+    release = [f"Lightning {lightning}"] if lightning else []
+    return [task, placement(device, processes), precision, *map(str, json.loads(overrides).values()), *release]
 
 
 def placement(device: str, processes: int = 1) -> str:
@@ -343,6 +355,7 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
         warmup_steps=get("warmup_steps"),
         batch_size=get("batch_size"),
         overrides=tuple(sorted(overrides.items())),
+        lightning=_releases(get("lightning"), flag("lightning")),
     )
     for cell in {c.label: c for c in matrix.cells() if c.task not in implementations.PROBES}.values():
         try:
@@ -350,6 +363,21 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
         except UsageError as e:
             raise UsageError(str(e).replace("--processes", flag("processes"))) from None
     return matrix
+
+
+def _releases(asked: list[str] | None, flag: str) -> tuple[str | None, ...]:
+    """The releases --lightning names (None for the installed one), each checked and installed before any run."""
+    from loopbench import releases
+
+    if not asked:
+        return (None,)
+    out = tuple(dict.fromkeys(None if v == releases.installed() else v for v in asked))
+    for v in out:
+        try:
+            releases.site(v)
+        except UsageError as e:
+            raise UsageError(str(e).replace("--lightning", flag)) from None
+    return out
 
 
 def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
