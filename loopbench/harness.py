@@ -279,6 +279,8 @@ def run_cell(config: RunConfig) -> RunResult:
         import torchmetrics  # noqa: F401  (both sides validate with it: imported before either job's clock starts)
     run = Run(config, cfg, data)
     threads = torch.get_num_threads()  # a job may set its own (the probe runs on one); none leaks out
+    if config.threads:
+        torch.set_num_threads(config.threads)
     try:
         return train(cfg, run)
     except torch.OutOfMemoryError as e:

@@ -37,8 +37,8 @@ WITHDRAWN = {
     "2.6.2": "a malicious upload (April 2026), withdrawn from PyPI",
     "2.6.3": "a malicious upload (April 2026), withdrawn from PyPI",
 }
-# releases before 2.3 import pkg_resources, which setuptools 81 dropped: installed beside them, hash-checked
-PKG_RESOURCES = ("2.0.9.post0", "2.1.4", "2.2.5")
+# releases before 2.4 import pkg_resources, which setuptools 81 dropped: installed beside them, hash-checked
+PKG_RESOURCES = ("2.0.9.post0", "2.1.4", "2.2.5", "2.3.3")
 QUIET = "ignore:pkg_resources is deprecated as an API:UserWarning"
 SETUPTOOLS = ("80.9.0", "062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922")
 
@@ -74,7 +74,9 @@ def site(version: str | None) -> Path | None:
         return None
     check(version)
     folder = cache_dir() / version
-    if (folder / "pytorch_lightning" / "__init__.py").is_file():
+    needs = [folder / "pytorch_lightning" / "__init__.py"]
+    needs += [folder / "pkg_resources" / "__init__.py"] if version in PKG_RESOURCES else []
+    if all(p.is_file() for p in needs):
         return folder
     return install(version, folder)
 

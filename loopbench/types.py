@@ -40,6 +40,7 @@ class RunConfig:
     slot: int = 0  # the run's place in its round, where several runs share one process (the overhead probe)
     clock: str = "time"  # time: wall (or CUDA) clock; instructions: counted under valgrind's callgrind
     lightning: str | None = None  # a Lightning release other than the installed one (loopbench.releases)
+    threads: int | None = None  # torch's intra-op threads for the run (None: torch's default, one per core)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -52,6 +53,7 @@ class RunConfig:
     def label(self) -> str:
         ranks = f"/x{self.processes}" if self.processes > 1 else ""
         release = f"/pl{self.lightning}" if self.lightning else ""
+        ranks += f"/t{self.threads}" if self.threads else ""
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 

@@ -49,7 +49,10 @@ def run_forked_batch(configs: list[RunConfig], timeout_s: float = DEFAULT_TIMEOU
 
 def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | RunResult:
     config = configs[0]
-    server = _running_server(config.lightning)
+    try:
+        server = _running_server(config.lightning)
+    except ServerFailed as e:
+        return RunResult.failed(config, "error", str(e))
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path, log_path = Path(tmp, "config.json"), Path(tmp, "result.json"), Path(tmp, "output.log")
         cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
@@ -83,20 +86,32 @@ def _running_server(version: str | None = None) -> subprocess.Popen:
 
     server = _servers.get(version)
     if server is None or server.poll() is not None:
-        server = _servers[version] = subprocess.Popen(
-            [sys.executable, "-m", "loopbench.launch.forked"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=releases.path_env(version, child_env()),
-            start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
-        )
-        try:
-            if _read_line(server, 600.0) != "ready":
-                raise RuntimeError("the fork server did not start in 600 s")
-        except BaseException:
-            _stop_server(server)
-            raise
+        with tempfile.TemporaryFile() as errors:  # the server's own stderr: why its imports failed, if they did
+            server = _servers[version] = subprocess.Popen(
+                [sys.executable, "-m", "loopbench.launch.forked"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=releases.path_env(version, child_env()),
+                start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
+            )
+            try:
+                if _read_line(server, 600.0) != "ready":
+                    raise RuntimeError("no answer in 600 s")
+            except RuntimeError as e:
+                _stop_server(server)
+                errors.seek(0)
+                tail = [line for line in errors.read().decode(errors="replace").splitlines() if line.strip()]
+                which = f"pytorch-lightning {version}" if version else "the installed pytorch-lightning"
+                raise ServerFailed(f"the fork server of {which} did not start: {tail[-1] if tail else e}") from None
+            except BaseException:
+                _stop_server(server)
+                raise
     return server
+
+
+class ServerFailed(RuntimeError):
+    """A release's fork server could not import what every run needs; its runs fail, saying why."""
 
 
 def _stop_server(server: subprocess.Popen) -> None:
