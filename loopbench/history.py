@@ -41,7 +41,7 @@ def default_versions() -> tuple[str, ...]:
 
 
 def impls(ladder: bool) -> dict[str, tuple[str, ...]]:
-    """The variants per shape: the headline ones, or (timed with --ladder; always counted) the whole ladder."""
+    """The variants per shape: the headline ones, or (--ladder) the whole ladder in the automatic shape."""
     return {"auto": LADDER_IMPLS if ladder else overhead.HEADLINE_IMPLS, "manual": overhead.HEADLINE_IMPLS}
 
 

@@ -22,7 +22,7 @@ from loopbench.trainers import TRAINERS
 PRESETS = ("smoke", "quick", "full")
 CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
 MATRIX = ("suite",)  # a matrix (and the bench): plural --tasks, --devices, --precisions
-PROBES = ("overhead", "history")  # the overhead probe in rounds: on one release, or across releases
+PROBES = ("overhead", "history", "paycurve")  # the overhead probe in rounds: on one release, or across releases
 
 
 def override(text: str) -> tuple[str, object]:
@@ -126,18 +126,19 @@ OPTIONS: tuple[Option, ...] = (
     # how often, how long
     _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (fresh runs "
        "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=6,
-       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS},
-       help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES}),
+       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8},
+       help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
+       | {"paycurve": "sequential repeats: rounds of every point and of the probe"}),
     _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
        type=int, default=1),
     _o("probe-repeats", MATRIX, "overhead probe before the tasks: rounds of paired segments (0: no probe)",
        type=int, default=SUITE_ROUNDS),
     _o("probe-steps", MATRIX, "overhead probe: steps per segment", type=int, default=SEGMENT_STEPS),
-    _o("budget", PROBES, "seconds of timed rounds at most; rounds are added until the target is met",
-       type=float, default=90.0, by_verb={"history": 1500.0}),
-    _o("target", PROBES, "stop adding rounds when every delta's 95%% half-width is within this fraction",
+    _o("budget", PROBES[:2], "seconds of timed rounds at most; rounds are added until the target is met",
+       type=float, default=90.0, by_verb={"history": 1200.0}),
+    _o("target", PROBES[:2], "stop adding rounds when every delta's 95%% half-width is within this fraction",
        type=float, default=TARGET),
-    _o("instructions", PROBES, "also count instructions per step under valgrind's callgrind (auto: where "
+    _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
     _o("ladder", ("history",), "also measure the ladder (each Trainer default's cost) on every release",
        action="store_true", default=False),
@@ -145,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
        choices=("on", "off"), default="on"),
     _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",
        choices=("auto", "manual", "both"), default="both"),
-    _o("timeout", ("run", *MATRIX), "seconds per run before it is killed (run: with --isolate)", type=float,
+    _o("timeout", ("run", *MATRIX, "paycurve"), "seconds per run before it is killed (run: with --isolate)", type=float,
        default=1800.0),
     _o("isolate", ("run",), "run in a fresh process, as the suite does", action="store_true", default=False),
     # the verdict
@@ -155,13 +156,15 @@ OPTIONS: tuple[Option, ...] = (
        type=float),
     # where results go
     _o("json", (*CELL, "overhead"), "write the result as JSON to this file", type=Path),
-    _o("out", (*MATRIX, "history"), "folder for results (appended as each run ends) and the report", type=Path,
-       shown="runs/<machine>/<date-time>/"),
+    _o("out", (*MATRIX, *PROBES[1:]), "folder for results (appended as each run ends) and the report",
+       type=Path, shown="runs/<machine>/<date-time>/"),
     _o("resume", MATRIX, "run only what --out does not hold yet (without --out: the newest run folder)",
        action="store_true", default=False),
     _o("publish", MATRIX, "also write the report to reports/<machine>/ (the committed reports)", action="store_true",
        default=False),
     _o("publish", ("history",), "also write the report to reports/<machine>/lightning-history/", action="store_true",
+       default=False),
+    _o("publish", ("paycurve",), "also write the report to reports/<machine>/pay-curve/", action="store_true",
        default=False),
 )  # fmt: skip
 
@@ -171,6 +174,7 @@ EXAMPLES = {
     "suite": "loopbench suite --tasks cifar_cnn --precisions 32-true --repeats 4",
     "overhead": "loopbench overhead --json overhead.json",
     "history": "loopbench history --versions 2.4.0 2.5.6 2.6.6 --publish",
+    "paycurve": "loopbench paycurve --repeats 8 --publish",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
     "compare": "loopbench compare reports/<machine> runs/<machine>/<date-time> --fail-above 10",
 }

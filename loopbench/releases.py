@@ -50,13 +50,13 @@ def installed() -> str | None:
         return None
 
 
-def check(version: str) -> None:
+def check(version: str, flag: str = "--lightning") -> None:
     """A release loopbench may install (or the installed one); UsageError in one line otherwise."""
     if version in WITHDRAWN:
-        raise UsageError(f"--lightning {version}: refused: {WITHDRAWN[version]}; never installed")
+        raise UsageError(f"{flag} {version}: refused: {WITHDRAWN[version]}; never installed")
     if version not in RELEASES and version != installed():
         raise UsageError(
-            f"--lightning {version}: not a release on loopbench's list (each with its wheel's sha256 in "
+            f"{flag} {version}: not a release on loopbench's list (each with its wheel's sha256 in "
             f"loopbench/releases.py); choose from {', '.join(RELEASES)}"
         )
 

@@ -38,3 +38,21 @@ def _trained(variant: str) -> str:
 def test_every_wrapping_trains_the_same_weights(one_process_group):
     digests = {variant: _trained(variant) for variant in experiment.VARIANTS}
     assert len(set(digests.values())) == 1, digests
+
+
+@pytest.mark.slow
+def test_the_thread_count_changes_what_a_step_costs_never_what_it_trains():
+    """experiments/gan_threads.py: at one thread the lean Trainer's GAN is still the plain loop's, bit for bit."""
+    from experiments import gan_threads
+    from loopbench.launch.forked import run_forked_batch
+    from loopbench.parity import compare_cell
+    from loopbench.types import RunConfig
+
+    task, probe = gan_threads.round_cells(1, 0)
+    assert {c.threads for c in task} == {1} and {c.overrides["threads"] for c in probe} == {1}
+    plain, lean = run_forked_batch(
+        [RunConfig("mnist_gan", impl, steps=6, threads=1) for impl in ("pytorch", "lightning")]
+    )
+    assert plain.ok and lean.ok, (plain.message, lean.message)
+    assert plain.env["torch_threads"] == lean.env["torch_threads"] == 1
+    assert compare_cell(plain, lean).verdict == "bitwise"

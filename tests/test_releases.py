@@ -1,12 +1,10 @@
 """Another Lightning release: installed hash-checked into the cache, imported first, recorded as imported,
-and bitwise equal to the plain loop on the probe (both shapes) and a task."""
+and bitwise equal to the plain loop on the probe and a task, on every minor line."""
 
 import pytest
 
 from loopbench import releases
 from loopbench.types import RunConfig, UsageError
-
-OLD = "2.4.0"
 
 
 def test_withdrawn_and_unlisted_releases_are_refused_and_every_listed_one_has_a_hash():
@@ -19,24 +17,51 @@ def test_withdrawn_and_unlisted_releases_are_refused_and_every_listed_one_has_a_
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in releases.RELEASES.values())
 
 
-@pytest.fixture(scope="module")
-def old_release():
+# the last release of each minor line before the installed one (whose parity every other test proves)
+FAMILIES = ("2.0.9.post0", "2.1.4", "2.2.5", "2.3.3", "2.4.0", "2.5.6")
+
+
+def _site(version: str):
     try:
-        return releases.site(OLD)
+        return releases.site(version)
     except UsageError as e:  # no network and nothing cached: nothing to test here
-        pytest.skip(f"pytorch-lightning {OLD} could not be installed: {e}")
+        pytest.skip(f"pytorch-lightning {version} could not be installed: {e}")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("task", "shape"), [("overhead_probe", "manual"), ("cifar_cnn", None)])
-def test_an_old_release_trains_the_plain_loops_bits_and_says_which_release_ran(old_release, task, shape):
+@pytest.mark.parametrize("version", FAMILIES)
+def test_every_release_family_trains_the_plain_loops_bits_and_says_which_release_ran(version):
+    """The probe (manual shape: two optimizers) and CIFAR, plain and lean, in one process of that release."""
     from loopbench.launch.forked import run_forked_batch
     from loopbench.parity import compare_cell
 
-    overrides = {"shape": shape} if shape else {}
-    plain, lean = run_forked_batch(  # one process of the old release, forked from its own server
-        [RunConfig(task, impl, steps=6, overrides=overrides, lightning=OLD) for impl in ("pytorch", "lightning")]
-    )
-    assert plain.ok and lean.ok, (plain.message, lean.message)
-    assert lean.env["pytorch_lightning"] == OLD  # read from the module the run imported
-    assert compare_cell(plain, lean).verdict == "bitwise"
+    _site(version)
+    cells = [
+        RunConfig(task, impl, steps=6, overrides=overrides, lightning=version)
+        for task, overrides in (("overhead_probe", {"shape": "manual"}), ("cifar_cnn", {}))
+        for impl in ("pytorch", "lightning")
+    ]
+    probe_plain, probe_lean, task_plain, task_lean = run_forked_batch(cells)
+    for plain, lean in ((probe_plain, probe_lean), (task_plain, task_lean)):
+        assert plain.ok and lean.ok, (plain.message, lean.message)
+        assert lean.env["pytorch_lightning"] == version  # read from the module the run imported
+        assert compare_cell(plain, lean).verdict == "bitwise", plain.config["task"]
+
+
+def test_a_suite_runs_every_cell_on_each_release_alternating_and_keeps_them_apart():
+    from loopbench.suite import Matrix, group_key, group_words
+
+    matrix = Matrix(tasks=("cifar_cnn",), precisions=("32-true",), processes=(1, 2), lightning=("2.5.6", None))
+    cells = matrix.cells()
+    assert {c.lightning for c in cells} == {"2.5.6", None}
+    firsts = [c.lightning for i, c in enumerate(cells) if i == 0 or group_key(c) != group_key(cells[i - 1])]
+    assert firsts == ["2.5.6", None, None, "2.5.6"]  # the releases' order reversed from one group to the next
+    assert "Lightning 2.5.6" in group_words(group_key(cells[0]))
+
+
+def test_a_suite_refuses_a_withdrawn_release_in_one_line(capsys):
+    from loopbench.cli import main
+
+    assert main(["suite", "--lightning", "2.6.2", "--tasks", "cifar_cnn"]) == 2
+    err = capsys.readouterr().err
+    assert "--lightning 2.6.2: refused: a malicious upload" in err and len(err.strip().splitlines()) == 1

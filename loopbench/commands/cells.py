@@ -1,0 +1,174 @@
+"""The verbs of task cells: run one, check parity, run a matrix, render a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import implementations
+from loopbench import options
+from loopbench.commands import folder, json_target, positive, release
+from loopbench.types import UsageError
+
+
+def _config(args: argparse.Namespace, impl: str):
+    from loopbench.types import RunConfig
+
+    return RunConfig(
+        task=args.task,
+        impl=impl,
+        device=args.device,
+        precision=args.precision,
+        preset=args.preset,
+        seed=args.seed,
+        steps=args.steps,
+        warmup_steps=args.warmup_steps,
+        batch_size=args.batch_size,
+        data=args.data,
+        data_dir=args.data_dir,
+        overrides=options.overrides(args.set, args.pretrained),
+        processes=args.processes,
+        lightning=release(args.lightning),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from loopbench.checks import refuse_unsupported
+    from loopbench.harness import run_cell
+    from loopbench.launch.isolate import run_isolated
+    from loopbench.quiet import quiet_lightning
+    from loopbench.suite import progress_line
+    from loopbench.trainers import is_lightning
+
+    json_target(args.json)
+    positive("--timeout", args.timeout)
+    config = refuse_unsupported(_config(args, args.impl))
+    if is_lightning(config.impl):
+        quiet_lightning()
+    isolate = args.isolate or config.processes > 1 or config.lightning  # another process; another release
+    result = run_isolated(config, args.timeout) if isolate else run_cell(config)
+    print(progress_line(1, 1, result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    return 0 if result.ok else 1
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    """Per seed: same losses and weights? Over several seeds also: same final quality (TOST)?"""
+    from dataclasses import replace
+
+    from loopbench.checks import refuse_unsupported
+    from loopbench.harness import run_cell
+    from loopbench.launch.isolate import run_isolated
+    from loopbench.parity import combine, compare_cell
+    from loopbench.quiet import quiet_lightning
+    from loopbench.stats import tost
+
+    seeds = args.seeds or [args.seed]
+    json_target(args.json)
+    positive("--margin", args.margin)
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds: each seed once, got {' '.join(map(str, seeds))}")
+    if len(seeds) == 1 and args.metric:
+        raise UsageError("--metric needs several --seeds: equivalence is a statement about a distribution")
+    known = implementations.spec(args.task).METRICS
+    if args.metric and args.metric not in known:
+        raise UsageError(f"unknown metric {args.metric!r}; {args.task} reports {', '.join(known)}")
+    pairs = [
+        (
+            refuse_unsupported(replace(_config(args, "pytorch"), seed=s)),
+            refuse_unsupported(replace(_config(args, args.against), seed=s)),
+        )
+        for s in seeds
+    ]
+    quiet_lightning()
+    reports, references, candidates = [], [], []
+    isolate = args.processes > 1 or pairs[0][1].lightning  # several processes, or another release: afresh
+    run = run_isolated if isolate else run_cell
+    for seed, (ref_cfg, cand_cfg) in zip(seeds, pairs, strict=True):
+        reference, candidate = run(ref_cfg), run(cand_cfg)
+        for r in (reference, candidate):
+            if not r.ok:
+                print(f"{r.run_config.label}: {r.status}: {r.message}", file=sys.stderr)
+                return 1
+        reports.append(compare_cell(reference, candidate))
+        references.append(reference)
+        candidates.append(candidate)
+        print(f"seed {seed}: {reports[-1].line()}" if len(seeds) > 1 else reports[-1].line(), flush=True)
+    out = reports[0].to_dict() if len(seeds) == 1 else combine(reports, seeds)
+    holds = out["holds"]
+    if len(seeds) > 1:
+        metric = args.metric or known[0]
+        ref_values = [r.metrics[metric] for r in references]
+        cand_values = [c.metrics[metric] for c in candidates]
+        eq = tost(ref_values, cand_values, args.margin, paired=True)  # seed i with seed i
+        print(
+            f"{metric} over {len(seeds)} seeds: pytorch {sum(ref_values) / len(seeds):.4g}, {args.against} "
+            f"{sum(cand_values) / len(seeds):.4g}; difference {eq.difference:+.3g}, margin {args.margin:g}: "
+            f"{'equivalent' if eq.equivalent else 'NOT shown equivalent'} (TOST p = {eq.p_value:.3g})"
+        )
+        out["equivalence"] = {
+            "metric": metric,
+            "reference_values": ref_values,
+            "candidate_values": cand_values,
+            **eq.to_dict(),
+        }
+        holds = holds and eq.equivalent
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+    return 0 if holds else 1
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from loopbench.launch.isolate import interrupts_raise
+    from loopbench.report import write_report
+    from loopbench.suite import Progress, machine_folder, matrix_from, progress_line, run_cells, run_folder
+
+    matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
+    out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)
+    progress = Progress(matrix, out, args.resume)
+    todo = progress.todo()
+    planned = len(progress.planned)
+    probe = sum(c.task in implementations.PROBES for c in progress.planned)
+    print(
+        f"loopbench suite: {planned} runs into {out} ({len(matrix.groups())} groups x {len(matrix.impls)} "
+        f"implementations x {args.repeats} repeats, preset {matrix.preset}"
+        + (f"; first the overhead probe, {probe} short runs in rounds)" if probe else ")")
+        + (f"; resuming: {planned - len(todo)} already there" if args.resume else ""),
+        flush=True,
+    )
+    interrupted = False
+    with interrupts_raise():
+        try:
+            run_cells(todo, args.timeout, lambda i, n, r: print(progress_line(i, n, r), flush=True), progress.log)
+        except KeyboardInterrupt:
+            interrupted = True
+    results = progress.results()
+    if results:
+        print(f"report: {write_report(results, out)}")
+        if args.publish:
+            print(f"published: {write_report(results, machine_folder(Path('reports'), matrix.devices))}")
+    if interrupted:
+        again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
+        again += "" if args.out else f" --out {shlex.quote(str(out))}"
+        print(
+            f"interrupted: the report holds {len(results)} of the {planned} planned runs; "
+            f"continue with: loopbench {again} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if all(r.ok or r.status == "unsupported" for r in results) else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loopbench.report import write_report
+    from loopbench.store import load_results
+
+    folder("--out", args.out)
+    print(f"report: {write_report(load_results(*args.results), args.out)}")
+    return 0

@@ -1,0 +1,179 @@
+"""The verbs of the overhead probe: its answer here, across Lightning releases, against real tasks (the pay
+curve), and what changed between two result sets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from loopbench.commands import folder, json_target, positive, release
+from loopbench.types import UsageError
+
+
+def cmd_overhead(args: argparse.Namespace) -> int:
+    """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in rounds of short segments."""
+    from loopbench.checks import validate
+    from loopbench.instructions import unavailable
+    from loopbench.launch.isolate import interrupts_raise
+    from loopbench.overhead import PROBE, PROBE_IMPLS, failed, lines, measure, plan
+
+    json_target(args.json)
+    if args.processes is not None:
+        raise UsageError(
+            "--processes is data parallelism, which the overhead probe does not measure (it runs one process "
+            "on one thread); for more rounds use --repeats"
+        )
+    if args.repeats < 2:
+        raise UsageError("--repeats must be at least 2: an interval needs two rounds")
+    positive("--budget", args.budget)
+    positive("--target", args.target)
+    shapes = ("auto", "manual") if args.shape == "both" else (args.shape,)
+    for shape in shapes:
+        validate(plan(args.device, shape, 1, args.steps)[0])
+    versions = tuple(dict.fromkeys(release(v) for v in args.lightning or [None]))
+    if any(versions):
+        from loopbench import releases
+
+        for v in versions:
+            releases.site(v)  # installed now, or refused in one line, before any round
+    if args.steps is not None and args.steps < 8:
+        raise UsageError("--steps must be at least 8 (a quarter of them warm up)")
+    missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
+    print(
+        f"loopbench overhead: {PROBE}, one torch thread; rounds of short segments P V1 P V2 ... P in one process "
+        f"each, at least {args.repeats} rounds, more until every headline delta is within {args.target:.0%} "
+        f"or {args.budget:g} s have passed; variants: "
+        + "; ".join(f"{s}: {', '.join(PROBE_IMPLS[s])}" for s in shapes)
+        + (f"\n{missing}" if missing else "; then one instruction count per variant under valgrind"),
+        flush=True,
+    )
+
+    def progress(k: int, a: dict) -> None:
+        heads = [
+            f"{release}{s} {i} {v[i]['delta_us']:+.0f} us (half-width {v[i]['half_width']:.0%})"
+            for release, one in (a["releases"].items() if "releases" in a else [("", a)])
+            for s, v in one["shapes"].items()
+            for i in ("lightning", "lightning-defaults")
+            if v.get(i, {}).get("half_width") is not None
+        ]
+        print(f"round {k:>3}: " + ("; ".join(heads) or "no interval yet"), flush=True)
+
+    with interrupts_raise():
+        answer, _ = measure(
+            args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress,
+            versions=versions,
+        )  # fmt: skip
+    print("\n".join(lines(answer)))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(answer, indent=1) + "\n")
+    return 1 if failed(answer) else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """The overhead probe across Lightning releases (rounds alternate over them), then parity on each."""
+    from loopbench import history, releases
+    from loopbench.instructions import unavailable
+    from loopbench.launch.isolate import interrupts_raise
+    from loopbench.report.history import write
+    from loopbench.store import ResultLog
+    from loopbench.suite import machine_folder, run_folder
+
+    if args.repeats < 2:
+        raise UsageError("--repeats must be at least 2: an interval needs two rounds")
+    positive("--budget", args.budget)
+    positive("--target", args.target)
+    versions = tuple(dict.fromkeys(args.versions or history.default_versions()))
+    for v in versions:
+        releases.check(v, "--versions")
+    versions = tuple(sorted(versions, key=history.Version))  # adjacent releases are compared
+    if len(versions) < 2:
+        raise UsageError("--versions: name two releases or more (for one, use: loopbench overhead --lightning V)")
+    out = args.out or run_folder(Path("runs"), ("cpu",), False)
+    folder("--out", out)
+    for v in versions:
+        releases.site(v)  # installed now (hash-checked), or refused in one line, before any round
+    missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
+    then = f"; {missing}" if missing else "; then instruction counts under valgrind"
+    then += "; then parity on every release" if args.parity == "on" else ""
+    print(
+        f"loopbench history: the overhead probe on {len(versions)} releases ({', '.join(versions)}), at least "
+        f"{args.repeats} rounds, more until every headline delta is within {args.target:.0%} or {args.budget:g} s "
+        f"have passed{then}; results into {out}",
+        flush=True,
+    )
+    log = ResultLog(out / "results.jsonl")
+
+    def keep(runs: list) -> None:
+        for r in runs:
+            log.append(r)
+
+    def progress(k: int, a: dict) -> None:
+        print(f"round {k:>3} done", flush=True)
+
+    installed = releases.installed()
+    with interrupts_raise():
+        try:
+            h, results = history.measure(
+                "cpu", tuple(None if v == installed else v for v in versions), args.repeats, args.budget,
+                args.target, args.ladder, not missing, args.parity == "on", keep, progress,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            h, results = None, log.read()
+            print(f"interrupted: {len(results)} runs kept in {out / 'results.jsonl'}", file=sys.stderr)
+    if not results:
+        return 130
+    print(f"report: {write(results, out, measured=h)}")
+    if args.publish:
+        print(f"published: {write(results, machine_folder(Path('reports'), ('cpu',)) / 'lightning-history', h)}")
+    return 130 if h is None else 1 if history.answer(results, "cpu")["failed"] else 0
+
+
+def cmd_paycurve(args: argparse.Namespace) -> int:
+    """Real tasks swept over two decades of step time, each point's ratio beside the probe's prediction."""
+    from loopbench import paycurve
+    from loopbench.launch.isolate import interrupts_raise
+    from loopbench.report.paycurve import write
+    from loopbench.store import ResultLog
+    from loopbench.suite import machine_folder, run_cells, run_folder
+
+    if args.repeats < 6:
+        raise UsageError("--repeats must be at least 6: an order-statistic interval needs six rounds")
+    out = args.out or run_folder(Path("runs"), ("cpu",), False)
+    folder("--out", out)
+    cells = paycurve.plan(paycurve.POINTS, args.repeats, paycurve.threads())
+    print(f"loopbench paycurve: {len(paycurve.POINTS)} points x {args.repeats} rounds of P L P D P, and the probe at "
+          f"1 and {paycurve.threads()} threads: {len(cells)} short runs into {out}", flush=True)  # fmt: skip
+    log = ResultLog(out / "results.jsonl")
+    with interrupts_raise():
+        try:
+            run_cells(cells, args.timeout, None, log)
+        except KeyboardInterrupt:
+            print(f"interrupted: {len(log.read())} runs kept in {log.path}", file=sys.stderr)
+            return 130
+    results = log.read()
+    print(f"report: {write(results, out)}")
+    if args.publish:
+        print(f"published: {write(results, machine_folder(Path('reports'), ('cpu',)) / 'pay-curve')}")
+    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in results if not r.ok]
+    for line in failed:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Per probe variant and task cell: the change from OLD to NEW with its interval; exit 1 past --fail-above."""
+    from loopbench.compare import compare
+    from loopbench.store import load_results
+
+    if args.fail_above is not None:
+        positive("--fail-above", args.fail_above)
+    changes = compare(load_results(args.old), load_results(args.new))
+    for c in changes:
+        print(c.line())
+    failing = [c for c in changes if c.resolved and args.fail_above is not None and c.percent > args.fail_above]
+    for c in failing:
+        print(f"FAIL: {c.what} rose by {c.percent:.1f}% (resolved), above --fail-above {args.fail_above:g}%")
+    return 1 if failing else 0

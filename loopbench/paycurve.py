@@ -1,0 +1,150 @@
+"""The pay curve measured: real tasks swept from about a millisecond to hundreds of milliseconds per step, each
+point's Lightning / plain ratio measured in rounds and set beside the overhead probe's prediction.
+
+The report's speed answer is "a job whose plain step takes T pays about delta / T", delta from the probe.
+Here that is put to the test: each point is a task at a size (CIFAR's net widths and batch size, the
+GAN's widths and batch size: data, below), run as rounds of time-only segments P L P D P in one forked
+process each (loopbench.rounds), with its ratio's median over rounds and 95% order-statistic interval.
+The probe runs in the same invocation, in rounds, at one torch thread and at the tasks' thread count, so
+the prediction can be made both ways: the model that a point's interval contains is the one that holds.
+No validation runs inside a segment (`validate_every_epoch` off): the curve is about the training step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import implementations
+from loopbench import overhead, rounds, stats
+from loopbench.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.types import RunConfig, RunResult
+
+IMPLS = (PLAIN, LEAN, DEFAULTS)
+ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class Point:
+    name: str
+    task: str
+    overrides: dict[str, Any]
+    segment: tuple[int, int]  # steps, warm-up: about half a second to a second of steps on 2 cores
+
+    def cells(self, k: int) -> list[RunConfig]:
+        steps, warmup = self.segment
+        over = {"validate_every_epoch": False} | self.overrides
+        return [
+            RunConfig(
+                self.task, impl, preset="quick", steps=steps, warmup_steps=warmup, overrides=over, repeat=k, slot=slot
+            )
+            for slot, impl in enumerate(rounds.sequence(IMPLS, k), 1)
+        ]
+
+
+_GAN_TINY = {"latent_dim": 16, "d_widths": (16, 16)}
+POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measured on 2 cores
+    Point(
+        "GAN, widths 16, batch 2", "mnist_gan", _GAN_TINY | {"g_widths": (16, 16, 16, 16), "batch_size": 2}, (400, 50)
+    ),
+    Point("CIFAR, widths 4-8, batch 2", "cifar_cnn", {"widths": (4, 4, 8, 8), "batch_size": 2}, (400, 50)),
+    Point(
+        "GAN, widths 16-128, batch 16",
+        "mnist_gan",
+        _GAN_TINY | {"g_widths": (16, 32, 64, 128), "batch_size": 16},
+        (200, 30),
+    ),
+    Point("CIFAR, widths 8-32, batch 16", "cifar_cnn", {"widths": (8, 16, 16, 32), "batch_size": 16}, (120, 20)),
+    Point("GAN quick, batch 64", "mnist_gan", {"batch_size": 64}, (40, 10)),
+    Point("CIFAR, widths 8-32, batch 64", "cifar_cnn", {"widths": (8, 16, 16, 32), "batch_size": 64}, (40, 8)),
+    Point("GAN quick, batch 512", "mnist_gan", {"batch_size": 512, "train_size": 8_192}, (12, 3)),
+    Point("CIFAR quick, batch 64", "cifar_cnn", {"batch_size": 64}, (12, 3)),
+    Point("CIFAR, widths 32-128, batch 64", "cifar_cnn", {"widths": (32, 64, 128, 128), "batch_size": 64}, (6, 2)),
+)
+
+
+def threads() -> int:
+    """The tasks' thread count: torch's default here."""
+    return torch.get_num_threads()
+
+
+def plan(points: tuple[Point, ...], count: int, task_threads: int) -> list[RunConfig]:
+    """Round by round: every point's segments, then the probe's (both shapes) at one thread and at the tasks'."""
+    cells = []
+    for k in range(count):
+        for point in points if k % 2 == 0 else points[::-1]:
+            cells += point.cells(k)
+        for t in dict.fromkeys((1, task_threads)):
+            for shape in overhead.SHAPES:
+                cells += [
+                    dataclasses.replace(c, overrides=c.overrides | {"threads": t})
+                    for c in overhead.plan("cpu", shape, 1, impls=IMPLS, first=k)
+                ]
+    return cells
+
+
+def _point(r: RunResult, points: tuple[Point, ...]) -> Point | None:
+    over = {k: v for k, v in r.config["overrides"].items() if k != "validate_every_epoch"}
+    return next((p for p in points if p.task == r.config["task"] and _same(p.overrides, over)), None)
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    norm = {k: list(v) if isinstance(v, tuple) else v for k, v in a.items()}
+    return norm == {k: list(v) if isinstance(v, tuple) else v for k, v in b.items()}
+
+
+def probes(results: list[RunResult]) -> dict[int, dict[str, Any]]:
+    """{threads: the probe's answer at that thread count}."""
+    probe = [r for r in results if r.config["task"] == overhead.PROBE]
+    out = {}
+    for t in sorted({r.config["overrides"].get("threads", 1) for r in probe}):
+        a = overhead.answer([r for r in probe if r.config["overrides"].get("threads", 1) == t], "cpu")
+        out[t] = a | {"threads": t}
+    return out
+
+
+def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dict[str, Any]:
+    """Per point: the plain step, each Trainer's measured ratio with its interval, and the predictions of the
+    probe at one thread and at the tasks' thread count, with whether each lies inside the interval."""
+    tasks = [r for r in results if r.config["task"] != overhead.PROBE]
+    by_probe = probes(results)
+    rows = []
+    for point in points:
+        runs = [r for r in tasks if _point(r, points) is point]
+        plain = [r.step_time_median_s for r in runs if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s]
+        if not plain:
+            continue
+        step_s = statistics.median(plain)
+        for impl in (LEAN, DEFAULTS):
+            measured = _measured(runs, impl)
+            row = {"point": point.name, "task": point.task, "impl": impl, "step_ms": step_s * 1e3} | measured
+            shape = implementations.spec(point.task).PROBE_SHAPE
+            for t, a in by_probe.items():
+                v = a["shapes"].get(shape, {}).get(impl, {})
+                if v.get("delta_us") is None:
+                    continue
+                predicted = overhead.predicted_ratio(step_s, None, v["delta_us"])
+                low = overhead.predicted_ratio(step_s, None, v["delta_low_us"])
+                high = overhead.predicted_ratio(step_s, None, v["delta_high_us"])
+                inside = measured["low"] is not None and measured["low"] <= high and low <= measured["high"]
+                row[f"predicted_t{t}"] = predicted
+                row[f"agrees_t{t}"] = inside
+            rows.append(row)
+    return {"threads": sorted(by_probe), "points": rows, "probes": by_probe}
+
+
+def _measured(runs: list[RunResult], impl: str) -> dict[str, Any]:
+    """The point's ratio from its rounds: each Lightning segment over the plain segments beside it."""
+    segments = [r for r in runs if r.config.get("slot", 0) > 0]
+    found, _ = rounds.pairs(segments, "point")
+    pairs = [
+        (rounds.of_plain(p, lambda r: r.step_time_median_s), p.mine.step_time_median_s) for p in found.get(impl, [])
+    ]
+    if not pairs:
+        return {"ratio": None, "low": None, "high": None, "pairs": 0}
+    r = stats.robust_ratio(pairs)
+    return {"ratio": r.ratio, "low": r.low, "high": r.high, "pairs": r.pairs}

@@ -1,0 +1,132 @@
+"""The report of `loopbench paycurve`: each point's measured ratio beside the probe's predictions, a table and
+a figure of extra time against the plain step time, on log axes. A pure function of the saved runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+import implementations
+from loopbench import paycurve
+from loopbench.report import _md, header
+from loopbench.report.figures import IMPL_STYLE, _save
+from loopbench.report.probe import NAMES, _interval
+from loopbench.store import save_results
+from loopbench.trainers import DEFAULTS, LEAN
+from loopbench.types import RunResult
+
+MARKERS = {"mnist_gan": "s", "cifar_cnn": "o"}
+
+
+def _ratio(p: dict[str, Any]) -> str:
+    if p["low"] is None:
+        return f"{p['ratio']:.3f}x (not resolved)" if p["ratio"] else "–"
+    return f"{p['ratio']:.3f}x [{p['low']:.3f}, {p['high']:.3f}]"
+
+
+def table(a: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for p in a["points"]:
+        row = {"point": p["point"], "Trainer": p["impl"], "plain step (ms)": round(p["step_ms"], 2),
+               "measured [95%]": _ratio(p), "rounds": p["pairs"]}  # fmt: skip
+        for t in a["threads"]:
+            if f"predicted_t{t}" in p:
+                verdict = "agrees" if p[f"agrees_t{t}"] else "**disagrees**"
+                row[f"probe, {t} thread(s)"] = f"{p[f'predicted_t{t}']:.3f}x: {verdict}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def probe_table(a: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for t, one in a["probes"].items():
+        for shape, v in one["shapes"].items():
+            rows.append({"threads": t, "shape": shape, "plain step (us)": round(v["pytorch"]["us_per_step"])}
+                        | {f"{i} +us [95%]": _interval(v[i]) for i in (LEAN, DEFAULTS) if i in v})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def verdicts(a: dict[str, Any]) -> list[str]:
+    """Per thread count: how many points its prediction agrees with."""
+    out = []
+    for t in a["threads"]:
+        judged = [p for p in a["points"] if f"agrees_t{t}" in p and p["low"] is not None]
+        agree = sum(p[f"agrees_t{t}"] for p in judged)
+        out.append(f"- The probe at {t} torch thread(s) agrees with {agree} of {len(judged)} resolved points.")
+    return out
+
+
+def plot(a: dict[str, Any], path: Path) -> Path | None:
+    if not a["points"]:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    steps = [p["step_ms"] for p in a["points"]]
+    t = np.logspace(np.log10(min(steps) / 2), np.log10(max(steps) * 2), 100)
+    handles = []
+    for impl in (LEAN, DEFAULTS):
+        color = IMPL_STYLE[impl]["color"]
+        for threads, style in zip(a["threads"], (":", "-"), strict=False):
+            for shape in ("auto", "manual"):
+                v = a["probes"][threads]["shapes"].get(shape, {}).get(impl, {})
+                if v.get("delta_us") is not None:
+                    ax.plot(
+                        t, 100 * v["delta_us"] / (t * 1e3), style, color=color, linewidth=1 if shape == "auto" else 0.6
+                    )
+            handles.append(Line2D([], [], color=color, linestyle=style,
+                                  label=f"{NAMES[impl]}: the probe at {threads} thread(s) predicts"))  # fmt: skip
+    for p in a["points"]:
+        y = 100 * (p["ratio"] - 1) if p["ratio"] else None
+        if y is None:
+            continue
+        color, marker = IMPL_STYLE[p["impl"]]["color"], MARKERS.get(p["task"], "o")
+        if p["low"] is None:
+            ax.plot(p["step_ms"], max(y, 0.05), marker, mfc="none", color=color)
+            continue
+        err = [[max(y, 0.05) - max(100 * (p["low"] - 1), 0.05)], [max(100 * (p["high"] - 1) - y, 0)]]
+        ax.errorbar(p["step_ms"], max(y, 0.05), yerr=err, fmt=marker, color=color, capsize=3)
+    handles += [Line2D([], [], marker=m, linestyle="", color="black", label=f"{t}: measured (95% interval)")
+                for t, m in MARKERS.items()]  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(0.05, 500)
+    ax.set_xlabel("the plain loop's time per step, ms (log scale)")
+    ax.set_ylabel("extra time per step with Lightning, % (log scale)")
+    ax.set_title("The pay curve measured: real tasks against the probe's prediction (CPU)", fontsize=10)
+    ax.legend(handles=handles, fontsize=7, loc="lower left")
+    return _save(fig, path)
+
+
+def write(results: list[RunResult], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    a = paycurve.analyse(results)
+    (out / "paycurve.json").write_text(json.dumps(a, indent=1, default=str) + "\n")
+    save_results(results, out / "results.json")
+    figure = plot(a, out / "paycurve.png")
+    shapes = {t: implementations.spec(t).PROBE_SHAPE for t in implementations.TASKS}
+    lines = [
+        "# The pay curve, measured",
+        "",
+        *header(results),
+        "",
+        "Each point: a task at a size, its plain step time, and each Trainer's step-time ratio over rounds of "
+        "segments P L P D P (median, 95% order-statistic interval), beside the ratio the overhead probe predicts, "
+        "(T + delta) / T, with the probe at one torch thread and at the tasks' thread count (the probe's shape: "
+        + ", ".join(f"{k} {v}" for k, v in shapes.items())
+        + "). *agrees*: the measured interval and the prediction's interval overlap.",
+        "",
+        *verdicts(a),
+        "",
+    ]
+    if figure:
+        lines += [f"![the pay curve]({figure.name})", ""]
+    lines += ["## Points", "", _md(table(a)), "", "## The probe, in the same invocation", "", _md(probe_table(a)), ""]
+    lines += ["Made by `loopbench paycurve` (loopbench/paycurve.py; the points are data there).", ""]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path

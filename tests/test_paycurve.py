@@ -1,0 +1,69 @@
+"""The measured pay curve: points planned as rounds, each point's ratio set beside the probe's predictions at
+one thread and at the tasks' thread count, the report; on synthetic runs of known cost (no training)."""
+
+import dataclasses
+
+import pytest
+
+from loopbench import paycurve
+from loopbench.report.paycurve import write
+from loopbench.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.types import RunConfig, RunResult
+
+EXTRA_US = {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}  # what each Trainer adds to a task's step
+PROBE_US = {1: {PLAIN: 0.0, LEAN: 300.0, DEFAULTS: 900.0}, 2: {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}}
+
+
+def _run(cfg: RunConfig, step_us: float) -> RunResult:
+    steps, warmup = cfg.steps, cfg.warmup_steps
+    return RunResult(
+        config=cfg.to_dict(),
+        task_config={"steps": steps},
+        warmup_steps=warmup,
+        step_time_median_s=step_us * 1e-6,
+        host_step_time_median_s=step_us * 1e-6,
+        window_s=(steps - warmup) * step_us * 1e-6,
+        env={"cpu": "test cpu", "torch_threads": 2},
+    )
+
+
+def _runs(points, rounds: int = 8) -> list[RunResult]:
+    out = []
+    for cfg in paycurve.plan(points, rounds, 2):
+        if cfg.task == "overhead_probe":
+            t = cfg.overrides["threads"]
+            out.append(_run(cfg, 200 + PROBE_US[t][cfg.impl] + 5 * (cfg.repeat % 3)))
+        else:
+            plain = 2_000 if cfg.task == "mnist_gan" else 20_000
+            out.append(_run(cfg, plain * (1 + 0.01 * (cfg.repeat % 2)) + EXTRA_US[cfg.impl]))
+    return out
+
+
+def test_every_point_runs_in_rounds_and_the_probe_at_one_thread_and_at_the_tasks():
+    cells = paycurve.plan(paycurve.POINTS[:2], 3, 2)
+    probe = [c for c in cells if c.task == "overhead_probe"]
+    assert {c.overrides["threads"] for c in probe} == {1, 2}
+    tasks = [c for c in cells if c.task != "overhead_probe"]
+    assert len(tasks) == 3 * 2 * 5 and all(c.slot > 0 and not c.overrides["validate_every_epoch"] for c in tasks)
+    assert [c.task for c in tasks[:5]] == ["mnist_gan"] * 5 and tasks[10].task == "cifar_cnn"  # reversed in round 1
+
+
+def test_the_prediction_that_holds_is_told_apart_from_the_one_that_does_not(tmp_path):
+    points = (paycurve.POINTS[0], paycurve.POINTS[1])
+    a = paycurve.analyse(_runs(points), points)
+    by = {(p["task"], p["impl"]): p for p in a["points"]}
+    gan = by[("mnist_gan", LEAN)]
+    assert gan["step_ms"] == pytest.approx(2.0, rel=0.02) and gan["pairs"] == 8
+    assert gan["agrees_t2"] and not gan["agrees_t1"]  # the task pays what the probe at its thread count says
+    assert gan["predicted_t2"] == pytest.approx(1 + 500 / 2_000, rel=0.02)
+    text = write(_runs(points), tmp_path).read_text()
+    assert "The probe at 2 torch thread(s) agrees with 4 of 4 resolved points." in text
+    assert "The probe at 1 torch thread(s) agrees with 0 of 4" in text
+    assert (tmp_path / "paycurve.png").is_file()
+
+
+def test_the_points_span_two_decades_of_step_time_and_name_their_task():
+    assert len(paycurve.POINTS) >= 6 and {p.task for p in paycurve.POINTS} == {"mnist_gan", "cifar_cnn"}
+    for p in paycurve.POINTS:
+        cfg = p.cells(0)[0]
+        assert dataclasses.replace(cfg).overrides["validate_every_epoch"] is False
