@@ -28,7 +28,7 @@ from loopbench.types import RunConfig, RunResult
 
 HEADLINE = (LEAN, DEFAULTS)
 COUNT_FLOOR = 0.005  # a count change smaller than 0.5% of the count is never called a change
-COUNTS = 2  # instruction counts per variant and release: the second shows how far a count moves by itself
+COUNTS = 2  # instruction counts per headline variant and release: the second shows how far a count moves by itself
 PARITY_TASKS = ("overhead_probe", *implementations.TASKS)
 PARITY_PRECISIONS = ("32-true", "bf16-mixed")
 PARITY_PRESET = "smoke"  # the parity runs' preset; the probe's rounds run "quick"
@@ -41,7 +41,8 @@ def default_versions() -> tuple[str, ...]:
 
 
 def impls(ladder: bool) -> dict[str, tuple[str, ...]]:
-    """The variants per shape: the headline ones, or (--ladder) the whole ladder in the automatic shape."""
+    """The variants per shape: the headline ones, or the whole ladder in the automatic shape (timed with --ladder;
+    always counted, once, which is how a change is traced to the part of the Trainer it is in)."""
     return {"auto": LADDER_IMPLS if ladder else overhead.HEADLINE_IMPLS, "manual": overhead.HEADLINE_IMPLS}
 
 

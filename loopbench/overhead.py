@@ -67,13 +67,15 @@ def plan(
     ]
 
 
-def count_plan(device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS, counts: int = 1) -> list[RunConfig]:
-    """`counts` instruction counts per variant (a count moves by well under 1%: one is the answer; two show by
-    how much it moves), the variants in turn."""
+def count_plan(
+    device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS, counts: int = 1, again: tuple[str, ...] = ()
+) -> list[RunConfig]:
+    """One instruction count per variant (a count moves by well under 1%: one is the answer), then `counts - 1`
+    more of the variants in `again` (all where empty): two counts of the same code show how far a count moves."""
     return [
         _probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, clock="instructions", repeat=k)
         for k in range(counts)
-        for impl in impls
+        for impl in (impls if k == 0 or not again else [i for i in impls if i in again])
     ]
 
 
@@ -336,7 +338,9 @@ def measure(
         from concurrent.futures import ThreadPoolExecutor
 
         def one(version: str | None) -> list[RunResult]:
-            cells = [c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts)]
+            cells = [
+                c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)
+            ]
             return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
 
         with ThreadPoolExecutor(max_workers=max(1, min(len(versions), os.cpu_count() or 1))) as pool:

@@ -64,7 +64,7 @@ class Matrix:
     devices: tuple[str, ...] = ("cpu",)
     precisions: tuple[str, ...] | None = None  # None: the default precisions of each device
     preset: str = "quick"
-    repeats: int = 6  # rounds of time-only segments per task cell (fresh runs where a cell cannot have rounds)
+    repeats: int = 8  # rounds of time-only segments per task cell (fresh runs where a cell cannot have rounds)
     fresh_runs: int = 1  # fresh-process runs per implementation and cell: memory, the whole job, parity
     seed: int = 0
     data: str = "synthetic"
@@ -72,6 +72,7 @@ class Matrix:
     probe_repeats: int = 0  # rounds of the overhead probe, before the tasks (0: no probe)
     probe_steps: int | None = None  # steps per probe segment; None: the probe's
     probe_count: bool = False  # and one instruction count per probe variant (under valgrind)
+    probe_threads: tuple[int, ...] = (1,)  # the probe's torch threads: one (the headline), and the tasks' count
     processes: tuple[int, ...] = (1,)  # data parallel: each task also in N processes (DDP)
     steps: int | None = None  # None: each task's preset
     warmup_steps: int | None = None
@@ -92,12 +93,13 @@ class Matrix:
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
         cells = [  # the probe's rounds, the two shapes (and releases: A B / B A) alternating, then its counts
-            dataclasses.replace(cell, lightning=version)
+            dataclasses.replace(cell, lightning=version, overrides=cell.overrides | _threads(threads))
             for device in self.devices
             for k in range(self.probe_repeats)
+            for threads in self.probe_threads
             for shape in SHAPES
             for version in _alternated(self.lightning, k)
-            for cell in probe_plan(device, shape, 1, self.probe_steps, PROBE_IMPLS[shape], first=k)
+            for cell in probe_plan(device, shape, 1, self.probe_steps, self.probe_impls(threads, shape), first=k)
         ]
         if self.probe_repeats and self.probe_count:
             # the headline variants in the automatic shape (the headline's): ~1 minute under valgrind, most of it
@@ -111,6 +113,10 @@ class Matrix:
                     for c in self.group_cells(task, device, precision, processes)
                 ]
         return cells
+
+    def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
+        """The whole ladder at one thread in the automatic shape (the headline's); else the headline variants."""
+        return PROBE_IMPLS[shape] if threads == 1 else HEADLINE_IMPLS
 
     def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
         """A cell's fresh-process runs (A B C / C B A), then its rounds of segments (timed only, one process
@@ -191,6 +197,11 @@ class Progress:
         """Every finished run on disk, in planned order."""
         order = {run_key(c.to_dict()): i for i, c in enumerate(self.planned)}
         return sorted(self.log.read(), key=lambda r: order.get(run_key(r.config), len(order)))
+
+
+def _threads(threads: int) -> dict[str, int]:
+    """The probe's override for a thread count (none for one thread: the probe's default)."""
+    return {} if threads == 1 else {"threads": threads}
 
 
 def _alternated(versions: tuple, k: int) -> tuple:

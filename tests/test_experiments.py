@@ -56,3 +56,14 @@ def test_the_thread_count_changes_what_a_step_costs_never_what_it_trains():
     assert plain.ok and lean.ok, (plain.message, lean.message)
     assert plain.env["torch_threads"] == lean.env["torch_threads"] == 1
     assert compare_cell(plain, lean).verdict == "bitwise"
+
+
+def test_the_short_circuit_leaves_a_logged_metric_as_the_full_move_does():
+    """experiments/log_to_device.py compares two calls that must end in the same state."""
+    from experiments import log_to_device
+
+    full, short = log_to_device.logged_metric(), log_to_device.logged_metric()
+    full.to(torch.device("cpu"))
+    assert log_to_device.short_circuit(short, torch.device("cpu")) is short
+    assert full.value == short.value and full.cumulated_batch_size == short.cumulated_batch_size
+    assert full.value.device == short.value.device == torch.device("cpu")

@@ -67,3 +67,19 @@ def test_the_points_span_two_decades_of_step_time_and_name_their_task():
     for p in paycurve.POINTS:
         cfg = p.cells(0)[0]
         assert dataclasses.replace(cfg).overrides["validate_every_epoch"] is False
+
+
+def test_the_report_predicts_a_task_from_the_probe_at_the_tasks_thread_count_and_heads_with_one_thread():
+    from loopbench.report import probe as probe_report
+    from loopbench.suite import Matrix
+
+    runs = _runs(paycurve.POINTS[:1], rounds=6)
+    for r in runs:
+        r.env = r.env | {"torch_threads": r.config["overrides"].get("threads", 2)}
+    assert probe_report.answers(runs)["cpu"]["threads"] == 1
+    predict = probe_report.predictors(runs)["cpu"]
+    assert predict["threads"] == 2 and predict["shapes"]["manual"][LEAN]["delta_us"] == pytest.approx(500, abs=10)
+    cells = Matrix(tasks=("cifar_cnn",), probe_repeats=2, probe_threads=(1, 2)).cells()
+    probe = [c for c in cells if c.task == "overhead_probe"]
+    assert {c.overrides.get("threads", 1) for c in probe} == {1, 2}
+    assert {c.impl for c in probe if c.overrides.get("threads") == 2} == {PLAIN, LEAN, DEFAULTS}

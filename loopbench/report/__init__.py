@@ -309,7 +309,9 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
     failed = [r for r in everything if not r.ok]
     out = ["# loopbench report", "", *header(everything), ""]
     out += ["## Headline", "", *[probe_report.headline_sentence(d, a) + "\n" for d, a in probes.items()]]
-    out += _task_sections(results, probes, table, cols, ov, par) if results else ["_No task runs: the probe only._", ""]
+    predict = probe_report.predictors(everything)
+    none = ["_No task runs: the probe only._", ""]
+    out += _task_sections(results, predict, table, cols, ov, par) if results else none
     for device, a in probes.items():
         out += probe_report.section(device, a, everything, probe_figures or {}, _md)
     for title, name in figures.items():
@@ -339,9 +341,10 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
         "±2% would need are given (cells without rounds: fresh runs paired by repeat, t interval). "
         "Throughput, peak memory and the parity verdict come from fresh-process runs of the whole job."
         + (
-            " `probe predicts`: the ratio the overhead probe's per-step cost implies for the cell's plain step "
-            "time (on CUDA: none while the host's work hides behind the GPU's); `measured vs predicted`: whether "
-            "the prediction lies inside the measured interval."
+            " `probe predicts`: (T + delta) / T, the ratio the overhead probe's per-step cost delta implies for "
+            "the cell's plain step time T, delta measured at the tasks' thread count where the probe ran there "
+            "(else at one thread; on CUDA: none while the host's work hides behind the GPU's); `measured vs "
+            "predicted`: whether the prediction lies inside the measured interval."
             if probes
             else ""
         ),

@@ -26,15 +26,29 @@ from loopbench.types import RunResult
 NAMES = {LEAN: "the lean Trainer", DEFAULTS: "the default Trainer (with `self.log` every step)"}
 
 
-def answers(results: list[RunResult]) -> dict[str, dict[str, Any]]:
-    """{device: the probe's answer} for every device the probe ran on."""
-    probe = [r for r in results if r.config["task"] == PROBE]
+def _threads(r: RunResult) -> int:
+    return r.config["overrides"].get("threads", 1)
+
+
+def answers(results: list[RunResult], threads: int = 1) -> dict[str, dict[str, Any]]:
+    """{device: the probe's answer at `threads` torch threads} for every device the probe ran on there."""
+    probe = [r for r in results if r.config["task"] == PROBE and _threads(r) == threads]
     out = {}
     for device in dict.fromkeys(r.config["device"] for r in probe):
         runs = [r for r in probe if r.config["device"] == device]
         a = answer(runs, device)
         if a["shapes"]:
-            out[device] = a
+            out[device] = a | {"threads": threads}
+    return out
+
+
+def predictors(results: list[RunResult]) -> dict[str, dict[str, Any]]:
+    """{device: the probe's answer that predicts the tasks}: the probe at the tasks' thread count where it ran
+    there (what the pay curve and the GAN's thread experiment found holds), else at one thread."""
+    tasks = [r for r in results if r.config["task"] != PROBE and r.ok and r.env.get("torch_threads")]
+    out = answers(results)
+    for threads in sorted({r.env["torch_threads"] for r in tasks}):
+        out |= answers(results, threads)
     return out
 
 
@@ -234,7 +248,9 @@ def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, 
     ax.set_xlabel("the plain loop's time per step, ms (log scale)")
     ax.set_ylabel("extra time per step with Lightning, % (log scale)")
     ax.set_title(
-        f"What will Lightning cost my job? ({a['device']}): the probe's fixed cost per step over T", fontsize=10
+        f"What will Lightning cost my job? ({a['device']}): the probe's fixed cost per step over T "
+        f"(the probe at {a.get('threads', 1)} torch thread(s))",
+        fontsize=10,
     )
     ax.legend(handles=handles, fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -351,11 +367,12 @@ def write_figures(
 ) -> dict[str, str]:
     """The ladder chart and the pay curve per device the probe ran on: {title: file name}."""
     figures = {}
+    predict = predictors(results)
     for device, a in answers(results).items():
         tag = device.replace(":", "")
         if plot_ladder(a, out / f"ladder_{tag}.png"):
             figures[f"The ladder on {device}"] = f"ladder_{tag}.png"
         points = task_points(table, ov, device) if table is not None and len(ov) else []
-        if plot_pay_curve(a, points, out / f"pay_curve_{tag}.png", styles):
+        if plot_pay_curve(predict.get(device, a), points, out / f"pay_curve_{tag}.png", styles):
             figures[f"What will I pay? ({device})"] = f"pay_curve_{tag}.png"
     return figures
