@@ -8,6 +8,8 @@ folder holds `results.json` (a list). `load_results` reads any of them.
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import json
 import os
 from pathlib import Path
@@ -43,10 +45,27 @@ def run_key(config: dict[str, Any]) -> str:
 
 
 def save_results(results: list[RunResult], path: str | Path) -> Path:
+    """A list of runs as JSON; gzip-compressed where the name ends in .gz (a large report's runs)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([r.to_dict() for r in results], indent=1) + "\n")
+    text = json.dumps([r.to_dict() for r in results], indent=None if path.suffix == ".gz" else 1) + "\n"
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
     return path
+
+
+def compact(results: list[RunResult]) -> list[RunResult]:
+    """Runs as a report that is only about time keeps them: the time-only segments of rounds and the counts
+    without their per-step losses (they trained nothing anyone compares), step times to 1 ns."""
+    out = []
+    for r in results:
+        if r.config.get("slot", 0) > 0 or r.config.get("clock") == "instructions":
+            r = dataclasses.replace(r, losses={}, step_times_s=[round(t, 9) for t in r.step_times_s])
+        out.append(r)
+    return out
 
 
 def read_log(path: Path) -> list[RunResult]:
@@ -84,22 +103,30 @@ def _result(record: Any, path: Path) -> RunResult:
         raise UsageError(f"{path}: not loopbench results ({e})") from None
 
 
+def _text(path: Path) -> str:
+    if path.suffix != ".gz":
+        return path.read_text()
+    with gzip.open(path, "rt") as f:
+        return f.read()
+
+
 def _read_file(path: Path) -> list[RunResult]:
     if path.suffix == ".jsonl":
         return read_log(path)
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(_text(path))
+    except (json.JSONDecodeError, UnicodeDecodeError, gzip.BadGzipFile):
         raise UsageError(f"{path}: not JSON; give a loopbench results.json, results.jsonl or their folder") from None
     return [_result(r, path) for r in (data if isinstance(data, list) else [data])]
 
 
 def load_results(*paths: str | Path) -> list[RunResult]:
-    """Every run in the given files and folders (a folder: its results.jsonl, else its results.json)."""
+    """Every run in the given files and folders (a folder: its results.jsonl, else its results.json, else its
+    results.json.gz)."""
     results = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = [p / n for n in (LOG_NAME, REPORT_RESULTS_NAME) if (p / n).is_file()]
+            found = [p / n for n in (LOG_NAME, REPORT_RESULTS_NAME, f"{REPORT_RESULTS_NAME}.gz") if (p / n).is_file()]
             if not found:
                 raise UsageError(f"{p}: no {LOG_NAME} or {REPORT_RESULTS_NAME} in this folder")
             results += _read_file(found[0])

@@ -16,7 +16,7 @@ from loopbench import history
 from loopbench.report import _md, header
 from loopbench.report.figures import IMPL_STYLE, _save
 from loopbench.report.probe import NAMES, _interval
-from loopbench.store import save_results
+from loopbench.store import compact, save_results
 from loopbench.trainers import LADDER
 from loopbench.types import RunResult
 
@@ -126,6 +126,14 @@ def headline(h: dict[str, Any]) -> list[str]:
     for r in moved:
         time, count = _change(r)
         out.append(f"- {r['old']} -> {r['new']}, {r['shape']}, {r['impl']}: instructions {count}; time {time}.")
+    timed = [r for r in h["changes"] if r.get("time_us") is not None]
+    alone = [r for r in moved if r.get("time_changed") and r.get("count_changed") is False]
+    if alone:
+        names = ", ".join(f"{r['old']} -> {r['new']} {r['shape']} {r['impl']}" for r in alone)
+        out.append(
+            f"- Of {len(timed)} time intervals at 95%, about {len(timed) / 20:.0f} exclude 0 by chance alone; a time "
+            f"change whose instruction count did not move ({names}) is most likely one of them."
+        )
     if not moved and len(versions) > 1:
         out.append("- No adjacent pair of releases changed the cost per step beyond the noise of either measure.")
     return out
@@ -212,7 +220,7 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
         "## Per-step cost per release",
         "",
         "Each Trainer's cost over the plain loop run beside it (median of per-round deltas; "
-        "instructions: one count per variant, 64 steps).",
+        "instructions: the mean of two counts of 64 steps each).",
         "",
         _md(cost_table(h)),
         "",
@@ -269,7 +277,7 @@ def write(results: list[RunResult], out: Path, device: str = "cpu", measured: di
     if measured:
         h |= {k: measured[k] for k in ("stopped", "target", "budget_s", "timed_s") if k in measured}
     (out / "history.json").write_text(json.dumps(h, indent=1) + "\n")
-    save_results(results, out / "results.json")
+    save_results(compact(results), out / "results.json.gz")
     figure = plot(h, out / "history.png")
     path = out / "REPORT.md"
     path.write_text(render(h, results, figure, (out / CAUSES).exists()))

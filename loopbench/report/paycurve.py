@@ -17,7 +17,7 @@ from loopbench import paycurve
 from loopbench.report import _md, header
 from loopbench.report.figures import IMPL_STYLE, _save
 from loopbench.report.probe import NAMES, _interval
-from loopbench.store import save_results
+from loopbench.store import compact, save_results
 from loopbench.trainers import DEFAULTS, LEAN
 from loopbench.types import RunResult
 
@@ -106,7 +106,7 @@ def write(results: list[RunResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     a = paycurve.analyse(results)
     (out / "paycurve.json").write_text(json.dumps(a, indent=1, default=str) + "\n")
-    save_results(results, out / "results.json")
+    save_results(compact(results), out / "results.json.gz")
     figure = plot(a, out / "paycurve.png")
     shapes = {t: implementations.spec(t).PROBE_SHAPE for t in implementations.TASKS}
     lines = [
