@@ -140,6 +140,10 @@ OPTIONS: tuple[Option, ...] = (
        type=float, default=TARGET),
     _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
+    _o("points", ("paycurve",), "the points to measure, by name (see loopbench/paycurve.py)", nargs="+",
+       shown="every point"),
+    _o("probe", ("paycurve",), "also run the probe (off: add points to an --out folder whose probe ran)",
+       choices=("on", "off"), default="on"),
     _o("ladder", ("history",), "also measure the ladder (each Trainer default's cost) on every release",
        action="store_true", default=False),
     _o("parity", ("history",), "also check parity (probe and every task, 32-true and bf16-mixed) on every release",

@@ -22,7 +22,7 @@ import torch
 import implementations
 from loopbench import overhead, rounds, stats
 from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.types import RunConfig, RunResult, UsageError
 
 IMPLS = (PLAIN, LEAN, DEFAULTS)
 ROUNDS = 8
@@ -64,7 +64,19 @@ POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measu
     Point("GAN quick, batch 512", "mnist_gan", {"batch_size": 512, "train_size": 8_192}, (12, 3)),
     Point("CIFAR quick, batch 64", "cifar_cnn", {"batch_size": 64}, (12, 3)),
     Point("CIFAR, widths 32-128, batch 64", "cifar_cnn", {"widths": (32, 64, 128, 128), "batch_size": 64}, (6, 2)),
+    Point("CIFAR, widths 64-256, batch 64", "cifar_cnn", {"widths": (64, 256, 256, 256), "batch_size": 64}, (4, 1)),
 )
+
+
+def select(names: list[str] | None) -> tuple[Point, ...]:
+    """The points named (all without names); an unknown name is refused in one line."""
+    if not names:
+        return POINTS
+    known = {p.name: p for p in POINTS}
+    for name in names:
+        if name not in known:
+            raise UsageError(f"--points {name!r}: not a point; choose from {'; '.join(known)}")
+    return tuple(known[n] for n in dict.fromkeys(names))
 
 
 def threads() -> int:
@@ -72,13 +84,14 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
-def plan(points: tuple[Point, ...], count: int, task_threads: int) -> list[RunConfig]:
-    """Round by round: every point's segments, then the probe's (both shapes) at one thread and at the tasks'."""
+def plan(points: tuple[Point, ...], count: int, task_threads: int, probe: bool = True) -> list[RunConfig]:
+    """Round by round: every point's segments, then (with `probe`) the probe's, both shapes, at one thread and at
+    the tasks' thread count."""
     cells = []
     for k in range(count):
         for point in points if k % 2 == 0 else points[::-1]:
             cells += point.cells(k)
-        for t in dict.fromkeys((1, task_threads)):
+        for t in dict.fromkeys((1, task_threads)) if probe else ():
             for shape in overhead.SHAPES:
                 cells += [
                     dataclasses.replace(c, overrides=c.overrides | {"threads": t})

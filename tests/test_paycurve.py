@@ -83,3 +83,13 @@ def test_the_report_predicts_a_task_from_the_probe_at_the_tasks_thread_count_and
     probe = [c for c in cells if c.task == "overhead_probe"]
     assert {c.overrides.get("threads", 1) for c in probe} == {1, 2}
     assert {c.impl for c in probe if c.overrides.get("threads") == 2} == {PLAIN, LEAN, DEFAULTS}
+
+
+def test_points_are_chosen_by_name_and_an_unknown_one_is_refused_in_one_line(capsys, tmp_path):
+    from loopbench.cli import main
+
+    assert paycurve.select([paycurve.POINTS[-1].name]) == (paycurve.POINTS[-1],)
+    assert not [c for c in paycurve.plan(paycurve.POINTS[:1], 6, 2, probe=False) if c.task == "overhead_probe"]
+    assert main(["paycurve", "--points", "no such point", "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "--points 'no such point': not a point" in err and len(err.strip().splitlines()) == 1

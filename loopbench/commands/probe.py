@@ -143,9 +143,14 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
         raise UsageError("--repeats must be at least 6: an order-statistic interval needs six rounds")
     out = args.out or run_folder(Path("runs"), ("cpu",), False)
     folder("--out", out)
-    cells = paycurve.plan(paycurve.POINTS, args.repeats, paycurve.threads())
-    print(f"loopbench paycurve: {len(paycurve.POINTS)} points x {args.repeats} rounds of P L P D P, and the probe at "
-          f"1 and {paycurve.threads()} threads: {len(cells)} short runs into {out}", flush=True)  # fmt: skip
+    points = paycurve.select(args.points)
+    cells = paycurve.plan(points, args.repeats, paycurve.threads(), args.probe == "on")
+    probe = f", and the probe at 1 and {paycurve.threads()} threads" if args.probe == "on" else ", no probe"
+    print(
+        f"loopbench paycurve: {len(points)} points x {args.repeats} rounds of P L P D P{probe}: {len(cells)} short "
+        f"runs into {out} (the report: every run there)",
+        flush=True,
+    )
     log = ResultLog(out / "results.jsonl")
     with interrupts_raise():
         try:
