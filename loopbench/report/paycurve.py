@@ -33,8 +33,13 @@ def _ratio(p: dict[str, Any]) -> str:
 def table(a: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for p in a["points"]:
-        row = {"point": p["point"], "Trainer": p["impl"], "plain step (ms)": round(p["step_ms"], 2),
-               "measured [95%]": _ratio(p), "rounds": p["pairs"]}  # fmt: skip
+        row = {
+            "point": p["point"],
+            "Trainer": p["impl"],
+            "plain step (ms)": round(p["step_ms"], 2),
+            "measured [95%]": _ratio(p),
+            "rounds": p["pairs"],
+        }
         for t in a["threads"]:
             if f"predicted_t{t}" in p:
                 verdict = "agrees" if p[f"agrees_t{t}"] else "**disagrees**"
@@ -47,18 +52,34 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for t, one in a["probes"].items():
         for shape, v in one["shapes"].items():
-            rows.append({"threads": t, "shape": shape, "plain step (us)": round(v["pytorch"]["us_per_step"])}
-                        | {f"{i} +us [95%]": _interval(v[i]) for i in (LEAN, DEFAULTS) if i in v})  # fmt: skip
+            rows.append(
+                {"threads": t, "shape": shape, "plain step (us)": round(v["pytorch"]["us_per_step"])}
+                | {f"{i} +us [95%]": _interval(v[i]) for i in (LEAN, DEFAULTS) if i in v}
+            )
     return pd.DataFrame(rows)
 
 
 def verdicts(a: dict[str, Any]) -> list[str]:
-    """Per thread count: how many points its prediction agrees with."""
-    out = []
+    """The model in one line; per thread count how many points its prediction agrees with, which do not, and per
+    task on which side of the prediction its measured ratios lie."""
+    out = [
+        "- The model: a Lightning step costs T + delta, delta the probe's per-step cost in the task's shape, "
+        "whatever the task's plain step T; the predicted ratio is (T + delta) / T."
+    ]
     for t in a["threads"]:
         judged = [p for p in a["points"] if f"agrees_t{t}" in p and p["low"] is not None]
         agree = sum(p[f"agrees_t{t}"] for p in judged)
         out.append(f"- The probe at {t} torch thread(s) agrees with {agree} of {len(judged)} resolved points.")
+        out += [
+            f"  - disagrees: {p['point']}, {p['impl']}: measured {_ratio(p)}, predicted {p[f'predicted_t{t}']:.3f}x"
+            for p in judged
+            if not p[f"agrees_t{t}"]
+        ]
+    t = a["threads"][0] if a["threads"] else 1
+    for task in dict.fromkeys(p["task"] for p in a["points"]):
+        mine = [p for p in a["points"] if p["task"] == task and p["ratio"] and f"predicted_t{t}" in p]
+        above = sum(p["ratio"] > p[f"predicted_t{t}"] for p in mine)
+        out.append(f"- {task}: the measured ratio lies above the prediction at {above} of {len(mine)} points.")
     return out
 
 
@@ -78,8 +99,15 @@ def plot(a: dict[str, Any], path: Path) -> Path | None:
                     ax.plot(
                         t, 100 * v["delta_us"] / (t * 1e3), style, color=color, linewidth=1 if shape == "auto" else 0.6
                     )
-            handles.append(Line2D([], [], color=color, linestyle=style,
-                                  label=f"{NAMES[impl]}: the probe at {threads} thread(s) predicts"))  # fmt: skip
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=color,
+                    linestyle=style,
+                    label=f"{NAMES[impl]}: the probe at {threads} thread(s) predicts",
+                )
+            )
     for p in a["points"]:
         y = 100 * (p["ratio"] - 1) if p["ratio"] else None
         if y is None:
@@ -90,8 +118,10 @@ def plot(a: dict[str, Any], path: Path) -> Path | None:
             continue
         err = [[max(y, 0.05) - max(100 * (p["low"] - 1), 0.05)], [max(100 * (p["high"] - 1) - y, 0)]]
         ax.errorbar(p["step_ms"], max(y, 0.05), yerr=err, fmt=marker, color=color, capsize=3)
-    handles += [Line2D([], [], marker=m, linestyle="", color="black", label=f"{t}: measured (95% interval)")
-                for t, m in MARKERS.items()]  # fmt: skip
+    handles += [
+        Line2D([], [], marker=m, linestyle="", color="black", label=f"{t}: measured (95% interval)")
+        for t, m in MARKERS.items()
+    ]
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(0.05, 500)
