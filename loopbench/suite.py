@@ -73,6 +73,7 @@ class Matrix:
     probe_steps: int | None = None  # steps per probe segment; None: the probe's
     probe_count: bool = False  # and one instruction count per probe variant (under valgrind)
     probe_threads: tuple[int, ...] = (1,)  # the probe's torch threads: one (the headline), and the tasks' count
+    ladder: bool = False  # the probe's whole ladder too (one thread, automatic optimization)
     processes: tuple[int, ...] = (1,)  # data parallel: each task also in N processes (DDP)
     steps: int | None = None  # None: each task's preset
     warmup_steps: int | None = None
@@ -115,8 +116,9 @@ class Matrix:
         return cells
 
     def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
-        """The whole ladder at one thread in the automatic shape (the headline's); else the headline variants."""
-        return PROBE_IMPLS[shape] if threads == 1 else HEADLINE_IMPLS
+        """The headline variants (the plain loop, the lean and the default Trainer): the ladder's six more take
+        ~100 s of the bench's 15 minutes, and `loopbench overhead` measures it (with `ladder`: here too)."""
+        return PROBE_IMPLS[shape] if self.ladder and threads == 1 else HEADLINE_IMPLS
 
     def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
         """A cell's fresh-process runs (A B C / C B A), then its rounds of segments (timed only, one process
@@ -307,9 +309,11 @@ def group_words(key: tuple) -> list[str]:
     return [task, placement(device, processes), precision, *map(str, json.loads(overrides).values()), *release]
 
 
-def placement(device: str, processes: int = 1) -> str:
-    """Where a cell ran, as the report names it: `cpu`, or `cpu x2` for two processes (data parallel)."""
-    return device if processes == 1 else f"{device} x{processes}"
+def placement(device: str, processes: int = 1, lightning: str | None = None) -> str:
+    """Where a cell ran, as the report names it: `cpu`, `cpu x2` for two processes (data parallel), and the
+    Lightning release where it is not the installed one (`cpu x2, pl 2.5.6`)."""
+    where = device if processes == 1 else f"{device} x{processes}"
+    return f"{where}, pl {lightning}" if lightning else where
 
 
 def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]]:

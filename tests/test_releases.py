@@ -57,6 +57,9 @@ def test_a_suite_runs_every_cell_on_each_release_alternating_and_keeps_them_apar
     firsts = [c.lightning for i, c in enumerate(cells) if i == 0 or group_key(c) != group_key(cells[i - 1])]
     assert firsts == ["2.5.6", None, None, "2.5.6"]  # the releases' order reversed from one group to the next
     assert "Lightning 2.5.6" in group_words(group_key(cells[0]))
+    from loopbench.suite import placement
+
+    assert placement("cpu", 2, "2.5.6") == "cpu x2, pl 2.5.6" and placement("cpu", 1, None) == "cpu"
 
 
 def test_a_suite_refuses_a_withdrawn_release_in_one_line(capsys):

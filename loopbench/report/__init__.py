@@ -42,7 +42,7 @@ def frame(results: list[RunResult]) -> pd.DataFrame:
             {
                 "task": c["task"],
                 "impl": c["impl"],
-                "device": placement(c["device"], c.get("processes", 1)),
+                "device": placement(c["device"], c.get("processes", 1), c.get("lightning")),
                 "processes": c.get("processes", 1),
                 "precision": c["precision"],
                 "preset": c["preset"],
@@ -98,8 +98,8 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
     """Lightning / PyTorch step time per cell: from rounds (each Lightning segment over the plain segments
     beside it, median over rounds, order-statistic interval), else from fresh runs paired by repeat."""
     rows = []
-    for (task, device, precision, *_, processes), impls in by_group(results).items():
-        device = placement(device, processes)
+    for (task, device, precision, *_, processes, lightning), impls in by_group(results).items():
+        device = placement(device, processes, lightning)
         segments = [r for runs in impls.values() for r in runs if r.config.get("slot", 0) > 0]
         if segments:
             found, _ = rounds.pairs(segments, task)
@@ -148,8 +148,8 @@ def _run_medians(runs: list[RunResult]) -> dict[int, float]:
 def parities(results: list[RunResult]) -> pd.DataFrame:
     """Each implementation's first run against PyTorch's first run of the same cell and seed."""
     rows = []
-    for (task, device, precision, *_, processes), impls in by_group(results).items():
-        device = placement(device, processes)
+    for (task, device, precision, *_, processes, lightning), impls in by_group(results).items():
+        device = placement(device, processes, lightning)
         refs = [r for r in impls.get("pytorch", []) if r.ok]
         for impl, runs in impls.items():
             runs = [r for r in runs if r.ok]

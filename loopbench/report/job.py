@@ -28,8 +28,8 @@ def _median(values: list[float | None]) -> float | None:
 
 def between_epochs(results: list[RunResult]) -> pd.DataFrame:
     rows = []
-    for (task, device, precision, *_, processes), impls in by_group(results).items():
-        device = placement(device, processes)
+    for (task, device, precision, *_, processes, lightning), impls in by_group(results).items():
+        device = placement(device, processes, lightning)
         runs = {impl: [r for r in rs if r.ok and r.val_metrics] for impl, rs in impls.items()}
         plain = {r.config["repeat"]: _mean(r.between_steps_s["validation"]) for r in runs.get("pytorch", [])}
         for impl, rs in runs.items():

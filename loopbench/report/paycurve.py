@@ -4,6 +4,7 @@ a figure of extra time against the plain step time, on log axes. A pure function
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,19 @@ def verdicts(a: dict[str, Any]) -> list[str]:
     for task in dict.fromkeys(p["task"] for p in a["points"]):
         mine = [p for p in a["points"] if p["task"] == task and p["ratio"] and f"predicted_t{t}" in p]
         above = sum(p["ratio"] > p[f"predicted_t{t}"] for p in mine)
-        out.append(f"- {task}: the measured ratio lies above the prediction at {above} of {len(mine)} points.")
+        out.append(
+            f"- {task}: the measured ratio lies above the prediction at {above} of {len(mine)} (point, Trainer) "
+            f"pairs (sign test, two-sided: p = {sign_test(above, len(mine)):.2g})."
+        )
     return out
+
+
+def sign_test(k: int, n: int) -> float:
+    """Two-sided p of k or more (or as few) of n on one side, were each side equally likely."""
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(max(k, n - k), n + 1)) / 2**n
+    return min(1.0, 2 * tail)
 
 
 def plot(a: dict[str, Any], path: Path) -> Path | None:

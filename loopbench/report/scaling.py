@@ -22,7 +22,7 @@ def scaling(table: pd.DataFrame, ov: pd.DataFrame) -> pd.DataFrame:
     that ran at one process and at more."""
     if table.empty or "processes" not in table or table["processes"].nunique() < 2:
         return pd.DataFrame()
-    base = table["device"].str.split(" x").str[0]
+    base = table["device"].str.replace(r" x\d+", "", regex=True)  # "cpu x2, pl 2.5.6" -> "cpu, pl 2.5.6"
     ratios = {(r["task"], r["device"], r["precision"], r["impl"]): r["label"] for _, r in ov.iterrows()}
     rows = []
     for (task, device, precision, impl), g in table.assign(base=base).groupby(
@@ -39,6 +39,7 @@ def scaling(table: pd.DataFrame, ov: pd.DataFrame) -> pd.DataFrame:
                 row[f"efficiency x{n}"] = r["samples/s"] / (n * one) if one and pd.notna(r["samples/s"]) else None
         for n in sorted(by_n):
             if impl != "pytorch":
-                row[f"vs plain x{n}"] = ratios.get((task, placement(device, n), precision, impl), "–")
+                where, _, release = device.partition(", pl ")
+                row[f"vs plain x{n}"] = ratios.get((task, placement(where, n, release or None), precision, impl), "–")
         rows.append(row)
     return pd.DataFrame(rows)
