@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import implementations
-from loopbench.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, TARGET
+from loopbench.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 from loopbench.precision import PRECISIONS
 from loopbench.trainers import TRAINERS
 
@@ -133,7 +133,7 @@ OPTIONS: tuple[Option, ...] = (
        type=int, default=1),
     _o("probe-repeats", MATRIX, "overhead probe before the tasks: rounds of paired segments (0: no probe)",
        type=int, default=SUITE_ROUNDS),
-    _o("probe-steps", MATRIX, "overhead probe: steps per segment", type=int, default=SEGMENT_STEPS),
+    _o("probe-steps", MATRIX, "overhead probe: steps per segment", type=int, default=SUITE_STEPS),
     _o("budget", PROBES[:2], "seconds of timed rounds at most; rounds are added until the target is met",
        type=float, default=90.0, by_verb={"history": 1200.0}),
     _o("target", PROBES[:2], "stop adding rounds when every delta's 95%% half-width is within this fraction",

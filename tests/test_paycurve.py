@@ -9,22 +9,16 @@ from loopbench import paycurve
 from loopbench.report.paycurve import write
 from loopbench.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.types import RunConfig, RunResult
+from tests.test_probe_report import _run as probe_run
 
 EXTRA_US = {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}  # what each Trainer adds to a task's step
 PROBE_US = {1: {PLAIN: 0.0, LEAN: 300.0, DEFAULTS: 900.0}, 2: {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}}
 
 
 def _run(cfg: RunConfig, step_us: float) -> RunResult:
-    steps, warmup = cfg.steps, cfg.warmup_steps
-    return RunResult(
-        config=cfg.to_dict(),
-        task_config={"steps": steps},
-        warmup_steps=warmup,
-        step_time_median_s=step_us * 1e-6,
-        host_step_time_median_s=step_us * 1e-6,
-        window_s=(steps - warmup) * step_us * 1e-6,
-        env={"cpu": "test cpu", "torch_threads": 2},
-    )
+    r = probe_run(cfg, step_us)  # a run of known step time, as the probe's tests make them
+    r.env = r.env | {"torch_threads": 2}
+    return r
 
 
 def _runs(points, rounds: int = 8) -> list[RunResult]:
