@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +149,17 @@ class Run:
             self.clock.stop()
             self._peaks = {**measure.cuda_peaks(self.device), "peak_rss_bytes": measure.peak_rss_bytes()}
 
-    def finish(self, model: nn.Module, metrics: dict[str, float], artifacts: dict | None = None) -> RunResult:
-        """The result of the run; `model` holds every trained weight (a ModuleDict for several nets)."""
+    @property
+    def steps_only(self) -> bool:
+        """A run that reports its steps and nothing after them: a segment of a round (timed only) or an
+        instruction count. It skips the held-out evaluation (EfficientNet's: seconds, more than its steps)."""
+        return self.config.slot > 0 or self.config.clock == "instructions"
+
+    def finish(
+        self, model: nn.Module, metrics: Callable[[], dict[str, float]], artifacts: dict | None = None
+    ) -> RunResult:
+        """The result of the run; `model` holds every trained weight (a ModuleDict for several nets), `metrics`
+        evaluates it on held-out data (called unless the run is steps-only)."""
         stopped_early = getattr(self.cfg, "patience", 0) and self.clock.steps < self.cfg.steps and self.val_metrics
         if self.clock.steps != self.cfg.steps and not stopped_early:
             raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
@@ -175,7 +184,7 @@ class Run:
             peak_rss_scope=self.peak_rss_scope,
             forward_dtype=self.forward_dtype,
             precision_via=precision_via(self.config.impl, self.config.device, self.precision.name),
-            metrics={k: float(v) for k, v in metrics.items()},
+            metrics={} if self.steps_only else {k: float(v) for k, v in metrics().items()},
             weights_digest=measure.weights_digest(weights),
             steps_run=self.clock.steps,
             val_metrics=self.val_metrics,

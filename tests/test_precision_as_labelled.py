@@ -69,7 +69,7 @@ def _single_region_train(cfg, run):
             scaler.step(opt_g)
             scaler.update()
         run.step(fake, loss_d=loss_d, loss_g=loss_g)
-    return run.finish(nets, metrics={})
+    return run.finish(nets, metrics=dict)
 
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])

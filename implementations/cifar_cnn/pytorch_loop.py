@@ -50,4 +50,4 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
             if best.update(metrics, model):
                 break
 
-    return run.finish(model, metrics=spec.evaluate(model, run.data, run.device))
+    return run.finish(model, metrics=lambda: spec.evaluate(model, run.data, run.device))

@@ -49,4 +49,4 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     val_loader = eval_loader(run.data.test, cfg.val_batch_size) if cfg.validate_every_epoch else None
     trainer.fit(module, loader, val_loader)
 
-    return run.finish(module.model, metrics=spec.evaluate(module.model, run.data, run.device))
+    return run.finish(module.model, metrics=lambda: spec.evaluate(module.model, run.data, run.device))

@@ -75,5 +75,8 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     trainer.fit(module, loader, val_loader)
 
     nets = module.nets
-    metrics = spec.evaluate(nets, run.data, cfg, run.device)
-    return run.finish(nets, metrics=metrics, artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)})
+    return run.finish(
+        nets,
+        metrics=lambda: spec.evaluate(nets, run.data, cfg, run.device),
+        artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)},
+    )

@@ -70,5 +70,8 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
             if best.update(metrics, nets):
                 break
 
-    metrics = spec.evaluate(nets, run.data, cfg, run.device)
-    return run.finish(nets, metrics=metrics, artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)})
+    return run.finish(
+        nets,
+        metrics=lambda: spec.evaluate(nets, run.data, cfg, run.device),
+        artifacts={"samples_png": spec.sample_grid(nets, cfg, run.device)},
+    )

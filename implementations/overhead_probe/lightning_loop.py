@@ -78,4 +78,4 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     trainer = pl.Trainer(max_steps=optimizer_steps, **run.trainer_kwargs())
     trainer.fit(module, loader)
 
-    return run.finish(module.models, metrics=spec.evaluate(module.models, run.data, run.device))
+    return run.finish(module.models, metrics=lambda: spec.evaluate(module.models, run.data, run.device))

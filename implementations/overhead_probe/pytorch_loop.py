@@ -23,7 +23,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         train_auto(cfg, run, models["a"], optimizers[0], scaler, loader)
     else:
         train_manual(cfg, run, models, optimizers, scaler, loader)
-    return run.finish(models, metrics=spec.evaluate(models, run.data, run.device))
+    return run.finish(models, metrics=lambda: spec.evaluate(models, run.data, run.device))
 
 
 def train_auto(cfg, run, model, optimizer, scaler, loader) -> None:
