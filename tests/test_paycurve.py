@@ -87,3 +87,16 @@ def test_points_are_chosen_by_name_and_an_unknown_one_is_refused_in_one_line(cap
     assert main(["paycurve", "--points", "no such point", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert "--points 'no such point': not a point" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_sign_test_counts_points_per_trainer_not_a_points_two_trainers_twice():
+    from loopbench.report.paycurve import sign_test, verdicts
+
+    points = [
+        {"task": "mnist_gan", "point": f"p{i}", "impl": impl, "ratio": 1.1, "low": 1.0, "high": 1.2,
+         "predicted_t1": 1.05, "agrees_t1": True}
+        for i in range(4) for impl in (LEAN, DEFAULTS)
+    ]  # fmt: skip
+    lines = verdicts({"threads": [1], "points": points})
+    assert "lightning above at 4 of 4 points (sign test, two-sided: p = 0.12)" in lines[-1]
+    assert "lightning-defaults above at 4 of 4 points" in lines[-1] and sign_test(8, 8) < 0.01  # not what 4 points say

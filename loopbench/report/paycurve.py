@@ -78,12 +78,13 @@ def verdicts(a: dict[str, Any]) -> list[str]:
         ]
     t = a["threads"][0] if a["threads"] else 1
     for task in dict.fromkeys(p["task"] for p in a["points"]):
-        mine = [p for p in a["points"] if p["task"] == task and p["ratio"] and f"predicted_t{t}" in p]
-        above = sum(p["ratio"] > p[f"predicted_t{t}"] for p in mine)
-        out.append(
-            f"- {task}: the measured ratio lies above the prediction at {above} of {len(mine)} (point, Trainer) "
-            f"pairs (sign test, two-sided: p = {sign_test(above, len(mine)):.2g})."
-        )
+        sides = []
+        for impl in (LEAN, DEFAULTS):  # per Trainer: a point's two Trainers share its plain segments (not independent)
+            mine = [p for p in a["points"] if (p["task"], p["impl"]) == (task, impl) and p["ratio"]]
+            above = sum(p["ratio"] > p[f"predicted_t{t}"] for p in mine if f"predicted_t{t}" in p)
+            sides.append(f"{impl} above at {above} of {len(mine)} points (sign test, two-sided: p = "
+                         f"{sign_test(above, len(mine)):.2g})")  # fmt: skip
+        out.append(f"- {task}, measured against the prediction: {'; '.join(sides)}.")
     return out
 
 
