@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from loopbench import rounds
+from loopbench import rounds, targets
 from loopbench.stats import Difference, robust_difference
 from loopbench.trainers import DEFAULTS, LADDER, LADDER_IMPLS, LEAN, PLAIN
 from loopbench.types import RunConfig, RunResult
@@ -220,7 +220,7 @@ def instruction_counts(results: list[RunResult], shape: str, times: dict[str, An
     counted = {impl: statistics.fmean(n) for impl, n in found.items()}  # one count, or the mean of a few
     out = {}
     for impl, n in counted.items():
-        out[impl] = {"per_step": n, "delta": n - counted[PLAIN] if PLAIN in counted else None}
+        out[impl] = {"per_step": n, "delta": n - counted[PLAIN] if PLAIN in counted else None, "counts": found[impl]}
         if impl in times:
             out[impl]["per_us"] = n / times[impl]["us_per_step"]
     return out
@@ -289,6 +289,7 @@ def answer(results: list[RunResult], device: str) -> dict[str, Any]:
         out["ladder"] += rows
         if total:
             out["ladder_totals"][s] = total
+    out["targets"] = targets.check(out)
     return out
 
 
@@ -304,14 +305,15 @@ def measure(
     impls: dict[str, tuple[str, ...]] = PROBE_IMPLS,
     versions: tuple[str | None, ...] = (None,),
     keep: Callable[[list[RunResult]], None] | None = None,
-    counts: int = 1,
+    counts: int = 2,
     count_impls: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, Any], list[RunResult]]:
     """Rounds of every shape (and Lightning release: A B C / C B A over releases too) until `min_rounds` are
     done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; then
-    (with `count`) one instruction count per variant. Returns the answer, with how it stopped, and the runs;
-    `keep` gets each batch of runs as it ends (to save them). The releases' counts run side by side, one
-    process per core: a count does not depend on what else runs."""
+    (with `count`) `counts` instruction counts of each headline variant (one of every other variant). Returns
+    the answer, with how it stopped, and the runs; `keep` gets each batch of runs as it ends (to save them).
+    The counts run side by side, one process per release and shape on each core: a count does not depend on
+    what else runs."""
     from loopbench.instructions import count as count_instructions
     from loopbench.launch.forked import run_forked_batch
 
@@ -338,14 +340,16 @@ def measure(
         import os
         from concurrent.futures import ThreadPoolExecutor
 
-        def one(version: str | None) -> list[RunResult]:
-            cells = [
-                c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)
-            ]
+        def one(job: tuple[str | None, tuple[str, ...]]) -> list[RunResult]:
+            version, some = job
+            cells = [c for s in some for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)]
             return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(len(versions), os.cpu_count() or 1))) as pool:
-            for got in pool.map(one, versions):
+        cores = os.cpu_count() or 1  # a process per release; per release and shape where cores would idle
+        split = len(versions) < cores
+        jobs = [(v, (s,)) for v in versions for s in shapes] if split else [(v, shapes) for v in versions]
+        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), cores))) as pool:
+            for got in pool.map(one, jobs):
                 results += got
                 if keep:
                     keep(got)
@@ -366,59 +370,3 @@ def by_release(results: list[RunResult], device: str) -> dict[str, Any]:
         a = answer(runs, device)
         out[a["env"].get("pytorch_lightning") or "?"] = a
     return {"device": device, "releases": out}
-
-
-def failed(answer: dict[str, Any]) -> list[str]:
-    """The failed runs' lines, of one release or of several."""
-    if "releases" in answer:
-        return [f"{v}: {line}" for v, a in answer["releases"].items() for line in a["failed"]]
-    return answer["failed"]
-
-
-def _us(v: dict[str, Any], key: str = "delta") -> str:
-    return f"{v[f'{key}_us']:+8.1f} us [{v[f'{key}_low_us']:+.1f}, {v[f'{key}_high_us']:+.1f}]"
-
-
-def lines(answer: dict[str, Any]) -> list[str]:
-    if "releases" in answer:
-        out = []
-        for version, a in answer["releases"].items():
-            out += [f"pytorch-lightning {version} (as imported):", *lines(a | {k: answer[k] for k in answer
-                    if k in ("stopped", "target", "budget_s", "timed_s")}), ""]  # fmt: skip
-        return out
-    out = []
-    for shape, impls in answer["shapes"].items():
-        for impl, v in impls.items():
-            line = f"{shape:<7} {impl:<24} {v['us_per_step']:8.1f} us/step"
-            if v.get("delta_us") is not None:
-                line += f"  {_us(v)} ({v['pairs']} rounds"
-                line += f", half-width {v['half_width']:.1%})" if v.get("half_width") is not None else ")"
-            if answer["device"].startswith("cuda"):  # the device's time above, the host's own here
-                line += f"  host {v['host_us_per_step']:.1f} us/step"
-            out.append(line)
-    if answer["ladder"]:
-        out += ["", "the ladder: what each part of the Trainer adds per step (median step; window mean)"]
-    for row in answer["ladder"]:
-        if row.get("delta_us") is not None:
-            out.append(f"{row['shape']:<7} {row['feature']:<72} {_us(row)}; {_us(row, 'mean_delta')}")
-    for shape, t in answer["ladder_totals"].items():
-        out.append(
-            f"{shape:<7} sum of the rungs {t['sum_us']:+.1f} us; the default Trainer {t['defaults_delta_us']:+.1f} us; "
-            f"remainder (interactions) {t['remainder_us']:+.1f} us [{t['remainder_low_us']:+.1f}, "
-            f"{t['remainder_high_us']:+.1f}]"
-        )
-    for shape, counts in answer["instructions"]["shapes"].items():
-        for impl, c in counts.items():
-            delta = f"  {c['delta'] / 1e6:+.3f} M" if c.get("delta") is not None and impl != PLAIN else ""
-            rate = f"  ({c['per_us']:,.0f} per us of its time)" if c.get("per_us") else ""
-            out.append(f"{shape:<7} {impl:<24} {c['per_step'] / 1e6:8.3f} M instructions/step{delta}{rate}")
-    if answer["instructions"]["unavailable"]:
-        out.append(answer["instructions"]["unavailable"])
-    if answer.get("stopped"):
-        out.append(
-            f"{answer['rounds']} rounds in {answer['timed_s']:.0f} s ({answer['stopped']}: target half-width "
-            f"{answer['target']:.0%} of the delta, budget {answer['budget_s']:.0f} s); "
-            f"{len(answer['left_out'])} pairs left out (drift)"
-        )
-    out += [f"FAILED: {line}" for line in answer["failed"]]
-    return out

@@ -60,6 +60,7 @@ def test_each_rung_is_measured_against_its_base_and_the_sum_stands_beside_the_de
     assert "manual" not in a["ladder_totals"]  # the ladder is measured in one shape only
     assert a["shapes"]["manual"][LEAN]["delta_us"] == pytest.approx(410)
     assert a["shapes"]["auto"][LEAN]["half_width"] == pytest.approx(0.0, abs=1e-9)
+    assert a["targets"]["met_in"] == "time" and a["targets"]["instructions"] == {}  # nothing counted here
 
 
 def test_a_pair_is_left_out_where_a_segment_changed_speed_not_where_its_neighbour_sits_on_another_level():
@@ -124,7 +125,7 @@ def test_the_report_states_the_probe_and_predicts_each_task_from_it(tmp_path):
 
 
 def test_the_overhead_lines_name_every_variant_the_ladder_and_on_cuda_the_host_time():
-    from loopbench.overhead import lines
+    from loopbench.commands.probe import lines
 
     text = "\n".join(lines(answer(probe_runs(), "cpu")))
     assert "lightning+progress-bar" in text and "sum of the rungs" in text and "host" not in text

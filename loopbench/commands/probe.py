@@ -7,8 +7,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from loopbench import targets
 from loopbench.commands import folder, json_target, positive, release
+from loopbench.trainers import PLAIN
 from loopbench.types import UsageError
 
 
@@ -17,7 +20,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     from loopbench.checks import validate
     from loopbench.instructions import unavailable
     from loopbench.launch.isolate import interrupts_raise
-    from loopbench.overhead import PROBE, PROBE_IMPLS, failed, lines, measure, plan
+    from loopbench.overhead import PROBE, PROBE_IMPLS, measure, plan
 
     json_target(args.json)
     if args.processes is not None:
@@ -134,10 +137,11 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_paycurve(args: argparse.Namespace) -> int:
     """Real tasks swept over two decades of step time, each point's ratio beside the probe's prediction."""
     from loopbench import paycurve
+    from loopbench.launch.batches import run_cells
     from loopbench.launch.isolate import interrupts_raise
     from loopbench.report.paycurve import write
     from loopbench.store import ResultLog
-    from loopbench.suite import machine_folder, run_cells, run_folder
+    from loopbench.suite import machine_folder, run_folder
 
     if args.repeats < 6:
         raise UsageError("--repeats must be at least 6: an order-statistic interval needs six rounds")
@@ -182,3 +186,61 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for c in failing:
         print(f"FAIL: {c.what} rose by {c.percent:.1f}% (resolved), above --fail-above {args.fail_above:g}%")
     return 1 if failing else 0
+
+
+def failed(answer: dict[str, Any]) -> list[str]:
+    """The failed runs' lines, of one release or of several."""
+    if "releases" in answer:
+        return [f"{v}: {line}" for v, a in answer["releases"].items() for line in a["failed"]]
+    return answer["failed"]
+
+
+def _us(v: dict[str, Any], key: str = "delta") -> str:
+    return f"{v[f'{key}_us']:+8.1f} us [{v[f'{key}_low_us']:+.1f}, {v[f'{key}_high_us']:+.1f}]"
+
+
+def lines(answer: dict[str, Any]) -> list[str]:
+    if "releases" in answer:
+        out = []
+        for version, a in answer["releases"].items():
+            out += [f"pytorch-lightning {version} (as imported):", *lines(a | {k: answer[k] for k in answer
+                    if k in ("stopped", "target", "budget_s", "timed_s")}), ""]  # fmt: skip
+        return out
+    out = []
+    for shape, impls in answer["shapes"].items():
+        for impl, v in impls.items():
+            line = f"{shape:<7} {impl:<24} {v['us_per_step']:8.1f} us/step"
+            if v.get("delta_us") is not None:
+                line += f"  {_us(v)} ({v['pairs']} rounds"
+                line += f", half-width {v['half_width']:.1%})" if v.get("half_width") is not None else ")"
+            if answer["device"].startswith("cuda"):  # the device's time above, the host's own here
+                line += f"  host {v['host_us_per_step']:.1f} us/step"
+            out.append(line)
+    if answer["ladder"]:
+        out += ["", "the ladder: what each part of the Trainer adds per step (median step; window mean)"]
+    for row in answer["ladder"]:
+        if row.get("delta_us") is not None:
+            out.append(f"{row['shape']:<7} {row['feature']:<72} {_us(row)}; {_us(row, 'mean_delta')}")
+    for shape, t in answer["ladder_totals"].items():
+        out.append(
+            f"{shape:<7} sum of the rungs {t['sum_us']:+.1f} us; the default Trainer {t['defaults_delta_us']:+.1f} us; "
+            f"remainder (interactions) {t['remainder_us']:+.1f} us [{t['remainder_low_us']:+.1f}, "
+            f"{t['remainder_high_us']:+.1f}]"
+        )
+    for shape, counts in answer["instructions"]["shapes"].items():
+        for impl, c in counts.items():
+            delta = f"  {c['delta'] / 1e6:+.3f} M" if c.get("delta") is not None and impl != PLAIN else ""
+            rate = f"  ({c['per_us']:,.0f} per us of its time)" if c.get("per_us") else ""
+            out.append(f"{shape:<7} {impl:<24} {c['per_step'] / 1e6:8.3f} M instructions/step{delta}{rate}")
+    if answer["instructions"]["unavailable"]:
+        out.append(answer["instructions"]["unavailable"])
+    if answer.get("targets"):
+        out.append(targets.line(answer["targets"]))
+    if answer.get("stopped"):
+        out.append(
+            f"{answer['rounds']} rounds in {answer['timed_s']:.0f} s ({answer['stopped']}: target half-width "
+            f"{answer['target']:.0%} of the delta, budget {answer['budget_s']:.0f} s); "
+            f"{len(answer['left_out'])} pairs left out (drift)"
+        )
+    out += [f"FAILED: {line}" for line in answer["failed"]]
+    return out
