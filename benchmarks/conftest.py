@@ -28,7 +28,7 @@ def pytest_addoption(parser):
 
 
 def matrix_from(config: pytest.Config):
-    from loopbench.suite import matrix_from
+    from loopbench.commands.matrix import matrix_from
     from loopbench.types import UsageError
 
     try:
@@ -82,8 +82,9 @@ def bench_matrix(request):
 @pytest.fixture(scope="session")
 def bench_runs(request, bench_matrix):
     """group -> {impl: [results]}; a group's runs all happen when it is first asked for."""
+    from loopbench.launch.batches import progress_line, run_cells
     from loopbench.store import run_key
-    from loopbench.suite import by_group, group_key, progress_line, run_cells
+    from loopbench.suite import by_group, group_key
 
     progress = request.config._loopbench
     done: dict[tuple, dict] = {}

@@ -138,6 +138,9 @@ OPTIONS: tuple[Option, ...] = (
        type=float, default=90.0, by_verb={"history": 1200.0}),
     _o("target", PROBES[:2], "stop adding rounds when every delta's 95%% half-width is within this fraction",
        type=float, default=TARGET),
+    _o("counts", MATRIX, "also count each CPU task cell's instructions per step, one thread, under valgrind's "
+       "callgrind (where valgrind is installed; a count of a few steps per implementation)", choices=("on", "off"),
+       default="on"),
     _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
     _o("points", ("paycurve",), "the points to measure, by name (see loopbench/paycurve.py)", nargs="+",

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import implementations
 from loopbench import rounds
-from loopbench.launch.forked import run_forked_batch
-from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
 from loopbench.overhead import HEADLINE_IMPLS, PROBE_IMPLS, SHAPES, count_plan
 from loopbench.overhead import plan as probe_plan
 from loopbench.precision import default_precisions, device_type
@@ -72,6 +68,7 @@ class Matrix:
     probe_repeats: int = 0  # rounds of the overhead probe, before the tasks (0: no probe)
     probe_steps: int | None = None  # steps per probe segment; None: the probe's
     probe_count: bool = False  # and one instruction count per probe variant (under valgrind)
+    task_counts: bool = False  # and each task cell's instruction count per implementation (one thread)
     probe_threads: tuple[int, ...] = (1,)  # the probe's torch threads: one (the headline), and the tasks' count
     ladder: bool = False  # the probe's whole ladder too (one thread, automatic optimization)
     processes: tuple[int, ...] = (1,)  # data parallel: each task also in N processes (DDP)
@@ -102,18 +99,56 @@ class Matrix:
             for version in _alternated(self.lightning, k)
             for cell in probe_plan(device, shape, 1, self.probe_steps, self.probe_impls(threads, shape), first=k)
         ]
-        if self.probe_repeats and self.probe_count:
-            # the headline variants in the automatic shape (the headline's): ~1 minute under valgrind, most of it
-            # importing torch; the overhead command counts every variant of both shapes
-            cells += [dataclasses.replace(c, lightning=version) for device in self.devices for version in
-                      self.lightning for c in count_plan(device, "auto", HEADLINE_IMPLS)]  # fmt: skip
         for k, (task, device, precision, processes) in enumerate(self.groups()):
             for version in _alternated(self.lightning, k):
                 cells += [
                     dataclasses.replace(c, lightning=version)
                     for c in self.group_cells(task, device, precision, processes)
                 ]
+        # the instruction counts last, side by side (they do not depend on load): the probe's headline variants
+        # in both shapes (the overhead command counts the ladder too), then each task cell's
+        if self.probe_repeats and self.probe_count:
+            cells += [
+                dataclasses.replace(c, lightning=version)
+                for device in self.devices
+                for version in self.lightning
+                for shape in SHAPES
+                for c in count_plan(device, shape, HEADLINE_IMPLS)
+            ]
+        if self.task_counts:
+            cells += [
+                dataclasses.replace(c, lightning=version)
+                for (task, device, precision, processes) in self.groups()
+                for version in self.lightning
+                for c in self.count_cells(task, device, precision, processes)
+            ]
         return cells
+
+    def count_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
+        """A task cell's instruction counts: each implementation once, one thread, a few steps (the task's
+        COUNT); only on a CPU, one process, in cells that run their preset (valgrind has no GPU, and a step
+        limit marks a cell whose steps are already too slow)."""
+        if device_type(device) != "cpu" or processes != 1 or self.limit(task, device, precision):
+            return []
+        steps, warmup = implementations.spec(task).COUNT
+        where = {"data": self.data, "data_dir": self.data_dir, "overrides": dict(self.overrides)}
+        return [
+            RunConfig(
+                task,
+                impl,
+                device,
+                precision,
+                self.preset,
+                self.seed,
+                steps,
+                warmup,
+                self.batch_size,
+                **where,
+                clock="instructions",
+                threads=1,
+            )
+            for impl in self.impls
+        ]
 
     def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
         """The headline variants (the plain loop, the lean and the default Trainer): the ladder's six more take
@@ -230,71 +265,6 @@ def default_preset(devices: Iterable[str]) -> str:
     return "full" if all(device_type(d) == "cuda" for d in devices) else "quick"
 
 
-def progress_line(i: int, n: int, result: RunResult) -> str:
-    c = result.run_config
-    device = f"{c.device}x{c.processes}" if c.processes > 1 else c.device
-    head = f"[{i:>3}/{n}] {c.task:<20} {c.impl:<18} {device:<6} {c.precision:<10}"
-    if not result.ok:
-        return f"{head} {result.status.upper()}: {result.message}"
-    metrics = " ".join(f"{k}={v:.3g}" for k, v in result.metrics.items())
-    return (
-        f"{head} {result.samples_per_s:>9.1f} samples/s  median step {result.step_time_median_s * 1e3:7.2f} ms"
-        f"  end-to-end {result.end_to_end_s:6.2f} s  {metrics}"
-    )
-
-
-def run_cells(
-    cells: list[RunConfig],
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    on_result: Callable[[int, int, RunResult], None] | None = None,
-    log: ResultLog | None = None,
-) -> list[RunResult]:
-    """Run every cell in its own process; a failed cell is a result like any other.
-
-    The probe reports time only, so a round of its segments runs in one process forked from a server
-    with the imports done (see loopbench.launch.forked); instruction counts run together in one process
-    under valgrind (loopbench.instructions); the tasks start from nothing, since their memory is reported
-    too. Each result reaches `log` (flushed and synced) before the next run starts.
-    """
-    from loopbench.instructions import count
-
-    results: list[RunResult] = []
-    for batch in batches(cells):
-        if batch[0].clock == "instructions":
-            done = count(batch, timeout_s)
-        elif batch[0].slot > 0:  # a round: timed only, one process, no import bill
-            done = run_forked_batch(batch, timeout_s)
-        else:
-            done = [run_isolated(batch[0], timeout_s)]
-        for result in done:
-            results.append(result)
-            if log:
-                log.append(result)
-            if on_result:
-                on_result(len(results), len(cells), result)
-    return results
-
-
-def batches(cells: list[RunConfig]) -> list[list[RunConfig]]:
-    """Consecutive cells that run in one process: a round (same cell or probe shape, same round), or the
-    instruction counts; every other cell alone."""
-
-    def key(c: RunConfig) -> tuple | None:
-        if c.clock == "instructions":
-            return ("count", c.device)
-        if c.slot > 0:
-            return ("round", group_key(c), c.repeat)
-        return None
-
-    out: list[list[RunConfig]] = []
-    for c in cells:
-        if out and key(c) is not None and key(out[-1][0]) == key(c):
-            out[-1].append(c)
-        else:
-            out.append([c])
-    return out
-
-
 def group_key(config: RunConfig | dict) -> tuple:
     """What the runs of one comparison share: all but the implementation, the repeat and the step counts."""
     c = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
@@ -322,77 +292,6 @@ def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]
     for r in results:
         groups.setdefault(group_key(r.config), {}).setdefault(r.config["impl"], []).append(r)
     return groups
-
-
-def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix:
-    """The matrix the suite's options ask for, read the same way from the CLI (`--name`) and the bench
-    (`--lb-name`): `get(dest)` gives an option's value, `flag(name)` its spelling for messages. Every cell
-    is checked before anything runs (UsageError): a precision asked for by name that this machine cannot
-    run is refused; among the defaults such a cell is recorded as unsupported and the rest runs."""
-    from loopbench import options
-    from loopbench.checks import refuse_unsupported, validate
-
-    if get("repeats") < 1 or get("fresh_runs") < 1:
-        raise UsageError(f"{flag('repeats')} and {flag('fresh-runs')} must be at least 1")
-    if get("probe_repeats") < 0 or get("probe_repeats") == 1:
-        raise UsageError(f"{flag('probe-repeats')} must be 0 (no probe) or at least 2: an interval needs two rounds")
-    if get("probe_steps") < 8:
-        raise UsageError(f"{flag('probe-steps')} must be at least 8 (a quarter of them warm up)")
-    for name in ("timeout",):
-        if not (get(name) > 0 and math.isfinite(get(name))):
-            raise UsageError(f"{flag(name)} must be a positive number, got {get(name):g}")
-    out = get("out")
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"{flag('out')} {out}: exists and is not a folder; name a folder")
-    devices = tuple(dict.fromkeys(get("devices") or default_devices()))
-    for device in devices:
-        try:
-            device_type(device)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    overrides = options.overrides(get("set"), get("pretrained"))
-    matrix = Matrix(
-        tasks=tuple(dict.fromkeys(get("tasks") or implementations.TASKS)),
-        impls=tuple(dict.fromkeys(get("impls"))),
-        devices=devices,
-        precisions=tuple(dict.fromkeys(get("precisions"))) if get("precisions") else None,
-        preset=get("preset") or default_preset(devices),
-        repeats=get("repeats"),
-        fresh_runs=get("fresh_runs"),
-        seed=get("seed"),
-        data=get("data"),
-        data_dir=get("data_dir"),
-        probe_repeats=get("probe_repeats"),
-        probe_steps=get("probe_steps"),
-        probe_count=True,  # where valgrind is missing, the counts come back unsupported, saying why
-        processes=tuple(dict.fromkeys(get("processes"))),
-        steps=get("steps"),
-        warmup_steps=get("warmup_steps"),
-        batch_size=get("batch_size"),
-        overrides=tuple(sorted(overrides.items())),
-        lightning=_releases(get("lightning"), flag("lightning")),
-    )
-    for cell in {c.label: c for c in matrix.cells() if c.task not in implementations.PROBES}.values():
-        try:
-            refuse_unsupported(cell) if get("precisions") else validate(cell)
-        except UsageError as e:
-            raise UsageError(str(e).replace("--processes", flag("processes"))) from None
-    return matrix
-
-
-def _releases(asked: list[str] | None, flag: str) -> tuple[str | None, ...]:
-    """The releases --lightning names (None for the installed one), each checked and installed before any run."""
-    from loopbench import releases
-
-    if not asked:
-        return (None,)
-    out = tuple(dict.fromkeys(None if v == releases.installed() else v for v in asked))
-    for v in out:
-        try:
-            releases.site(v)
-        except UsageError as e:
-            raise UsageError(str(e).replace("--lightning", flag)) from None
-    return out
 
 
 def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:

@@ -23,7 +23,12 @@ def test_bench_entry_logs_runs_and_resumes_without_rerunning(tmp_path):
     logged = load_results(out / "results.jsonl")
     tasks = [r for r in logged if r.config["task"] == "mnist_gan"]
     fresh = sorted(r.config["impl"] for r in tasks if r.config["slot"] == 0)
-    assert fresh == ["lightning", "pytorch"] and len(tasks) == 2 + 3  # and a round P L P
+    assert fresh == ["lightning", "pytorch"] and len(tasks) == 2 + 3 + 2  # a round P L P, a count per impl
+    counts = [r for r in tasks if r.config["clock"] == "instructions"]
+    assert {(r.config["impl"], r.config["threads"], r.status) for r in counts} == {
+        ("pytorch", 1, "unsupported"),
+        ("lightning", 1, "unsupported"),
+    }  # off here: each count says so, the timed runs stand alone
     probe = [r for r in logged if r.config["task"] == "overhead_probe"]
     timed = [r for r in probe if r.config["clock"] == "time"]  # per round P V1 P V2 ... P
     assert len(timed) == 2 * 2 * (2 * len(HEADLINE_IMPLS) - 1) and all(r.ok for r in timed)  # the ladder: overhead

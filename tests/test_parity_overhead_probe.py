@@ -45,8 +45,8 @@ def test_the_probe_thread_setting_does_not_leak_into_the_next_cell():
 @pytest.mark.gpu
 @requires_cuda
 def test_the_probe_on_cuda_records_host_and_device_time_per_step():
+    from loopbench.launch.batches import run_cells
     from loopbench.overhead import answer, plan
-    from loopbench.suite import run_cells
 
     results = run_cells(plan("cuda", "auto", 2, 200, ("pytorch", "lightning")))
     assert all(r.ok for r in results), [r.message for r in results]

@@ -86,6 +86,8 @@ METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evalua
 # a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
 # about 1.5 s of steps at the quick preset on 2 cores (3 timed)
 SEGMENT = (5, 2)
+# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; COUNTNOTE
+COUNT = (3, 1)
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
 MONITOR = ("val_auroc", "max")  # what the epoch mode keeps the best weights by
 

@@ -38,9 +38,9 @@ def _config(args: argparse.Namespace, impl: str):
 def cmd_run(args: argparse.Namespace) -> int:
     from loopbench.checks import refuse_unsupported
     from loopbench.harness import run_cell
+    from loopbench.launch.batches import progress_line
     from loopbench.launch.isolate import run_isolated
     from loopbench.quiet import quiet_lightning
-    from loopbench.suite import progress_line
     from loopbench.trainers import is_lightning
 
     json_target(args.json)
@@ -125,9 +125,11 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    from loopbench.commands.matrix import matrix_from
+    from loopbench.launch.batches import progress_line, run_cells
     from loopbench.launch.isolate import interrupts_raise
     from loopbench.report import write_report
-    from loopbench.suite import Progress, machine_folder, matrix_from, progress_line, run_cells, run_folder
+    from loopbench.suite import Progress, machine_folder, run_folder
 
     matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
     out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)

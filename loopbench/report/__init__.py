@@ -10,225 +10,26 @@ from pathlib import Path
 import pandas as pd
 
 import implementations
-from loopbench import parity, rounds, stats
 from loopbench.precision import PLUGIN_NOTE, device_type
+from loopbench.report import counts as counts_report
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
 from loopbench.report import scaling as scaling_report
 from loopbench.report.figures import IMPL_STYLE, task_figures
+from loopbench.report.tables import (  # noqa: F401  (the report's tables, importable from here)
+    MIB,
+    TARGET,
+    data_table,
+    frame,
+    fresh,
+    headline,
+    overheads,
+    parities,
+    summary,
+)
 from loopbench.store import save_results
-from loopbench.suite import ROUND_LIMITS, by_group, placement, step_limit
-from loopbench.trainers import is_lightning
+from loopbench.suite import ROUND_LIMITS, step_limit
 from loopbench.types import RunResult
-
-MIB = 2**20
-
-
-# -- tables ---------------------------------------------------------------------------------------
-
-
-def fresh(results: list[RunResult]) -> list[RunResult]:
-    """The runs that each had a process of their own (speed, memory, the whole job): not the segments of a
-    round (timed only, several to a process) nor the instruction counts (slowed by valgrind)."""
-    return [r for r in results if not r.config.get("slot") and r.config.get("clock", "time") == "time"]
-
-
-def frame(results: list[RunResult]) -> pd.DataFrame:
-    """One row per fresh-process run."""
-    rows = []
-    for r in fresh(results):
-        c = r.config
-        rows.append(
-            {
-                "task": c["task"],
-                "impl": c["impl"],
-                "device": placement(c["device"], c.get("processes", 1), c.get("lightning")),
-                "processes": c.get("processes", 1),
-                "precision": c["precision"],
-                "preset": c["preset"],
-                "seed": c["seed"],
-                "status": r.status,
-                "message": r.message,
-                "data": r.data.get("source", c["data"]),
-                "batch": r.batch_size or None,
-                "steps": r.task_config.get("steps"),
-                "forward dtype": r.forward_dtype,
-                "samples/s": r.samples_per_s,
-                "median step ms": _scale(r.step_time_median_s, 1e3),
-                "host step ms": _scale(r.host_step_time_median_s, 1e3),
-                "CPU steal %": _scale(r.cpu_steal_fraction, 100),
-                "p90 step ms": _scale(r.step_time_p90_s, 1e3),
-                "end-to-end s": r.end_to_end_s,
-                "peak RSS MiB": _scale(r.peak_rss_bytes, 1 / MIB),
-                "peak CUDA alloc MiB": _scale(r.peak_cuda_allocated_bytes, 1 / MIB),
-                "peak CUDA reserved MiB": _scale(r.peak_cuda_reserved_bytes, 1 / MIB),
-                **{f"final {k}": v for k, v in r.metrics.items()},
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _scale(x: float | None, k: float) -> float | None:
-    return None if x is None else x * k
-
-
-def summary(results: list[RunResult]) -> pd.DataFrame:
-    """One row per cell: medians over its repeats; failed repeats are counted, not averaged in."""
-    df = frame(results)
-    keys = ["task", "device", "precision", "impl"]
-    text = {"preset", "seed", "status", "message", "data", "forward dtype"}
-    numeric = [c for c in df.columns if c not in {*keys, *text}]
-    rows = []
-    for key, g in df.groupby(keys, sort=False):
-        ok = g[g.status == "ok"]
-        row = dict(zip(keys, key, strict=True))
-        failed = sorted(set(g.status[g.status != "ok"]))
-        row["runs"] = f"{len(ok)}/{len(g)} ok ({', '.join(failed)})" if failed else str(len(g))
-        row["forward dtype"] = ", ".join(sorted(set(ok["forward dtype"].dropna()))) or None
-        for col in numeric:
-            row[col] = ok[col].median() if len(ok) and ok[col].notna().any() else None
-        rows.append(row)
-    return pd.DataFrame(rows).dropna(axis=1, how="all")
-
-
-TARGET = 0.02  # a task cell's ratio is resolved to within +-2% when its interval's half-width is at most this
-
-
-def overheads(results: list[RunResult]) -> pd.DataFrame:
-    """Lightning / PyTorch step time per cell: from rounds (each Lightning segment over the plain segments
-    beside it, median over rounds, order-statistic interval), else from fresh runs paired by repeat."""
-    rows = []
-    for (task, device, precision, *_, processes, lightning), impls in by_group(results).items():
-        device = placement(device, processes, lightning)
-        segments = [r for runs in impls.values() for r in runs if r.config.get("slot", 0) > 0]
-        if segments:
-            found, _ = rounds.pairs(segments, task)
-            per_impl = {
-                impl: [(rounds.of_plain(p, lambda r: r.step_time_median_s), p.mine.step_time_median_s) for p in ps]
-                for impl, ps in found.items()
-            }
-        else:
-            ref = _run_medians(impls.get("pytorch", []))
-            per_impl = {
-                impl: [(ref[k], cand[k]) for k in sorted(ref.keys() & cand.keys())]
-                for impl, cand in ((i, _run_medians(runs)) for i, runs in impls.items())
-            }
-        for impl, pairs in per_impl.items():
-            if impl == "pytorch" or not pairs:
-                continue
-            ratio = stats.robust_ratio if segments else stats.paired_ratio
-            r = ratio(pairs, more_work=is_lightning(impl))
-            rows.append(
-                {
-                    "task": task,
-                    "device": device,
-                    "precision": precision,
-                    "impl": impl,
-                    "step-time ratio": r.ratio,
-                    "95% CI low": r.low,
-                    "95% CI high": r.high,
-                    "pairs": r.pairs,
-                    "from": "rounds" if segments else "fresh runs",
-                    "verdict": r.verdict,
-                    "label": r.label(TARGET if segments else None),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _run_medians(runs: list[RunResult]) -> dict[int, float]:
-    """{repeat: median steady-state step time} of the successful runs (order of appearance if unrecorded)."""
-    out = {}
-    for i, r in enumerate(fresh(runs)):
-        if r.ok and r.step_time_median_s:
-            out[r.config.get("repeat", i)] = r.step_time_median_s
-    return out
-
-
-def parities(results: list[RunResult]) -> pd.DataFrame:
-    """Each implementation's first run against PyTorch's first run of the same cell and seed."""
-    rows = []
-    for (task, device, precision, *_, processes, lightning), impls in by_group(results).items():
-        device = placement(device, processes, lightning)
-        refs = [r for r in impls.get("pytorch", []) if r.ok]
-        for impl, runs in impls.items():
-            runs = [r for r in runs if r.ok]
-            if impl == "pytorch" or not refs or not runs:
-                continue
-            p = parity.compare_cell(refs[0], runs[0])
-            rows.append(
-                {
-                    "task": task,
-                    "device": device,
-                    "precision": precision,
-                    "impl": impl,
-                    "verdict": p.verdict,
-                    "expected": p.expected,
-                    "holds": p.holds,
-                    "steps": p.steps,
-                    "max |loss diff|": p.max_abs_loss_diff,
-                    "weights equal": p.weights_equal,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFrame:
-    """The answer in one table: per task, device and precision, what each Lightning variant costs, and
-    what the overhead probe predicts it costs (delta / T) where the probe ran on that device."""
-    keys = ["task", "device", "precision", "impl"]
-
-    def indexed(df: pd.DataFrame) -> pd.DataFrame:
-        return df.set_index(keys) if not df.empty else pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=keys))
-
-    table, ov, par = indexed(summary(results)), indexed(overheads(results)), indexed(parities(results))
-    mem = "peak CUDA alloc MiB" if "peak CUDA alloc MiB" in table else "peak RSS MiB"
-    rows = []
-    for task, device, precision in dict.fromkeys(k[:3] for k in table.index):
-        key = (task, device, precision)
-        if (*key, "pytorch") not in table.index or pd.isna(table.loc[(*key, "pytorch")].get("samples/s")):
-            continue
-        row = {
-            "task": task,
-            "device": device,
-            "precision": precision,
-            "PyTorch samples/s": table.loc[(*key, "pytorch"), "samples/s"],
-        }
-        plain = table.loc[(*key, "pytorch")]
-        predicted, agree = [], []
-        for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
-            if (*key, impl) in ov.index:
-                o = ov.loc[(*key, impl)]
-                row[f"{label} step time"] = o["label"]
-            elif (*key, impl) in table.index:
-                row[f"{label} step time"] = table.loc[(*key, impl), "runs"]
-            a = (probes or {}).get(device)
-            ratio = probe_report.prediction(a, task, impl, plain.get("median step ms"), plain.get("host step ms"))
-            predicted.append("–" if ratio is None else f"{ratio:.3f}x")
-            agree.append(_agreement(ov.loc[(*key, impl)] if (*key, impl) in ov.index else None, ratio))
-        if probes:
-            row["probe predicts (L / Ld)"] = " / ".join(predicted)
-            row["measured vs predicted (L / Ld)"] = " / ".join(agree)
-        mems = [
-            table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None
-            for i in ("pytorch", "lightning", "lightning-defaults")
-        ]
-        row[f"{mem} (P / L / Ld)"] = " / ".join("–" if m is None or pd.isna(m) else f"{m:.0f}" for m in mems)
-        verdicts = {
-            par.loc[(*key, i), "verdict"] for i in ("lightning", "lightning-defaults") if (*key, i) in par.index
-        }
-        row["parity"] = ", ".join(sorted(verdicts)) or "–"
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _agreement(o: pd.Series | None, predicted: float | None) -> str:
-    """Whether the prediction lies inside the measured interval: `agrees`, `above` / `below` it, or `–`."""
-    if o is None or predicted is None or pd.isna(o["95% CI low"]):
-        return "–"
-    if predicted < o["95% CI low"]:
-        return "measured above"
-    return "measured below" if predicted > o["95% CI high"] else "agrees"
 
 
 def header(results: list[RunResult]) -> list[str]:
@@ -276,15 +77,6 @@ def notes(results: list[RunResult]) -> list[str]:
         if (device, task) in ROUND_LIMITS:
             out.append(f"- `{task}` on {device}: {ROUND_LIMITS[(device, task)][1]} (fresh runs only).")
     return [*out, ""] if out else []
-
-
-def data_table(results: list[RunResult]) -> pd.DataFrame:
-    """What each task trained and was evaluated on (from its first successful run)."""
-    rows = {}
-    for r in results:
-        if r.ok and r.config["task"] not in rows:
-            rows[r.config["task"]] = {"task": r.config["task"], **{k: v for k, v in r.data.items() if k != "dir"}}
-    return pd.DataFrame(list(rows.values()))
 
 
 def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -390,6 +182,10 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
         _md(ov.drop(columns="label") if len(ov) else ov, ".3f"),
         "",
     ]
+    counts = counts_report.table(results, probes)
+    if len(counts):
+        out += ["## Instructions per step: each task cell against the probe", "", counts_report.INTRO, ""]
+        out += [_md(counts, ".4g"), ""]
     scale = scaling_report.scaling(table, ov)
     if len(scale):
         out += ["## Data parallel: scaling", "", scaling_report.INTRO, "", _md(scale, ".3g"), ""]
