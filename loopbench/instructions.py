@@ -100,12 +100,18 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
         env = releases.path_env(configs[0].lightning, child_env()) | {ENV: "1", "PYTHONHASHSEED": "0"}
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out"]
         cmd += [f"--log-file={log_path}", sys.executable, "-m", "loopbench.instructions", str(cfg_path), str(out_path)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _running.add(proc)
         try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+            proc.stderr_text = proc.communicate(timeout=timeout_s)[1]
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
             return [RunResult.failed(c, "timeout", f"no count after {timeout_s:g} s under valgrind") for c in configs]
+        finally:
+            _running.discard(proc)
         if not out_path.exists():
-            tail = " | ".join((proc.stderr or log_path.read_text(errors="replace")).strip().splitlines()[-2:])
+            tail = " | ".join((proc.stderr_text or log_path.read_text(errors="replace")).strip().splitlines()[-2:])
             return [RunResult.failed(c, "error", f"valgrind exit code {proc.returncode}: {tail}") for c in configs]
         counts = dumps(Path(tmp))
         results = [RunResult.from_dict(d) for d in json.loads(out_path.read_text())]
@@ -116,6 +122,15 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
         elif r.ok:
             r.status, r.message = "error", "no instruction count was dumped for this run"
     return results
+
+
+_running: set[subprocess.Popen] = set()  # the counting processes in flight (several run side by side)
+
+
+def stop_all() -> None:
+    """Kill every counting process in flight (an interrupted suite leaves none behind)."""
+    for proc in list(_running):
+        proc.kill()
 
 
 def dumps(folder: Path) -> dict[str, int]:

@@ -139,8 +139,8 @@ OPTIONS: tuple[Option, ...] = (
     _o("target", PROBES[:2], "stop adding rounds when every delta's 95%% half-width is within this fraction",
        type=float, default=TARGET),
     _o("counts", MATRIX, "also count each CPU task cell's instructions per step, one thread, under valgrind's "
-       "callgrind (where valgrind is installed; a count of a few steps per implementation)", choices=("on", "off"),
-       default="on"),
+       "callgrind, after the timed runs (where valgrind is installed; about 3 minutes per implementation for the "
+       "GAN, more for the convolutional tasks)", choices=("on", "off"), default="off"),
     _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
     _o("points", ("paycurve",), "the points to measure, by name (see loopbench/paycurve.py)", nargs="+",

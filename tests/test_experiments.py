@@ -67,3 +67,27 @@ def test_the_short_circuit_leaves_a_logged_metric_as_the_full_move_does():
     assert log_to_device.short_circuit(short, torch.device("cpu")) is short
     assert full.value == short.value and full.cumulated_batch_size == short.cumulated_batch_size
     assert full.value.device == short.value.device == torch.device("cpu")
+
+
+def test_the_gan_count_experiment_sets_each_delta_beside_the_probes_and_checks_the_bits():
+    """experiments/gan_counts.py's analysis, on hand-made counts: deltas, the per-tensor term, bitwise per job."""
+    from experiments import gan_counts
+    from loopbench.trainers import DEFAULTS, LEAN, PLAIN
+    from loopbench.types import RunConfig, RunResult
+
+    def runs(task: str, counts: dict[str, float], losses: dict[str, list[float]]) -> list[RunResult]:
+        out = []
+        for impl, n in counts.items():
+            r = RunResult(config=RunConfig(task, impl, clock="instructions").to_dict(), instructions_per_step=n)
+            r.losses, r.weights_digest = {"loss": losses.get(impl, [1.0, 0.5])}, "same"
+            out.append(r)
+        return out
+
+    task = runs("mnist_gan", {PLAIN: 150e6, LEAN: 151.9e6, DEFAULTS: 157.3e6}, {DEFAULTS: [1.0, 0.4]})
+    probe = runs("overhead_probe", {PLAIN: 1.5e6, LEAN: 3.25e6, DEFAULTS: 8.8e6}, {})
+    a = gan_counts.analyse(task, probe, {"mnist_gan": 22, "overhead_probe": 4})
+    assert a[LEAN]["difference"] == pytest.approx(0.15e6) and a[LEAN]["per_extra_tensor"] == pytest.approx(0.15e6 / 18)
+    assert a[LEAN]["predicted_ratio"] == pytest.approx(151.75 / 150)
+    assert a["same_bits"]["mnist_gan"] == {LEAN: True, DEFAULTS: False}  # the hand-made losses differ
+    assert "NOT bitwise" in "\n".join(gan_counts.lines(a))
+    assert gan_counts.tensors()["overhead_probe"] == 4  # two Linear(8, 1): weight and bias each

@@ -69,3 +69,54 @@ def test_the_headline_gives_a_counted_cell_its_ratio_and_the_counts_never_count_
     assert row["instructions, 1 thread (L / Ld)"] == "1.032x / 1.120x"
     assert row["counted vs probe (L / Ld)"] == "agrees / counted above"
     assert set(parities(counted + fresh).verdict) == {"bitwise"}
+
+
+def test_counts_run_beside_one_thread_runs_and_never_beside_a_run_of_several_threads(monkeypatch):
+    import threading
+    import time
+
+    from loopbench.launch import batches as launch
+
+    events, lock = [], threading.Lock()
+
+    def note(what: str, configs) -> list[RunResult]:
+        with lock:
+            events.append(what)
+        return [RunResult(config=c.to_dict()) for c in configs]
+
+    def counted(configs, timeout_s):
+        note("count starts", [])
+        time.sleep(0.3)
+        return note("count ends", configs)
+
+    monkeypatch.setattr("loopbench.instructions.count", counted)
+    monkeypatch.setattr(launch, "run_forked_batch", lambda configs, timeout_s: note(configs[0].task, configs))
+    monkeypatch.setattr(launch, "run_isolated", lambda config, timeout_s: note(config.task, [config])[0])
+    matrix = Matrix(tasks=("cifar_cnn",), precisions=("32-true",), probe_repeats=2, probe_count=True, repeats=1)
+    results = launch.run_cells(matrix.cells())
+    assert len(results) == len(matrix.cells())
+    assert events.index("count starts") < events.index("overhead_probe")  # the probe's rounds run beside it
+    assert events.index("cifar_cnn") > max(i for i, e in enumerate(events) if e == "count ends")  # tasks wait
+
+
+def test_an_interrupt_leaves_no_count_running(monkeypatch):
+    import threading
+
+    from loopbench.launch import batches as launch
+
+    stopped = threading.Event()
+
+    def counted(configs, timeout_s):
+        stopped.wait(10)  # a count runs until it is stopped
+        return [RunResult(config=c.to_dict(), status="error", message="killed") for c in configs]
+
+    def interrupted(configs, timeout_s):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("loopbench.instructions.count", counted)
+    monkeypatch.setattr("loopbench.instructions.stop_all", stopped.set)
+    monkeypatch.setattr(launch, "run_forked_batch", interrupted)
+    matrix = Matrix(tasks=("cifar_cnn",), precisions=("32-true",), probe_repeats=2, probe_count=True, repeats=1)
+    with pytest.raises(KeyboardInterrupt):
+        launch.run_cells(matrix.cells())
+    assert stopped.is_set()

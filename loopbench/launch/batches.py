@@ -37,13 +37,13 @@ def run_cells(
     """Run every cell in its own process; a failed cell is a result like any other.
 
     The probe and the tasks' rounds are timed only, so a round of segments runs in one process forked from
-    a server with the imports done (see loopbench.launch.forked); each cell's instruction counts run in one
-    process under valgrind (loopbench.instructions), and consecutive counts side by side, one per core (a
-    count does not depend on load); a fresh run starts from nothing, since its memory is reported too.
-    Each result reaches `log` (flushed and synced) before the next batch starts.
+    a server with the imports done (see loopbench.launch.forked); a fresh run starts from nothing, since its
+    memory is reported too. Each cell's instruction counts run in one process under valgrind
+    (loopbench.instructions). A count does not depend on load, so counts run beside other work: beside
+    one-thread timed runs (the probe's rounds) on the cores those leave free, never beside a run of several
+    threads (they wait for the counts to end); counts after the last timed run, side by side, one per core.
+    Each result reaches `log` (flushed and synced) as its batch ends.
     """
-    from loopbench.instructions import count
-
     results: list[RunResult] = []
 
     def deliver(done: list[RunResult]) -> None:
@@ -54,22 +54,50 @@ def run_cells(
             if on_result:
                 on_result(len(results), len(cells), result)
 
-    todo, i = batches(cells), 0
-    while i < len(todo):
-        batch = todo[i]
-        if batch[0].clock == "instructions":
-            j = next((k for k in range(i, len(todo)) if todo[k][0].clock != "instructions"), len(todo))
-            with ThreadPoolExecutor(max_workers=min(j - i, os.cpu_count() or 1)) as pool:
-                for done in pool.map(lambda b: count(b, timeout_s), todo[i:j]):
-                    deliver(done)
-            i = j
-            continue
-        if batch[0].slot > 0:  # a round: timed only, one process, no import bill
-            deliver(run_forked_batch(batch, timeout_s))
-        else:
-            deliver([run_isolated(batch[0], timeout_s)])
-        i += 1
+    _run(batches(cells), timeout_s, deliver)
     return results
+
+
+def _run(todo: list[list[RunConfig]], timeout_s: float, deliver: Callable[[list[RunResult]], None]) -> None:
+    from loopbench.instructions import count, stop_all
+
+    timed = [i for i, b in enumerate(todo) if b[0].clock != "instructions"]
+    cores = os.cpu_count() or 1
+    side = ThreadPoolExecutor(max_workers=max(1, cores - 1))  # counts beside one-thread runs
+    pools, beside = [side], []
+    try:
+        for i, batch in enumerate(todo):
+            if batch[0].clock == "instructions" and timed and i < timed[-1]:
+                beside.append(side.submit(count, batch, timeout_s))
+                continue
+            if batch[0].clock == "instructions":  # after the last timed run: all of them side by side
+                pools.append(ThreadPoolExecutor(max_workers=min(len(todo) - i, cores)))
+                beside += [pools[-1].submit(count, b, timeout_s) for b in todo[i:]]
+                break
+            if beside and not all(one_thread(c) for c in batch):
+                for f in beside:
+                    deliver(f.result())
+                beside.clear()
+            if batch[0].slot > 0:  # a round: timed only, one process, no import bill
+                deliver(run_forked_batch(batch, timeout_s))
+            else:
+                deliver([run_isolated(batch[0], timeout_s)])
+        for f in beside:
+            deliver(f.result())
+    except BaseException:  # interrupted: no count starts, none is left running
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    for pool in pools:
+        pool.shutdown()
+
+
+def one_thread(c: RunConfig) -> bool:
+    """Does the run use one torch thread (the probe by default, or a run set to one)?"""
+    if c.threads is not None:
+        return c.threads == 1
+    return c.task == "overhead_probe" and c.overrides.get("threads", 1) == 1
 
 
 def batches(cells: list[RunConfig]) -> list[list[RunConfig]]:
