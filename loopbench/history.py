@@ -5,7 +5,7 @@ round every release gets its own process, P L P D P per shape, and the releases'
 every other round (A B C / C B A), so drift cannot favour one. A release's delta in a round is its
 Trainer's step minus the plain loop's beside it in the same process; the change from one release to
 the next is, round by round, the difference of their deltas, with its distribution-free 95% interval.
-Instruction counts (callgrind, one per variant and release) are the deterministic signal: the plain
+Instruction counts (callgrind, beside the rounds, one process per release) are the deterministic signal: the plain
 loop, which is the same code in every release's process, shows how far a count moves by itself.
 Optionally the same parity checks as `loopbench parity` run on every release (forked runs, smoke preset).
 """

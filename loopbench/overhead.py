@@ -309,50 +309,51 @@ def measure(
     count_impls: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, Any], list[RunResult]]:
     """Rounds of every shape (and Lightning release: A B C / C B A over releases too) until `min_rounds` are
-    done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; then
+    done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; and
     (with `count`) `counts` instruction counts of each headline variant (one of every other variant). Returns
     the answer, with how it stopped, and the runs; `keep` gets each batch of runs as it ends (to save them).
-    The counts run side by side, one process per release and shape on each core: a count does not depend on
-    what else runs."""
+    A count does not depend on load, so the counts run beside the rounds (which use one thread), one process
+    per release, on the cores the rounds leave free; the answer waits for the last of them."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from loopbench.instructions import count as count_instructions
+    from loopbench.instructions import stop_all
     from loopbench.launch.forked import run_forked_batch
 
+    def counted(version: str | None) -> list[RunResult]:
+        cells = [c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)]
+        return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
+
     results: list[RunResult] = []
-    started, k = time.monotonic(), 0
-    while True:
-        for shape in shapes:
-            for version in versions if k % 2 == 0 else versions[::-1]:
-                cells = [
-                    dataclasses.replace(c, lightning=version) for c in plan(device, shape, 1, steps, impls[shape], k)
-                ]
-                results += (got := run_forked_batch(cells))
-                if keep:
-                    keep(got)
-        k += 1
-        a = by_release(results, device)
-        if on_round:
-            on_round(k, a)
-        if k >= min_rounds and (precise(a, target) or time.monotonic() - started >= budget_s):
-            break
-    stopped = "target met" if precise(a, target) else "time budget spent"
-    elapsed = time.monotonic() - started
-    if count:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-
-        def one(job: tuple[str | None, tuple[str, ...]]) -> list[RunResult]:
-            version, some = job
-            cells = [c for s in some for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)]
-            return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
-
-        cores = os.cpu_count() or 1  # a process per release; per release and shape where cores would idle
-        split = len(versions) < cores
-        jobs = [(v, (s,)) for v in versions for s in shapes] if split else [(v, shapes) for v in versions]
-        with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), cores))) as pool:
-            for got in pool.map(one, jobs):
-                results += got
-                if keep:
-                    keep(got)
+    side = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1))
+    pending = [side.submit(counted, v) for v in versions] if count else []
+    try:
+        started, k = time.monotonic(), 0
+        while True:
+            for shape in shapes:
+                for version in versions if k % 2 == 0 else versions[::-1]:
+                    plan_k = plan(device, shape, 1, steps, impls[shape], k)
+                    results += (got := run_forked_batch([dataclasses.replace(c, lightning=version) for c in plan_k]))
+                    if keep:
+                        keep(got)
+            k += 1
+            a = by_release(results, device)
+            if on_round:
+                on_round(k, a)
+            if k >= min_rounds and (precise(a, target) or time.monotonic() - started >= budget_s):
+                break
+        stopped = "target met" if precise(a, target) else "time budget spent"
+        elapsed = time.monotonic() - started
+        for f in pending:
+            results += (got := f.result())
+            if keep:
+                keep(got)
+    except BaseException:  # interrupted: no count starts, none is left running
+        side.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    side.shutdown()
     a = by_release(results, device)
     a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
     return a, results

@@ -49,7 +49,11 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         f"each, at least {args.repeats} rounds, more until every headline delta is within {args.target:.0%} "
         f"or {args.budget:g} s have passed; variants: "
         + "; ".join(f"{s}: {', '.join(PROBE_IMPLS[s])}" for s in shapes)
-        + (f"\n{missing}" if missing else "; then one instruction count per variant under valgrind"),
+        + (
+            f"\n{missing}"
+            if missing
+            else "; beside the rounds, instruction counts under valgrind (the headline variants twice, the ladder once)"
+        ),
         flush=True,
     )
 
