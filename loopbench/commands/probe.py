@@ -60,7 +60,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     def progress(k: int, a: dict) -> None:
         heads = [
             f"{release}{s} {i} {v[i]['delta_us']:+.0f} us (half-width {v[i]['half_width']:.0%})"
-            for release, one in (a["releases"].items() if "releases" in a else [("", a)])
+            for release, one in (((f"{r} ", x) for r, x in a["releases"].items()) if "releases" in a else [("", a)])
             for s, v in one["shapes"].items()
             for i in ("lightning", "lightning-defaults")
             if v.get(i, {}).get("half_width") is not None
