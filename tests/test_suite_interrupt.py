@@ -19,19 +19,25 @@ MATRIX = Matrix(("cifar_cnn",), ("pytorch", "lightning"), ("cpu",), ("32-true",)
 PLANNED = len(MATRIX.cells())
 
 
+TAG = "LOOPBENCH_TEST_SUITE_OUT"  # marks this test's processes: their children inherit it
+
+
 def _suite(out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "loopbench", "suite", *ARGS, "--out", str(out), *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ, **{TAG: str(out)})
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def _isolated_children() -> list[str]:
+def _isolated_children(out: Path) -> list[str]:
+    """This test's cells still running (another test's, running beside this one, are not its business)."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if cmdline.startswith(f"{sys.executable} -m loopbench.launch.isolate"):  # this interpreter's cells only
+        if cmdline.startswith(f"{sys.executable} -m loopbench.launch.isolate") and f"{TAG}={out}".encode() in environ:
             found.append(cmdline)
     return found
 
@@ -52,7 +58,7 @@ def test_sigint_keeps_finished_runs_and_resume_completes_the_matrix(tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert not _isolated_children()  # the run in flight was terminated, not left running
+    assert not _isolated_children(out)  # the run in flight was terminated, not left running
     finished = _lines(log)
     assert 2 <= finished < PLANNED == 5
     assert f"holds {finished} of the {PLANNED} planned runs" in stderr and "--resume" in stderr

@@ -84,8 +84,9 @@ PRESETS = {
 
 METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evaluate() returns, in that order
 # a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
-# about 0.8 s of steps at the quick preset on 2 cores (2 timed; a round of five segments ~9 s)
-SEGMENT = (3, 1)
+# a step of ~0.4 s at the quick preset on 2 cores is a sample of its own: one timed step after one of warm-up
+# (a round of five segments ~8 s; 3 steps each took the bench to 16 min 16 s)
+SEGMENT = (2, 1)
 # an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; COUNTNOTE
 COUNT = (3, 1)
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
