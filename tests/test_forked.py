@@ -53,14 +53,3 @@ def test_an_interrupted_forked_run_leaves_no_process():
         signal.signal(signal.SIGALRM, previous)
     assert _children(forked._servers[None].pid) == []
     assert run_forked(RunConfig("overhead_probe", "pytorch", steps=5), timeout_s=120).ok
-
-
-def test_a_segment_of_a_task_round_trains_the_fresh_runs_bits_and_skips_the_evaluation():
-    from loopbench.launch.isolate import run_isolated
-
-    cell = RunConfig("cifar_cnn", "lightning", steps=6, warmup_steps=2)
-    fresh = run_isolated(cell, timeout_s=300)  # a process of its own, as the suite's fresh runs
-    segment = run_forked(RunConfig("cifar_cnn", "lightning", steps=6, warmup_steps=2, slot=2), timeout_s=300)
-    assert fresh.ok and segment.ok, (fresh.message, segment.message)
-    assert segment.losses == fresh.losses and segment.weights_digest == fresh.weights_digest
-    assert set(fresh.metrics) == {"test_loss", "test_accuracy"} and segment.metrics == {}  # steps only

@@ -1,16 +1,23 @@
+import dataclasses
+
 from loopbench.launch.isolate import run_isolated
 from loopbench.types import RunConfig
 from tests.helpers import train
 
 
-def test_isolated_run_gives_the_in_process_result():
-    config = RunConfig("cifar_cnn", "lightning", steps=4)
-    isolated = run_isolated(config, timeout_s=300)
+def test_isolated_run_gives_the_in_process_result_and_a_task_segment_forked_from_the_server_too():
+    from loopbench.launch.forked import run_forked
+
+    config = RunConfig("cifar_cnn", "lightning", steps=6, warmup_steps=2)
+    isolated = run_isolated(config, timeout_s=300)  # a process of its own, as the suite's fresh runs
     assert isolated.ok, isolated.message
-    in_process = train("cifar_cnn", "lightning", steps=4)
+    in_process = train("cifar_cnn", "lightning", steps=6, warmup_steps=2)
     assert isolated.losses == in_process.losses
     assert isolated.weights_digest == in_process.weights_digest
     assert isolated.env["torch"] and isolated.peak_rss_bytes > isolated.rss_at_start_bytes > 0
+    segment = run_forked(dataclasses.replace(config, slot=2), timeout_s=300)  # a round's segment: steps only
+    assert segment.ok and segment.losses == isolated.losses and segment.weights_digest == isolated.weights_digest
+    assert set(isolated.metrics) == {"test_loss", "test_accuracy"} and segment.metrics == {}
 
 
 def test_a_hung_cell_is_recorded_as_a_timeout():
