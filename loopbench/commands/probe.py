@@ -103,7 +103,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for v in versions:
         releases.site(v)  # installed now (hash-checked), or refused in one line, before any round
     missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
-    then = f"; {missing}" if missing else "; then instruction counts under valgrind"
+    then = f"; {missing}" if missing else "; beside the rounds, instruction counts under valgrind (a release at a time)"
     then += "; then parity on every release" if args.parity == "on" else ""
     print(
         f"loopbench history: the overhead probe on {len(versions)} releases ({', '.join(versions)}), at least "
