@@ -17,6 +17,7 @@ says why in one line and the suite measures time only.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import mmap
@@ -27,6 +28,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from loopbench.types import RunConfig, RunResult
@@ -103,7 +106,7 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _running.add(proc)
         try:
-            proc.stderr_text = proc.communicate(timeout=timeout_s)[1]
+            stderr = proc.communicate(timeout=timeout_s)[1]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -111,7 +114,7 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
         finally:
             _running.discard(proc)
         if not out_path.exists():
-            tail = " | ".join((proc.stderr_text or log_path.read_text(errors="replace")).strip().splitlines()[-2:])
+            tail = " | ".join((stderr or log_path.read_text(errors="replace")).strip().splitlines()[-2:])
             return [RunResult.failed(c, "error", f"valgrind exit code {proc.returncode}: {tail}") for c in configs]
         counts = dumps(Path(tmp))
         results = [RunResult.from_dict(d) for d in json.loads(out_path.read_text())]
@@ -131,6 +134,20 @@ def stop_all() -> None:
     """Kill every counting process in flight (an interrupted suite leaves none behind)."""
     for proc in list(_running):
         proc.kill()
+
+
+@contextlib.contextmanager
+def beside(workers: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool for counts that run beside other work (a count does not depend on load); interrupted, no queued
+    count starts and none in flight is left running."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        stop_all()
+        raise
+    pool.shutdown()
 
 
 def dumps(folder: Path) -> dict[str, int]:

@@ -316,10 +316,9 @@ def measure(
     A count does not depend on load, so the counts run beside the rounds (which use one thread), one process
     per release, on the cores the rounds leave free; the answer waits for the last of them."""
     import os
-    from concurrent.futures import ThreadPoolExecutor
 
+    from loopbench.instructions import beside
     from loopbench.instructions import count as count_instructions
-    from loopbench.instructions import stop_all
     from loopbench.launch.forked import run_forked_batch
 
     def counted(version: str | None) -> list[RunResult]:
@@ -327,9 +326,8 @@ def measure(
         return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
 
     results: list[RunResult] = []
-    side = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 1) - 1))
-    pending = [side.submit(counted, v) for v in versions] if count else []
-    try:
+    with beside((os.cpu_count() or 1) - 1) as side:
+        pending = [side.submit(counted, v) for v in versions] if count else []
         started, k = time.monotonic(), 0
         while True:
             for shape in shapes:
@@ -350,11 +348,6 @@ def measure(
             results += (got := f.result())
             if keep:
                 keep(got)
-    except BaseException:  # interrupted: no count starts, none is left running
-        side.shutdown(wait=False, cancel_futures=True)
-        stop_all()
-        raise
-    side.shutdown()
     a = by_release(results, device)
     a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
     return a, results

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import implementations
 from loopbench import rounds
@@ -131,24 +132,19 @@ class Matrix:
         if device_type(device) != "cpu" or processes != 1 or self.limit(task, device, precision):
             return []
         steps, warmup = implementations.spec(task).COUNT
-        where = {"data": self.data, "data_dir": self.data_dir, "overrides": dict(self.overrides)}
         return [
-            RunConfig(
-                task,
-                impl,
-                device,
-                precision,
-                self.preset,
-                self.seed,
-                steps,
-                warmup,
-                self.batch_size,
-                **where,
-                clock="instructions",
-                threads=1,
-            )
+            self.config(task, impl, device, precision, steps, warmup, clock="instructions", threads=1)
             for impl in self.impls
         ]
+
+    def config(self, task: str, impl: str, device: str, precision: str, steps, warmup, **where: Any) -> RunConfig:
+        """A run of this matrix: its preset, seed, batch size, data and overrides, and `where` (its repeat,
+        slot, clock...)."""
+        return RunConfig(
+            task, impl, device, precision, self.preset, self.seed, steps=steps, warmup_steps=warmup,
+            batch_size=self.batch_size, data=self.data, data_dir=self.data_dir, overrides=dict(self.overrides),
+            **where,
+        )  # fmt: skip
 
     def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
         """The headline variants (the plain loop, the lean and the default Trainer): the ladder's six more take
@@ -164,11 +160,8 @@ class Matrix:
         steps, warmup = (limit.steps, limit.warmup_steps) if limit else (self.steps, self.warmup_steps)
 
         def cell(impl: str, repeat: int, slot: int = 0, steps=steps, warmup=warmup) -> RunConfig:
-            return RunConfig(
-                task, impl, device, precision, self.preset, self.seed, steps=steps, warmup_steps=warmup,
-                batch_size=self.batch_size, data=self.data, data_dir=self.data_dir, overrides=dict(self.overrides),
-                repeat=repeat, processes=processes, slot=slot,
-            )  # fmt: skip
+            return self.config(task, impl, device, precision, steps, warmup, repeat=repeat, processes=processes,
+                               slot=slot)  # fmt: skip
 
         cells = []
         for repeat in range(min(runs, limit.repeats) if limit else runs):

@@ -58,7 +58,7 @@ def in_instructions(shapes: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "lean_uncertainty": lean_u,
             "lean_half_width": relative,
             "default_above_lean": defaults - defaults_u > lean + lean_u,
-            "met": relative <= LIMIT and relative <= AGREE and defaults - defaults_u > lean + lean_u,
+            "met": relative <= min(LIMIT, AGREE) and defaults - defaults_u > lean + lean_u,
         }
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from loopbench.launch.forked import run_forked_batch
 from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
@@ -59,38 +58,26 @@ def run_cells(
 
 
 def _run(todo: list[list[RunConfig]], timeout_s: float, deliver: Callable[[list[RunResult]], None]) -> None:
-    from loopbench.instructions import count, stop_all
+    from loopbench.instructions import beside, count
 
     timed = [i for i, b in enumerate(todo) if b[0].clock != "instructions"]
     cores = os.cpu_count() or 1
-    side = ThreadPoolExecutor(max_workers=max(1, cores - 1))  # counts beside one-thread runs
-    pools, beside = [side], []
-    try:
+    with beside(cores - 1) as side, beside(cores) as tail:  # beside one-thread runs; after the last timed run
+        pending = []
         for i, batch in enumerate(todo):
-            if batch[0].clock == "instructions" and timed and i < timed[-1]:
-                beside.append(side.submit(count, batch, timeout_s))
+            if batch[0].clock == "instructions":
+                pending.append((side if timed and i < timed[-1] else tail).submit(count, batch, timeout_s))
                 continue
-            if batch[0].clock == "instructions":  # after the last timed run: all of them side by side
-                pools.append(ThreadPoolExecutor(max_workers=min(len(todo) - i, cores)))
-                beside += [pools[-1].submit(count, b, timeout_s) for b in todo[i:]]
-                break
-            if beside and not all(one_thread(c) for c in batch):
-                for f in beside:
+            if pending and not all(one_thread(c) for c in batch):
+                for f in pending:
                     deliver(f.result())
-                beside.clear()
+                pending.clear()
             if batch[0].slot > 0:  # a round: timed only, one process, no import bill
                 deliver(run_forked_batch(batch, timeout_s))
             else:
                 deliver([run_isolated(batch[0], timeout_s)])
-        for f in beside:
+        for f in pending:
             deliver(f.result())
-    except BaseException:  # interrupted: no count starts, none is left running
-        for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
-        stop_all()
-        raise
-    for pool in pools:
-        pool.shutdown()
 
 
 def one_thread(c: RunConfig) -> bool:
