@@ -60,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as e:
         raise pytest.UsageError(f"loopbench: {e}") from None
     config._loopbench_matrix = matrix
+    # the header's "timer=" names the clock that the samples come from (seconds per optimizer step)
+    config.option.benchmark_timer = "loopbench.report.bench.CLOCK"
     # pytest turns KeyboardInterrupt into an orderly stop; SIGINT may arrive ignored from a shell
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, raise_interrupt)
@@ -106,6 +108,12 @@ def bench_runs(request, bench_matrix):
         return done[group]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def bench_results(request):
+    """Every finished run so far (the probe's too: its answer predicts the tasks' ratios)."""
+    return request.config._loopbench.results
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:

@@ -1,14 +1,13 @@
 """One benchmark per cell (task, device, precision, implementation) of this machine's matrix.
 
-Every round is one complete training run in a fresh Python process (see loopbench.launch.isolate). The
-runs of a group (task, device, precision) are executed together when its first benchmark starts, in
-A B C / C B A order across repeats, so that machine drift weighs on all implementations alike.
-
-pytest-benchmark's timer here is `TrainingClock`: it advances by the training window each run
-measured for itself (warm-up excluded, synchronised at both ends), so the table describes training
-rounds, not interpreter start-up, imports or data generation. Everything else (throughput, step-time
-median and p90, end-to-end time, memory, parity verdict, data source) is in `extra_info` and in the
-report written at the end of the session.
+Each benchmark's samples are its implementation's seconds per optimizer step, one per round, from the
+time-only segments that the report pairs (a round: one process runs P L P Ld P); every implementation of a
+cell has as many samples as the others, so pytest-benchmark's min, median and OPS (steps per second)
+compare like with like, and `--benchmark-compare` compares the same quantity across saved runs. A cell's
+runs happen when its first benchmark starts; `extra_info` holds the paired ratio with its interval, the
+probe's prediction, counts, parity and the fresh-process run's throughput and memory
+(loopbench.report.bench). The timer, `step_clock`, replays the measured values: pytest-benchmark never
+times the replay itself.
 """
 
 from __future__ import annotations
@@ -17,65 +16,35 @@ import math
 
 import pytest
 
+from loopbench import rounds
 from loopbench.parity import compare_cell
-from loopbench.suite import group_words
-from loopbench.types import RunResult
+from loopbench.report.bench import CLOCK, extra_info, group_name
+from loopbench.trainers import PLAIN
 
-
-class TrainingClock:
-    """A pytest-benchmark timer that reads the training time measured inside the isolated run."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-CLOCK = TrainingClock()
 pytestmark = pytest.mark.benchmark(timer=CLOCK, disable_gc=False, warmup=False)
 
 
-def test_training(cell, benchmark, bench_runs, bench_matrix):
+def test_training(cell, benchmark, bench_runs, bench_results):
     group, impl = cell
-    runs = list(bench_runs(group)[impl])
-    pending = iter(runs)
-
-    def one_training_run() -> RunResult:
-        result = next(pending)
-        CLOCK.advance(result.window_s or 0.0)
-        return result
-
-    benchmark.group = " ".join(group_words(group))
-    benchmark.pedantic(one_training_run, rounds=len(runs), iterations=1)
-
-    first = runs[0]
-    info = benchmark.extra_info
-    info.update(status=[r.status for r in runs], preset=bench_matrix.preset, data=first.data.get("source"))
+    runs = bench_runs(group)
+    mine = runs.get(impl, [])
+    assert mine, f"no run of {impl} in this cell"
+    first = mine[0]
     if first.status == "unsupported":
         pytest.skip(f"unsupported cell, recorded in the report: {first.message}")
-    failed = [r for r in runs if not r.ok]
+    failed = [r for r in mine if not r.ok]
     assert not failed, f"{failed[0].status}: {failed[0].message}"
+    assert all(math.isfinite(x) for r in mine for losses in r.losses.values() for x in losses), "non-finite loss"
 
-    info.update(
-        samples_per_s=[r.samples_per_s for r in runs],
-        step_time_median_s=[r.step_time_median_s for r in runs],
-        step_time_p90_s=[r.step_time_p90_s for r in runs],
-        end_to_end_s=[r.end_to_end_s for r in runs],
-        peak_rss_bytes=[r.peak_rss_bytes for r in runs],
-        peak_cuda_allocated_bytes=[r.peak_cuda_allocated_bytes for r in runs],
-        peak_cuda_reserved_bytes=[r.peak_cuda_reserved_bytes for r in runs],
-        metrics=first.metrics,
-        env={k: first.env.get(k) for k in ("commit", "torch", "pytorch_lightning", "cpu", "gpu")},
-    )
-    assert all(math.isfinite(x) for r in runs for losses in r.losses.values() for x in losses), "non-finite loss"
+    samples = rounds.samples([r for rs in runs.values() for r in rs])[impl]
+    pending = iter(samples)
+    benchmark.group = group_name(group)
+    benchmark.pedantic(lambda: CLOCK.advance(next(pending)), rounds=len(samples), iterations=1)
+    benchmark.extra_info.update(extra_info(bench_results(), group, impl))
 
-    # every repeat of a deterministic cell trains the same model; Lightning must match the plain loop
-    reference = [r for r in bench_runs(group).get("pytorch", []) if r.ok]
-    if impl != "pytorch" and reference:
-        verdict = compare_cell(reference[0], first)
-        info["parity"] = verdict.verdict
+    # every implementation of a deterministic cell must train the plain loop's model
+    reference = [r for r in runs.get(PLAIN, []) if r.ok and not r.config.get("slot")]
+    candidate = [r for r in mine if not r.config.get("slot")]
+    if impl != PLAIN and reference and candidate:
+        verdict = compare_cell(reference[0], candidate[0])
         assert verdict.holds, verdict.line()

@@ -120,6 +120,8 @@ def validate(config: RunConfig) -> Any:
         if index >= torch.cuda.device_count():
             raise UsageError(f"--device {config.device}: only {torch.cuda.device_count()} CUDA device(s) visible")
     _check_processes(config, kind)
+    if not config.slowdown_us >= 0 or config.slowdown_us == float("inf"):
+        raise UsageError(f"--slowdown-us must be 0 or more microseconds, got {config.slowdown_us:g}")
     if config.data not in ("synthetic", "real"):
         raise UsageError(f"unknown data source {config.data!r}; choose from synthetic, real")
     if config.data_dir and config.data != "real":

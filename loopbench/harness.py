@@ -143,6 +143,10 @@ class Run:
             self.forward_dtype = str(output.dtype).removeprefix("torch.")
         for name, loss in losses.items():
             self._losses[name].append(loss.detach())
+        if self.config.slowdown_us:  # a known slowdown, on the host, inside the step's time
+            until = time.perf_counter() + self.config.slowdown_us * 1e-6
+            while time.perf_counter() < until:
+                pass
         self.clock.tick()
         self._job_end = time.perf_counter()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation

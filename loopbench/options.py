@@ -138,6 +138,9 @@ OPTIONS: tuple[Option, ...] = (
        type=float, default=90.0, by_verb={"history": 1200.0}),
     _o("target", PROBES[:2], "stop adding rounds when every delta's 95%% half-width is within this fraction",
        type=float, default=TARGET),
+    _o("slowdown-us", (*CELL, *MATRIX), "busy work added to every training step, in microseconds: a known "
+       "slowdown, to check that a compare (loopbench compare, --benchmark-compare-fail) catches one", type=float,
+       default=0.0, shown="0, none"),
     _o("counts", MATRIX, "also count each CPU task cell's instructions per step, one thread, under valgrind's "
        "callgrind, after the timed runs (where valgrind is installed; about 3 minutes per implementation for the "
        "GAN, more for the convolutional tasks)", choices=("on", "off"), default="off"),

@@ -143,9 +143,8 @@ def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dic
                 predicted = overhead.predicted_ratio(step_s, None, v["delta_us"])
                 low = overhead.predicted_ratio(step_s, None, v["delta_low_us"])
                 high = overhead.predicted_ratio(step_s, None, v["delta_high_us"])
-                inside = measured["low"] is not None and measured["low"] <= high and low <= measured["high"]
                 row[f"predicted_t{t}"] = predicted
-                row[f"agrees_t{t}"] = inside
+                row[f"agrees_t{t}"] = stats.agreement(measured["low"], measured["high"], low, high) == "agrees"
             rows.append(row)
     return {"threads": sorted(by_probe), "points": rows, "probes": by_probe}
 

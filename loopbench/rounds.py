@@ -95,3 +95,18 @@ def _why_not(members: list[RunResult], i: int, beside: list[int], usable: list[b
 def of_plain(pair: Pair, value) -> float:
     """The mean of `value(run)` over the plain segments of a pair."""
     return sum(value(p) for p in pair.plain) / len(pair.plain)
+
+
+def samples(runs: list[RunResult]) -> dict[str, list[float]]:
+    """Each implementation's seconds per optimizer step, one value per round, from the values the pairs divide:
+    a segment's median step, and for the plain loop the mean of its segments in that round. Without rounds
+    (fresh processes only: data parallel, step-limited cells) one value per repeat, each run's median step."""
+    timed = [r for r in runs if r.config.get("clock", "time") == "time"]
+    segments = [r for r in timed if r.config.get("slot", 0) > 0]
+    by_impl: dict[str, dict[int, list[float]]] = {}
+    for r in segments or timed:
+        if r.ok and r.step_time_median_s:
+            by_impl.setdefault(r.config["impl"], {}).setdefault(r.config.get("repeat", 0), []).append(
+                r.step_time_median_s
+            )
+    return {impl: [sum(v) / len(v) for _, v in sorted(per.items())] for impl, per in by_impl.items()}

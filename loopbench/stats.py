@@ -179,3 +179,15 @@ def robust_ratio(
         return Ratio(math.exp(mean), None, None, n, needed, more_work)
     d = robust_difference(logs, confidence)
     return Ratio(math.exp(d.delta), math.exp(d.low), math.exp(d.high), n, needed, more_work)
+
+
+def agreement(low: float | None, high: float | None, predicted_low: float | None, predicted_high: float | None) -> str:
+    """The one meaning of "agrees" in every report: the measured interval [low, high] and the prediction's
+    interval overlap. `measured above` / `measured below` where they do not; `–` where either is missing."""
+    if low is None or high is None or predicted_low is None or predicted_high is None:
+        return "–"
+    if any(x != x for x in (low, high, predicted_low, predicted_high)):  # NaN: no interval
+        return "–"
+    if low > predicted_high:
+        return "measured above"
+    return "measured below" if high < predicted_low else "agrees"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,11 @@ STEP_LIMITS: dict[tuple[str, str, str], Limit] = {
 # an AMD EPYC with AVX-512 BF16 only: the GAN's quick step 260 ms in 16-mixed, 20 ms in 32-true): all its
 # 16-mixed cells run like the convolutions above.
 NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
-# Cells whose rounds the suite caps (rounds at most, why); none now. EfficientNet-B0's rounds cost ~30 s each on
-# 2 cores while every segment also evaluated the model (seconds); segments report their steps only, and 3 steps
-# each (a round ~9 s) keep its 8 rounds in the bench's 15 minutes.
-ROUND_LIMITS: dict[tuple[str, str], tuple[int, str]] = {}
+# A CUDA segment is sized by time, not steps: one step of a GPU task is microseconds to milliseconds, too short to
+# time against launch jitter. Its steps follow from the cell's fresh plain run (size_segments); the task's SEGMENT
+# steps are the least, and MAX_SEGMENT_STEPS the most.
+SEGMENT_S = 0.5
+MAX_SEGMENT_STEPS = 2_000
 NO_NATIVE_FP16 = Limit(2, 1, 1, "this CPU has no native float16 arithmetic (no AVX-512 FP16 or AMX-FP16): "
                        "float16 runs tens of times slower")  # fmt: skip
 
@@ -76,6 +78,7 @@ class Matrix:
     batch_size: int | None = None
     overrides: tuple[tuple[str, object], ...] = ()  # --set KEY=VALUE for every task
     lightning: tuple[str | None, ...] = (None,)  # Lightning releases (None: the installed one), every cell on each
+    slowdown_us: float = 0.0  # busy work added to every step of every task run (a known slowdown: tests a compare)
 
     def groups(self) -> list[tuple[str, str, str, int]]:
         """(task, device, precision, processes) groups, in run order."""
@@ -97,6 +100,7 @@ class Matrix:
             cells += [
                 dataclasses.replace(c, lightning=version)
                 for device in self.devices
+                if device_type(device) == "cpu"  # valgrind counts a CPU's work only
                 for version in self.lightning
                 for shape in (SHAPES if self.task_counts else SHAPES[:1])
                 for c in count_plan(device, shape, HEADLINE_IMPLS)
@@ -143,7 +147,7 @@ class Matrix:
         return RunConfig(
             task, impl, device, precision, self.preset, self.seed, steps=steps, warmup_steps=warmup,
             batch_size=self.batch_size, data=self.data, data_dir=self.data_dir, overrides=dict(self.overrides),
-            **where,
+            slowdown_us=self.slowdown_us, **where,
         )  # fmt: skip
 
     def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
@@ -167,12 +171,11 @@ class Matrix:
         for repeat in range(min(runs, limit.repeats) if limit else runs):
             cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
-            spec = implementations.spec(task)
-            seg_steps, seg_warmup = spec.SEGMENT
-            cap = ROUND_LIMITS.get((device_type(device), task))
-            for k in range(self.repeats if cap is None else min(self.repeats, cap[0])):
+            seg_steps, seg_warmup = implementations.spec(task).SEGMENT
+            by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" else {}
+            for k in range(self.repeats):
                 cells += [
-                    cell(impl, k, slot, seg_steps, seg_warmup)
+                    dataclasses.replace(cell(impl, k, slot, seg_steps, seg_warmup), **by_time)
                     for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)
                 ]
         return cells
@@ -227,6 +230,20 @@ class Progress:
         """Every finished run on disk, in planned order."""
         order = {run_key(c.to_dict()): i for i, c in enumerate(self.planned)}
         return sorted(self.log.read(), key=lambda r: order.get(run_key(r.config), len(order)))
+
+
+def size_segments(batch: list[RunConfig], plain_step_s: float | None) -> list[RunConfig]:
+    """A round's segments sized by time: each times enough steps for `segment_s` at the plain loop's step time
+    (its fresh run's), at least the planned steps and at most MAX_SEGMENT_STEPS; unchanged without a time."""
+    out = []
+    for c in batch:
+        if c.segment_s is None or not plain_step_s or c.steps is None:
+            out.append(c)
+            continue
+        warmup = c.warmup_steps or 0
+        timed = min(max(math.ceil(c.segment_s / plain_step_s), c.steps - warmup), MAX_SEGMENT_STEPS)
+        out.append(dataclasses.replace(c, steps=warmup + timed))
+    return out
 
 
 def _threads(threads: int) -> dict[str, int]:

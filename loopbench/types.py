@@ -41,6 +41,8 @@ class RunConfig:
     clock: str = "time"  # time: wall (or CUDA) clock; instructions: counted under valgrind's callgrind
     lightning: str | None = None  # a Lightning release other than the installed one (loopbench.releases)
     threads: int | None = None  # torch's intra-op threads for the run (None: torch's default, one per core)
+    slowdown_us: float = 0.0  # busy work added to every step by the harness: a known slowdown, to test a compare
+    segment_s: float | None = None  # a segment sized by time (CUDA): its steps follow from the cell's plain step
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -54,6 +56,7 @@ class RunConfig:
         ranks = f"/x{self.processes}" if self.processes > 1 else ""
         release = f"/pl{self.lightning}" if self.lightning else ""
         ranks += f"/t{self.threads}" if self.threads else ""
+        ranks += f"/slowdown{self.slowdown_us:g}us" if self.slowdown_us else ""
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 

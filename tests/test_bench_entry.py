@@ -1,45 +1,86 @@
-"""The pytest-benchmark entry writes each run to disk as it ends, and --lb-resume runs only what is missing."""
+"""The pytest-benchmark entry: its table tells the report's story, its compare catches a slowdown, each run
+reaches disk as it ends, and --lb-resume runs only what is missing."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
+from loopbench import rounds
 from loopbench.overhead import HEADLINE_IMPLS
+from loopbench.report.bench import SAMPLE, ratio_of_medians
+from loopbench.report.tables import overheads
 from loopbench.store import load_results, run_key
+
+BENCH = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
+CELL = ["--lb-preset", "smoke", "--lb-tasks", "mnist_gan", "--lb-precisions", "32-true", "--lb-devices", "cpu"]
+ENV = dict(os.environ, LOOPBENCH_INSTRUCTIONS="off")  # counting is tested on its own (test_instructions)
+ROUNDS = 6  # the fewest with an interval
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*BENCH, *CELL, *args], capture_output=True, text=True, timeout=300, env=ENV)
 
 
 @pytest.mark.slow
-def test_bench_entry_logs_runs_and_resumes_without_rerunning(tmp_path):
-    out = tmp_path / "report"
-    cmd = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
-    cmd += ["--lb-preset", "smoke", "--lb-tasks", "mnist_gan", "--lb-precisions", "32-true", "--lb-repeats", "1"]
-    cmd += ["--lb-impls", "pytorch", "lightning", "--lb-counts", "on"]
-    cmd += ["--lb-probe-repeats", "2", "--lb-probe-steps", "20", "--lb-out", str(out)]
-    env = dict(os.environ, LOOPBENCH_INSTRUCTIONS="off")  # counting is tested on its own (test_instructions)
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+def test_bench_table_is_the_reports_story_its_compare_catches_a_slowdown_and_it_resumes(tmp_path):
+    out, storage = tmp_path / "report", f"file://{tmp_path / 'saved'}"
+    save = ["--benchmark-storage", storage, "--benchmark-json", str(tmp_path / "b.json")]
+    first = _bench("--lb-impls", "pytorch", "lightning", "--lb-counts", "on",
+                   "--lb-repeats", str(ROUNDS), "--lb-probe-repeats", "2", "--lb-probe-steps", "20",
+                   "--lb-out", str(out), "--benchmark-autosave", *save)  # fmt: skip
     assert first.returncode == 0, first.stdout[-2000:]
+    assert "seconds per optimizer step" in first.stdout  # the table's unit, in each group's heading
+
+    # pytest-benchmark's JSON: one sample per round for every implementation, and the report's ratio
     logged = load_results(out / "results.jsonl")
     tasks = [r for r in logged if r.config["task"] == "mnist_gan"]
-    fresh = sorted(r.config["impl"] for r in tasks if r.config["slot"] == 0 and r.config["clock"] == "time")
-    assert fresh == ["lightning", "pytorch"] and len(tasks) == 2 + 3 + 2  # a round P L P, a count per impl
+    saved = json.loads((tmp_path / "b.json").read_text())
+    benchmarks = {b["name"]: b for b in saved["benchmarks"]}
+    assert {b["options"]["timer"] for b in benchmarks.values()} == {"step_clock"}
+    mine = {n.split("-32-true-")[1].rstrip("]"): b for n, b in benchmarks.items() if "mnist_gan" in n}
+    assert sorted(mine) == ["lightning", "pytorch"]
+    assert {b["stats"]["rounds"] for b in mine.values()} == {ROUNDS}
+    assert all(b["extra_info"]["sample"] == SAMPLE for b in mine.values())
+    samples = rounds.samples(tasks)
+    ov = overheads(tasks).set_index("impl")
+    for impl in ("lightning",):
+        b = mine[impl]
+        assert b["stats"]["median"] / mine["pytorch"]["stats"]["median"] == pytest.approx(
+            ratio_of_medians(samples, impl)
+        )
+        low, high = ov.loc[impl, "95% CI low"], ov.loc[impl, "95% CI high"]
+        assert low <= ratio_of_medians(samples, impl) <= high, (impl, low, high)
+        info = b["extra_info"]
+        assert info["ratio_vs_plain"]["low"] == pytest.approx(low) and info["ratio_vs_plain"]["pairs"] == ROUNDS
+        assert info["parity"]["verdict"] == "bitwise" and info["fresh_run"]["peak_rss_bytes"] > 0
+        assert info["probe_predicts"]["measured_vs_predicted"] in ("agrees", "measured above", "measured below")
+
+    # the same run folder: every run on disk once, the counts recorded as unsupported where they are off
     counts = [r for r in tasks if r.config["clock"] == "instructions"]
-    assert {(r.config["impl"], r.config["threads"], r.status) for r in counts} == {
-        ("pytorch", 1, "unsupported"),
-        ("lightning", 1, "unsupported"),
-    }  # off here: each count says so, the timed runs stand alone
-    probe = [r for r in logged if r.config["task"] == "overhead_probe"]
-    timed = [r for r in probe if r.config["clock"] == "time"]  # per round P V1 P V2 ... P
-    assert len(timed) == 2 * 2 * (2 * len(HEADLINE_IMPLS) - 1) and all(r.ok for r in timed)  # the ladder: overhead
+    assert len(counts) == 2 and {r.status for r in counts} == {"unsupported"}
+    probe = [r for r in logged if r.config["task"] == "overhead_probe" and r.config["clock"] == "time"]
+    assert len(probe) == 2 * 2 * (2 * len(HEADLINE_IMPLS) - 1) and all(r.ok for r in probe)
     report = (out / "REPORT.md").read_text()
-    # which pairs of 2 tiny rounds survive the drift rules depends on the machine: the figures are tested on fixed runs
     assert "What the Trainer costs per step on cpu" in report and "probe predicts" in report
     assert "unsupported**: instruction counts: off (LOOPBENCH_INSTRUCTIONS=off)" in report
-    assert (out / "pytest-benchmark.json").is_file()
 
-    again = subprocess.run([*cmd, "--lb-resume"], capture_output=True, text=True, timeout=300, env=env)
+    # a second bench run (here: the resumed one, its samples replayed from disk) compared by pytest-benchmark's own
+    # compare with the saved first: nothing ran again, the same runs, and the compare passes
+    compare = ["--benchmark-storage", storage, "--benchmark-compare", "--benchmark-compare-fail=median:5%"]
+    again = _bench("--lb-impls", "pytorch", "lightning", "--lb-counts", "on", "--lb-repeats", str(ROUNDS),
+                   "--lb-probe-repeats", "2", "--lb-probe-steps", "20", "--lb-out", str(out), "--lb-resume",
+                   *compare)  # fmt: skip
     assert again.returncode == 0, again.stdout[-2000:]
     assert "[  1/" not in again.stdout  # nothing was run again
     reported = sorted(run_key(r.config) for r in load_results(out / "results.json"))
     assert reported == sorted(run_key(r.config) for r in logged)  # the same runs, none twice
+
+    # a bench run with a known slowdown per step (30 ms: about 3x the smoke step) fails that compare
+    slower = _bench("--lb-impls", "pytorch", "lightning", "--lb-repeats", "1", "--lb-probe-repeats", "0",
+                    "--lb-out", str(tmp_path / "slower"), "--lb-slowdown-us", "30000",
+                    *compare[:-1], "--benchmark-compare-fail=median:60%")  # fmt: skip
+    assert slower.returncode != 0, slower.stdout[-2000:]
+    assert "Performance has regressed" in slower.stdout + slower.stderr and "mnist_gan" in slower.stdout

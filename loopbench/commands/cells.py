@@ -32,6 +32,7 @@ def _config(args: argparse.Namespace, impl: str):
         overrides=options.overrides(args.set, args.pretrained),
         processes=args.processes,
         lightning=release(args.lightning),
+        slowdown_us=args.slowdown_us,
     )
 
 

@@ -27,6 +27,8 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
         raise UsageError(f"{flag('probe-repeats')} must be 0 (no probe) or at least 2: an interval needs two rounds")
     if get("probe_steps") < 8:
         raise UsageError(f"{flag('probe-steps')} must be at least 8 (a quarter of them warm up)")
+    if not (get("slowdown_us") >= 0 and math.isfinite(get("slowdown_us"))):
+        raise UsageError(f"{flag('slowdown-us')} must be 0 or more microseconds, got {get('slowdown_us'):g}")
     for name in ("timeout",):
         if not (get(name) > 0 and math.isfinite(get(name))):
             raise UsageError(f"{flag(name)} must be a positive number, got {get(name):g}")
@@ -61,6 +63,7 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
         batch_size=get("batch_size"),
         overrides=tuple(sorted(overrides.items())),
         lightning=_releases(get("lightning"), flag("lightning")),
+        slowdown_us=get("slowdown_us"),
     )
     for cell in {c.label: c for c in matrix.cells() if c.task not in implementations.PROBES}.values():
         try:

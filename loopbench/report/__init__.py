@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 import implementations
-from loopbench.precision import PLUGIN_NOTE, device_type
+from loopbench.precision import PLUGIN_NOTE
 from loopbench.report import counts as counts_report
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
@@ -28,7 +28,7 @@ from loopbench.report.tables import (  # noqa: F401  (the report's tables, impor
     summary,
 )
 from loopbench.store import save_results
-from loopbench.suite import ROUND_LIMITS, step_limit
+from loopbench.suite import step_limit
 from loopbench.types import RunResult
 
 
@@ -73,9 +73,6 @@ def notes(results: list[RunResult]) -> list[str]:
             runs = f", {limit.repeats} run(s) per implementation" if limit else ""
             why = limit.reason if limit else "asked for"
             out.append(f"- {cell}: {steps} steps instead of the preset's {preset}{runs}: {why}.")
-    for device, task in dict.fromkeys((device_type(r.config["device"]), r.config["task"]) for r in fresh(results)):
-        if (device, task) in ROUND_LIMITS:
-            out.append(f"- `{task}` on {device}: {ROUND_LIMITS[(device, task)][1]} (fresh runs only).")
     return [*out, ""] if out else []
 
 
@@ -136,7 +133,8 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
             " `probe predicts`: (T + delta) / T, the ratio the overhead probe's per-step cost delta implies for "
             "the cell's plain step time T, delta measured at the tasks' thread count where the probe ran there "
             "(else at one thread; on CUDA: none while the host's work hides behind the GPU's); `measured vs "
-            "predicted`: whether the prediction lies inside the measured interval."
+            "predicted`: `agrees` where the measured interval and the prediction's interval (from the probe's delta's) "
+            "overlap, the one meaning of *agrees* in every report."
             if probes
             else ""
         ),

@@ -155,15 +155,18 @@ def task_points(table: pd.DataFrame, ov: pd.DataFrame, device: str) -> list[dict
     return points
 
 
-def prediction(a: dict[str, Any] | None, task: str, impl: str, step_ms: float, host_ms: float | None) -> float | None:
-    """The ratio the probe predicts for a task cell, or None without a probe answer for its shape."""
+def prediction(
+    a: dict[str, Any] | None, task: str, impl: str, step_ms: float, host_ms: float | None, delta: str = "delta"
+) -> float | None:
+    """The ratio the probe predicts for a task cell, or None without a probe answer for its shape; `delta`:
+    "delta_low" or "delta_high" for the ends of the prediction's interval (from the probe's delta's)."""
     if a is None or task not in implementations.TASKS:
         return None
     v = a["shapes"].get(implementations.spec(task).PROBE_SHAPE, {}).get(impl)
-    if not v or v.get("delta_us") is None:
+    if not v or v.get(f"{delta}_us") is None:
         return None
     host = host_ms * 1e-3 if host_ms is not None and not pd.isna(host_ms) else None
-    return predicted_ratio(step_ms * 1e-3, host, v["delta_us"])
+    return predicted_ratio(step_ms * 1e-3, host, v[f"{delta}_us"])
 
 
 def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:

@@ -194,9 +194,12 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             elif (*key, impl) in table.index:
                 row[f"{label} step time"] = table.loc[(*key, impl), "runs"]
             a = (probes or {}).get(device)
-            ratio = probe_report.prediction(a, task, impl, plain.get("median step ms"), plain.get("host step ms"))
+            step = (plain.get("median step ms"), plain.get("host step ms"))
+            ratio = probe_report.prediction(a, task, impl, *step)
             predicted.append("–" if ratio is None else f"{ratio:.3f}x")
-            agree.append(_agreement(ov.loc[(*key, impl)] if (*key, impl) in ov.index else None, ratio))
+            ends = [probe_report.prediction(a, task, impl, *step, delta=d) for d in ("delta_low", "delta_high")]
+            o = ov.loc[(*key, impl)] if (*key, impl) in ov.index else None
+            agree.append("–" if o is None else stats.agreement(o["95% CI low"], o["95% CI high"], *ends))
         row |= counts_report.headline_cells(counts, *key)
         if probes:
             row["probe predicts (L / Ld)"] = " / ".join(predicted)
@@ -212,15 +215,6 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
         row["parity"] = ", ".join(sorted(verdicts)) or "–"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _agreement(o: pd.Series | None, predicted: float | None) -> str:
-    """Whether the prediction lies inside the measured interval: `agrees`, `above` / `below` it, or `–`."""
-    if o is None or predicted is None or pd.isna(o["95% CI low"]):
-        return "–"
-    if predicted < o["95% CI low"]:
-        return "measured above"
-    return "measured below" if predicted > o["95% CI high"] else "agrees"
 
 
 def data_table(results: list[RunResult]) -> pd.DataFrame:
