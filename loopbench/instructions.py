@@ -78,8 +78,13 @@ def window_closes(label: str) -> None:
     _send(STOP)
 
 
-def unavailable() -> str | None:
-    """Why instructions cannot be counted here (one line), or None."""
+CPU_ONLY = "instruction counts: CPU only (valgrind cannot follow a GPU's work); time only"
+
+
+def unavailable(device: str = "cpu") -> str | None:
+    """Why instructions cannot be counted here, on `device` (one line), or None."""
+    if not device.startswith("cpu"):
+        return CPU_ONLY
     if os.environ.get("LOOPBENCH_INSTRUCTIONS") == "off":
         return "instruction counts: off (LOOPBENCH_INSTRUCTIONS=off); time only"
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
@@ -94,7 +99,7 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
     from loopbench import releases
     from loopbench.launch.isolate import child_env
 
-    reason = unavailable()
+    reason = unavailable(configs[0].device)
     if reason:
         return [RunResult.failed(c, "unsupported", reason) for c in configs]
     with tempfile.TemporaryDirectory(prefix="loopbench-count-") as tmp:

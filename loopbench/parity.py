@@ -103,15 +103,30 @@ def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
     return a.weights_digest is not None and a.weights_digest == b.weights_digest, None
 
 
-VAL_METRICS_RTOL = 1e-6  # the two sides compute the same metric objects over the same outputs
+VAL_METRICS_RTOL = 1e-6  # the two sides compute the same metric objects over the same outputs (CPU)
 
 
-def _close(x: float, y: float) -> bool:
-    return x == y or abs(x - y) <= VAL_METRICS_RTOL * max(1.0, abs(x), abs(y))
+def _close(x: float, y: float, rtol: float = VAL_METRICS_RTOL) -> bool:
+    return x == y or abs(x - y) <= rtol * max(1.0, abs(x), abs(y))
 
 
-def _job_compare(reference: RunResult, candidate: RunResult) -> dict[str, Any]:
-    """Per-epoch validation metrics and the kept weights of both sides; {} where neither validated."""
+def _same_epoch(a: dict[str, float], b: dict[str, float], rtol: float) -> bool:
+    return a.keys() == b.keys() and all(_close(a[k], b[k], rtol) for k in a)
+
+
+def best_epochs_agree(reference: RunResult, candidate: RunResult, rtol: float | None) -> bool:
+    """The same best epoch; where bitwise is not expected (rtol), also two epochs whose validations agree within
+    rtol on the reference's side: the metrics tied within the tolerance, and either side may keep either."""
+    a, b = reference.best_epoch, candidate.best_epoch
+    if a == b or rtol is None or a is None or b is None:
+        return a == b
+    vals = reference.val_metrics
+    return 0 < a <= len(vals) and 0 < b <= len(vals) and _same_epoch(vals[a - 1], vals[b - 1], rtol)
+
+
+def _job_compare(reference: RunResult, candidate: RunResult, rtol: float | None = None) -> dict[str, Any]:
+    """Per-epoch validation metrics and the kept weights of both sides; {} where neither validated. The metrics
+    agree within VAL_METRICS_RTOL where bitwise is expected, within `rtol` (the cell's loss tolerance) elsewhere."""
     a, b = reference.val_metrics, candidate.val_metrics
     if not a and not b:
         return {}
@@ -120,11 +135,12 @@ def _job_compare(reference: RunResult, candidate: RunResult) -> dict[str, Any]:
         {"epoch": i + 1, ref: a[i] if i < len(a) else None, cand: b[i] if i < len(b) else None}
         for i in range(max(len(a), len(b)))
     ]
-    same = all(x.keys() == y.keys() and all(_close(x[k], y[k]) for k in x) for x, y in zip(a, b, strict=False))
-    equal = len(a) == len(b) and same
+    tolerance = VAL_METRICS_RTOL if rtol is None else rtol
+    equal = len(a) == len(b) and all(_same_epoch(x, y, tolerance) for x, y in zip(a, b, strict=True))
     return {
         "val_metrics": rows,
         "val_metrics_equal": equal,
+        "best_epochs_agree": best_epochs_agree(reference, candidate, rtol),
         "best_epochs": (reference.best_epoch, candidate.best_epoch),
         "best_weights_equal": reference.best_weights_digest is not None
         and reference.best_weights_digest == candidate.best_weights_digest,
@@ -168,11 +184,12 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     cfg = reference.run_config
     expected, _ = expected_strength(cfg.device, cfg.precision)
     holds = verdict == "bitwise" or (verdict == "within_tolerance" and expected == "within_tolerance")
-    job = _job_compare(reference, candidate)
-    if job:  # the whole job must agree too: the same metrics per epoch, the same weights kept
-        same_best = job["best_epochs"][0] == job["best_epochs"][1]
-        kept = job["best_weights_equal"] or expected == "within_tolerance"
-        holds = holds and job["val_metrics_equal"] and same_best and kept
+    tolerant = rtol if expected == "within_tolerance" else None
+    job = _job_compare(reference, candidate, tolerant)
+    best_agree = job.pop("best_epochs_agree", True)
+    if job:  # the whole job must agree too: the same metrics per epoch (within the tolerance), the same weights kept
+        kept = job["best_weights_equal"] or tolerant is not None
+        holds = holds and job["val_metrics_equal"] and best_agree and kept
     return ParityReport(
         verdict=verdict,
         expected=expected,

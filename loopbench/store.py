@@ -40,7 +40,10 @@ class ResultLog:
 
 
 def run_key(config: dict[str, Any]) -> str:
-    """A run's identity: its whole configuration (task, impl, device, precision, preset, seed, repeat, ...)."""
+    """A run's identity: its whole configuration (task, impl, device, precision, preset, seed, repeat, ...); a
+    segment sized by time gets its steps from the plain step when it runs, so they are not part of it."""
+    if config.get("segment_s") is not None:
+        config = {k: v for k, v in config.items() if k != "steps"}
     return json.dumps(config, sort_keys=True)
 
 

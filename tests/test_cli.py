@@ -73,6 +73,9 @@ BAD_INPUT = [
     ),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--data-dir", "/tmp"], "add --data real"),
 ]
+# the suite's rows plan on the CPU wherever they run (with a GPU visible the default devices are CUDA)
+BAD_INPUT = [([*argv, "--devices", "cpu"] if argv[0] == "suite" and "--devices" not in argv else argv, expected)
+             for argv, expected in BAD_INPUT]  # fmt: skip
 if not __import__("torch").cuda.is_available():
     BAD_INPUT.append((["run", "--task", "cifar_cnn", "--impl", "pytorch", "--device", "cuda"], "no CUDA device"))
 

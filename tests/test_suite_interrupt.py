@@ -13,7 +13,7 @@ import pytest
 from loopbench.store import load_results, run_key
 from loopbench.suite import Matrix
 
-ARGS = ["--tasks", "cifar_cnn", "--impls", "pytorch", "lightning", "--precisions", "32-true"]
+ARGS = ["--tasks", "cifar_cnn", "--impls", "pytorch", "lightning", "--precisions", "32-true", "--devices", "cpu"]
 ARGS += ["--preset", "smoke", "--fresh-runs", "1", "--repeats", "1", "--probe-repeats", "0"]  # 2 fresh + P L P
 MATRIX = Matrix(("cifar_cnn",), ("pytorch", "lightning"), ("cpu",), ("32-true",), "smoke", repeats=1, fresh_runs=1)
 PLANNED = len(MATRIX.cells())
@@ -85,6 +85,7 @@ def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
     progress = Progress(matrix, tmp_path, resume=False)
     ResultLog(progress.log.path).append(RunResult(config=matrix.cells()[0].to_dict()))
     argv = ["suite", "--tasks", "cifar_cnn", "--impls", "pytorch", "--precisions", "32-true", "--out", str(tmp_path)]
+    argv += ["--devices", "cpu"]
     argv += ["--probe-repeats", "0"]
     assert main([*argv, "--preset", "quick", "--repeats", "1", "--resume"]) == 2
     err = capsys.readouterr().err

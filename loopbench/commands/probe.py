@@ -43,7 +43,8 @@ def cmd_overhead(args: argparse.Namespace) -> int:
             releases.site(v)  # installed now, or refused in one line, before any round
     if args.steps is not None and args.steps < 8:
         raise UsageError("--steps must be at least 8 (a quarter of them warm up)")
-    missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
+    off = "instruction counts: off (--instructions off)"
+    missing = unavailable(args.device) if args.instructions == "auto" else off
     print(
         f"loopbench overhead: {PROBE}, one torch thread; rounds of short segments P V1 P V2 ... P in one process "
         f"each, at least {args.repeats} rounds, more until every headline delta is within {args.target:.0%} "

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from loopbench.launch.forked import run_forked_batch
 from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
 from loopbench.store import ResultLog
+from loopbench.trainers import PLAIN
 from loopbench.types import RunConfig, RunResult
 
 
@@ -44,8 +45,10 @@ def run_cells(
     Each result reaches `log` (flushed and synced) as its batch ends.
     """
     results: list[RunResult] = []
+    plain_steps = plain_step_times(log.read() if log else [])
 
     def deliver(done: list[RunResult]) -> None:
+        plain_steps.update(plain_step_times(done))
         for result in done:
             results.append(result)
             if log:
@@ -53,12 +56,29 @@ def run_cells(
             if on_result:
                 on_result(len(results), len(cells), result)
 
-    _run(batches(cells), timeout_s, deliver)
+    _run(batches(cells), timeout_s, deliver, plain_steps)
     return results
 
 
-def _run(todo: list[list[RunConfig]], timeout_s: float, deliver: Callable[[list[RunResult]], None]) -> None:
+def plain_step_times(results: list[RunResult]) -> dict[tuple, float]:
+    """{group: the plain loop's median step} from fresh runs: what a round of segments sized by time reads."""
+    from loopbench.suite import group_key
+
+    return {
+        group_key(r.config): r.step_time_median_s
+        for r in results
+        if r.ok and r.config["impl"] == PLAIN and not r.config.get("slot") and r.step_time_median_s
+    }
+
+
+def _run(
+    todo: list[list[RunConfig]],
+    timeout_s: float,
+    deliver: Callable[[list[RunResult]], None],
+    plain_steps: dict[tuple, float],
+) -> None:
     from loopbench.instructions import beside, count
+    from loopbench.suite import group_key, size_segments
 
     timed = [i for i, b in enumerate(todo) if b[0].clock != "instructions"]
     cores = os.cpu_count() or 1
@@ -72,8 +92,8 @@ def _run(todo: list[list[RunConfig]], timeout_s: float, deliver: Callable[[list[
                 for f in pending:
                     deliver(f.result())
                 pending.clear()
-            if batch[0].slot > 0:  # a round: timed only, one process, no import bill
-                deliver(run_forked_batch(batch, timeout_s))
+            if batch[0].slot > 0:  # a round: timed only, one process, no import bill (forked on a CPU)
+                deliver(run_forked_batch(size_segments(batch, plain_steps.get(group_key(batch[0]))), timeout_s))
             else:
                 deliver([run_isolated(batch[0], timeout_s)])
         for f in pending:

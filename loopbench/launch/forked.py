@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, _child, child_env
+from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, _child, child_env, run_isolated_batch
+from loopbench.precision import device_type
 from loopbench.types import RunConfig, RunResult
 
 PRELOAD = ("loopbench.harness", "loopbench.quiet", "pytorch_lightning")  # what a forked run finds imported
@@ -40,11 +41,20 @@ def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunRe
 
 def run_forked_batch(configs: list[RunConfig], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[RunResult]:
     """Run `configs` one after another in one process forked from the server (a round of the overhead probe:
-    runs close in time, in one process); never raises for a failed run. `timeout_s` is for them all."""
+    runs close in time, in one process); never raises for a failed run. `timeout_s` is for them all.
+    CUDA runs are never forked: CUDA cannot be used in a child forked from a process that initialised it, and
+    the server's imports are not known never to; they start in a fresh process instead (imports paid)."""
+    if not forkable(configs):
+        return run_isolated_batch(configs, timeout_s)
     results = _run_batch(configs, timeout_s)
     if isinstance(results, RunResult):  # the process failed: every run of it did
         return [dataclasses.replace(results, config=c.to_dict()) for c in configs]
     return results
+
+
+def forkable(configs: list[RunConfig]) -> bool:
+    """May these runs be forked from the server? CPU runs only."""
+    return all(device_type(c.device) == "cpu" for c in configs)
 
 
 def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | RunResult:
@@ -168,6 +178,10 @@ def serve() -> None:
     signal.signal(signal.SIGTERM, stop)
     for name in PRELOAD:
         importlib.import_module(name)
+    import torch
+
+    if torch.cuda.is_initialized():  # a forked child could not use CUDA; CUDA runs are never sent here
+        sys.exit("the fork server's imports initialised CUDA: its children cannot use it")
     out = sys.stdout.buffer
     out.write(b"ready\n")
     out.flush()

@@ -38,9 +38,22 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
         from loopbench.launch.distributed import run_ranks
 
         return run_ranks(config, timeout_s)
+    return _run_fresh(config, config.to_dict(), timeout_s)
+
+
+def run_isolated_batch(configs: list[RunConfig], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[RunResult]:
+    """Run `configs` one after another in one fresh child process (a round, where it cannot be forked: CUDA);
+    never raises for a failed run. `timeout_s` is for them all."""
+    got = _run_fresh(configs[0], [c.to_dict() for c in configs], timeout_s)
+    if isinstance(got, RunResult):  # the process failed: every run of it did
+        return [RunResult.failed(c, got.status, got.message) for c in configs]
+    return got
+
+
+def _run_fresh(config: RunConfig, request: dict | list, timeout_s: float) -> RunResult | list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path = Path(tmp, "config.json"), Path(tmp, "result.json")
-        cfg_path.write_text(json.dumps(config.to_dict()))
+        cfg_path.write_text(json.dumps(request))
         cmd = [sys.executable, "-m", "loopbench.launch.isolate", str(cfg_path), str(out_path)]
         proc = subprocess.Popen(
             cmd,
@@ -59,7 +72,8 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
             _terminate(proc)
             raise
         if out_path.exists():
-            return RunResult.from_dict(json.loads(out_path.read_text()))
+            got = json.loads(out_path.read_text())
+            return [RunResult.from_dict(d) for d in got] if isinstance(got, list) else RunResult.from_dict(got)
         if proc.returncode in (-signal.SIGKILL, 137):
             return RunResult.failed(config, "oom", "killed by SIGKILL, most likely out of host memory")
         tail = " | ".join((stderr or stdout).strip().splitlines()[-3:])

@@ -1,0 +1,115 @@
+"""What a first GPU run will do, tested here with CUDA reported visible: the plan, the launchers, the verdicts.
+
+No GPU is needed: each test says in its name that it tests the plan (or a verdict on made-up results); the
+`gpu`-marked tests and tools/gpu-check.sh run the same paths on a real device.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+
+from loopbench import instructions, parity
+from loopbench.launch import batches, forked
+from loopbench.store import run_key
+from loopbench.suite import MAX_SEGMENT_STEPS, SEGMENT_S, Matrix, default_devices, size_segments
+from loopbench.types import RunConfig, RunResult
+
+CUDA = Matrix(("mnist_gan", "cifar_cnn"), devices=("cuda",), repeats=2, probe_repeats=2, probe_count=True,
+              task_counts=True)  # fmt: skip
+
+
+@pytest.fixture
+def cuda_visible(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+def test_plan_defaults_to_cuda_when_a_gpu_is_reported(cuda_visible):
+    assert default_devices() == ("cuda",)
+
+
+def test_plan_puts_no_instruction_count_on_a_cuda_cell():
+    cells = CUDA.cells()
+    assert any(c.task == "overhead_probe" for c in cells) and any(c.slot > 0 for c in cells)
+    assert not [c for c in cells if c.clock == "instructions"]
+    both = dataclasses.replace(CUDA, devices=("cpu", "cuda"))
+    counted = {c.device for c in both.cells() if c.clock == "instructions"}
+    assert counted == {"cpu"}  # the CPU's cells are still counted beside a GPU's
+
+
+def test_plan_refuses_a_cuda_count_without_starting_valgrind():
+    config = RunConfig("overhead_probe", "pytorch", "cuda", clock="instructions")
+    [result] = instructions.count([config], 10)
+    assert result.status == "unsupported" and result.message == instructions.CPU_ONLY
+
+
+def test_plan_sizes_cuda_segments_by_time_and_cpu_segments_by_steps():
+    segments = [c for c in CUDA.cells() if c.slot > 0 and c.task == "cifar_cnn"]
+    assert segments and all(c.segment_s == SEGMENT_S for c in segments)
+    cpu = dataclasses.replace(CUDA, devices=("cpu",))
+    assert all(c.segment_s is None for c in cpu.cells() if c.slot > 0)
+    c = segments[0]
+    warmup, least = c.warmup_steps, c.steps - c.warmup_steps
+    assert size_segments([c], 1e-3)[0].steps == warmup + round(SEGMENT_S / 1e-3)  # 1 ms steps: 500 timed
+    assert size_segments([c], 10.0)[0].steps == c.steps  # a slow step: the planned steps, at least
+    assert size_segments([c], 1e-7)[0].steps == warmup + MAX_SEGMENT_STEPS
+    assert size_segments([c], None)[0] == c and least >= 1
+    assert run_key(size_segments([c], 1e-3)[0].to_dict()) == run_key(c.to_dict())  # resume finds it done
+
+
+def test_plan_reads_the_plain_step_of_each_cell_from_its_fresh_run():
+    fresh = RunResult(config=RunConfig("cifar_cnn", "pytorch", "cuda").to_dict(), step_time_median_s=0.002)
+    segment = RunResult(config=RunConfig("cifar_cnn", "pytorch", "cuda", slot=1).to_dict(), step_time_median_s=9.0)
+    found = batches.plain_step_times([fresh, segment])
+    assert list(found.values()) == [0.002]
+
+
+def test_plan_starts_cuda_rounds_in_a_fresh_process_never_forked(monkeypatch):
+    started = []
+    monkeypatch.setattr(forked, "run_isolated_batch", lambda configs, timeout_s: started.append(configs) or [])
+    monkeypatch.setattr(forked, "_run_batch", lambda *a: pytest.fail("a CUDA round was sent to the fork server"))
+    round_ = [RunConfig("cifar_cnn", impl, "cuda:0", slot=i) for i, impl in enumerate(("pytorch", "lightning"), 1)]
+    forked.run_forked_batch(round_)
+    assert started == [round_]
+    assert forked.forkable([RunConfig("cifar_cnn", "pytorch", "cpu", slot=1)])
+
+
+def _job(impl: str, device: str, val: list[dict], best: int, loss: float = 1.0) -> RunResult:
+    return RunResult(
+        config=RunConfig("cifar_cnn", impl, device, "bf16-mixed").to_dict(),
+        losses={"loss": [loss, loss / 2]},
+        val_metrics=val,
+        best_epoch=best,
+        best_weights_digest=f"{impl}-best",
+        weights_digest=f"{impl}-final",
+    )
+
+
+VAL = [{"val_loss": 0.50, "val_acc": 0.80}, {"val_loss": 0.40, "val_acc": 0.85}, {"val_loss": 0.40001, "val_acc": 0.85}]
+
+
+def test_verdict_cuda_whole_job_holds_within_the_tolerance():
+    plain = _job("pytorch", "cuda", VAL, best=2)
+    near = [{k: v * (1 + 1e-3) for k, v in epoch.items()} for epoch in VAL]  # last bits of atomics, amplified
+    # the last two epochs tie within the tolerance: keeping either one is the same choice
+    p = parity.compare_cell(plain, _job("lightning", "cuda", near, best=3, loss=1.0 + 1e-4))
+    assert p.expected == "within_tolerance" and p.verdict == "within_tolerance" and p.holds, p.line()
+
+
+def test_verdict_cuda_whole_job_fails_outside_the_tolerance():
+    plain = _job("pytorch", "cuda", VAL, best=2)
+    off = [dict(epoch, val_acc=epoch["val_acc"] * 1.2) for epoch in VAL]  # positive control: other metrics
+    assert not parity.compare_cell(plain, _job("lightning", "cuda", off, best=2)).holds
+    # and a best epoch that is not a tie: epoch 1 is far from epoch 2
+    assert not parity.compare_cell(plain, _job("lightning", "cuda", VAL, best=1)).holds
+
+
+def test_verdict_cpu_whole_job_still_needs_equal_metrics_and_best_epoch():
+    plain = _job("pytorch", "cpu", VAL, best=2)
+    same_bits = _job("lightning", "cpu", VAL, best=3)
+    same_bits.best_weights_digest = plain.best_weights_digest = "same"
+    same_bits.weights_digest = plain.weights_digest = "same"
+    assert not parity.compare_cell(plain, same_bits).holds  # a tie within 1e-4 is not bitwise
+    same_bits.best_epoch = 2
+    assert parity.compare_cell(plain, same_bits).holds
