@@ -87,7 +87,8 @@ METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evalua
 # a step of ~0.4 s at the quick preset on 2 cores is a sample of its own: one timed step after one of warm-up
 # (a round of five segments ~8 s; 3 steps each took the bench to 16 min 16 s)
 SEGMENT = (2, 1)
-# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; COUNTNOTE
+# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; two counted steps:
+# a convolutional step runs for minutes there (valgrind has no AVX-512, and counts every instruction)
 COUNT = (3, 1)
 PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
 MONITOR = ("val_auroc", "max")  # what the epoch mode keeps the best weights by

@@ -88,7 +88,8 @@ METRICS = ("mmd", "mmd_real_floor")  # what evaluate() returns, in that order
 # a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
 # about 0.4 s of steps at the quick preset on 2 cores
 SEGMENT = (40, 10)
-# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; COUNTNOTE
+# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; four counted
+# steps (about 3.5 minutes per implementation there, most of it importing torch)
 COUNT = (6, 2)
 PROBE_SHAPE = "manual"  # the overhead probe's shape this task has: two optimizers, manual optimization
 MONITOR = ("val_mmd", "min")  # what the epoch mode keeps the best weights by
