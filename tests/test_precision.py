@@ -61,3 +61,15 @@ def test_plain_loop_precision_is_autocast_with_a_scaler_for_float16_only():
 
 def test_default_precisions_are_all_three_on_both_devices():
     assert default_precisions("cpu") == default_precisions("cuda:0") == PRECISIONS
+
+
+def test_a_cpu_without_native_low_precision_runs_those_cells_short_and_says_why():
+    from loopbench.suite import NO_NATIVE_BF16, NO_NATIVE_FP16, step_limit
+
+    avx2 = ["avx2", "fma", "f16c"]
+    assert step_limit("mnist_gan", "cpu", "bf16-mixed", avx2) is NO_NATIVE_BF16
+    assert step_limit("mnist_gan", "cpu", "16-mixed", avx2) is NO_NATIVE_FP16
+    assert step_limit("mnist_gan", "cpu", "bf16-mixed", [*avx2, "avx512_bf16"]) is None
+    assert step_limit("mnist_gan", "cpu", "32-true", avx2) is None
+    assert step_limit("mnist_gan", "cuda", "bf16-mixed", avx2) is None
+    assert "bfloat16" in NO_NATIVE_BF16.reason
