@@ -52,3 +52,8 @@ def test_memory_is_drawn_as_lightning_minus_plain(drawn):
 
 def test_the_gan_grid_is_drawn_only_for_a_full_run(drawn):
     assert not any(name.startswith("samples_") for name in drawn)  # the fixture and the probe: no full run
+
+
+def test_a_figure_of_single_runs_says_so_on_its_face(drawn):
+    titles = [ax.get_title() for ax in drawn["throughput_memory.png"].axes]
+    assert titles and all("one fresh run per bar, no spread" in t or "fresh runs, bars: range" in t for t in titles)

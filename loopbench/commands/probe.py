@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,13 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         ]
         print(f"round {k:>3}: " + ("; ".join(heads) or "no interval yet"), flush=True)
 
+    started = time.monotonic()
     with interrupts_raise():
         answer, _ = measure(
             args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress,
             versions=versions,
         )  # fmt: skip
+    answer["elapsed_s"] = round(time.monotonic() - started, 1)  # the whole measurement: rounds and counts
     print("\n".join(lines(answer)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

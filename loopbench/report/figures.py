@@ -30,7 +30,9 @@ def _save(fig, path: Path) -> Path:
 
 def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
     """Per task and device: samples/s per precision and implementation, and each Lightning variant's peak
-    memory minus the plain loop's (MiB): the tens of MiB that bars from 0 would hide."""
+    memory minus the plain loop's (MiB): the tens of MiB that bars from 0 would hide. Bars are medians over
+    fresh runs with their range; with one run per bar the titles say so (no spread: the paired speed ratio with
+    its interval is the overhead figure's)."""
     if df.empty or "status" not in df:  # no task runs (a report of the probe alone)
         return None
     ok = df[df.status == "ok"]
@@ -41,26 +43,32 @@ def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
     for row, ((task, device), g) in enumerate(panels):
         ax_t, ax_m = axes[row]
         mem_col = "peak CUDA alloc MiB" if device.startswith("cuda") else "peak RSS MiB"
-        med = g.groupby(["precision", "impl"], sort=False)[["samples/s", mem_col]].median().reset_index()
+        by = g.groupby(["precision", "impl"], sort=False)[["samples/s", mem_col]]
+        med, low, high = (x.reset_index() for x in (by.median(), by.min(), by.max()))
+        runs = int(by.size().min())
+        each = "one fresh run per bar, no spread" if runs == 1 else f"median of {runs}+ fresh runs, bars: range"
         precisions = list(dict.fromkeys(med.precision))
         impls = list(dict.fromkeys(med.impl))
         plain = med[med.impl == "pytorch"].set_index("precision")[mem_col].reindex(precisions)
         width = 0.8 / len(impls)
         for j, impl in enumerate(impls):
-            m = med[med.impl == impl].set_index("precision").reindex(precisions)
+            m, lo, hi = (x[x.impl == impl].set_index("precision").reindex(precisions) for x in (med, low, high))
             xs = [i + j * width for i in range(len(precisions))]
             color = IMPL_STYLE.get(impl, {}).get("color")
-            ax_t.bar(xs, m["samples/s"], width, label=impl, color=color)
+            spread = None if runs == 1 else [m["samples/s"] - lo["samples/s"], hi["samples/s"] - m["samples/s"]]
+            ax_t.bar(xs, m["samples/s"], width, label=impl, color=color, yerr=spread, capsize=2)
             if impl != "pytorch":
-                ax_m.bar(xs, m[mem_col] - plain, width, label=f"{impl} minus pytorch", color=color)
+                extra = None if runs == 1 else [m[mem_col] - lo[mem_col], hi[mem_col] - m[mem_col]]
+                ax_m.bar(xs, m[mem_col] - plain, width, label=f"{impl} minus pytorch", color=color, yerr=extra,
+                         capsize=2)  # fmt: skip
         for ax in (ax_t, ax_m):
             ax.set_xticks([i + width * (len(impls) - 1) / 2 for i in range(len(precisions))], precisions)
             ax.set_xlabel("precision")
         ax_t.set_ylabel("samples/s")
-        ax_t.set_title(f"{task} on {device}: throughput (higher is better)", fontsize=9)
+        ax_t.set_title(f"{task} on {device}: throughput (higher is better; {each})", fontsize=9)
         ax_m.axhline(0, color="grey", linewidth=1)
         ax_m.set_ylabel(f"{mem_col.replace(' MiB', '')}, Lightning minus plain, MiB")
-        ax_m.set_title(f"{task} on {device}: extra peak memory with Lightning", fontsize=9)
+        ax_m.set_title(f"{task} on {device}: extra peak memory with Lightning ({each})", fontsize=9)
         for ax in (ax_t, ax_m):
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
