@@ -290,10 +290,11 @@ def group_key(config: RunConfig | dict) -> tuple:
 
 
 def group_words(key: tuple) -> list[str]:
-    """A group key as words for names and ids: task, where it ran (`cpu x2`), precision, override values."""
+    """A group key as words for names and ids: task, where it ran (`cpu x2`), precision, overrides by name."""
     task, device, precision, _, _, _, overrides, processes, lightning = key
     release = [f"Lightning {lightning}"] if lightning else []
-    return [task, placement(device, processes), precision, *map(str, json.loads(overrides).values()), *release]
+    settings = [f"{k}={v}" for k, v in json.loads(overrides).items()]  # named: `train_size=512`, not a bare 512
+    return [task, placement(device, processes), precision, *settings, *release]
 
 
 def placement(device: str, processes: int = 1, lightning: str | None = None) -> str:

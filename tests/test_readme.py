@@ -1,36 +1,161 @@
-"""The README's first screen answers, and its numbers are the committed report's."""
+"""The README's first screen answers, and every number on it is computed here from the committed JSON.
 
+Each fact below is a string the README must contain, formatted from a committed result file by the suite's
+own analysis; then every number on the first screen must be part of one of them, or be one of the few
+named constants (the commands' budgets, precision names) that no run measures.
+"""
+
+import json
 import re
+import statistics
 from pathlib import Path
+
+from loopbench import paycurve
+from loopbench.report import probe as probe_report
+from loopbench.report import tasks_only
+from loopbench.report.tables import fresh, overheads
+from loopbench.store import load_results
+from loopbench.trainers import DEFAULTS, LEAN, PLAIN
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-NUMBER = r"[+\-]?[\d,.]+"
+FIRST = "\n".join(README.splitlines()[:60])
+NUMBER = re.compile(r"[+\-]?\d[\d,]*(?:\.\d+)?")
+
+
+def _source(name: str) -> Path:
+    found = re.search(rf"<!-- {name} from (reports/\S+) -->", README)
+    assert found, f"the README names the folder its {name} comes from"
+    return ROOT / found.group(1)
+
+
+def _us(x: float) -> str:
+    return f"{x:+,.0f}"
+
+
+def _interval(v: dict, key: str = "delta") -> str:
+    return f"{_us(v[f'{key}_us'])} [{_us(v[f'{key}_low_us'])}, {_us(v[f'{key}_high_us'])}]"
+
+
+def headline_facts() -> list[str]:
+    """The bench's report: the probe's deltas, counts and plain step; the commit and versions; the task cells."""
+    folder = _source("headline")
+    results = load_results(folder / "results.json")
+    a = probe_report.answers(results)["cpu"]
+    auto, counts = a["shapes"]["auto"], a["instructions"]["shapes"]["auto"]
+    env = next(r.env for r in tasks_only(results) if r.env)
+    lean_us = auto[LEAN]["delta_us"]
+    facts = [
+        f"`{env['commit'][:12]}`",
+        f"torch {env['torch']}",
+        f"Lightning {env['pytorch_lightning']}",
+        f"{_interval(auto[LEAN])} us per optimizer step",
+        f"{auto[PLAIN]['us_per_step']:,.0f} us",
+        f"{_interval(auto[DEFAULTS])} us",
+        f"+{counts[LEAN]['delta'] / 1e6:.2f} M and +{counts[DEFAULTS]['delta'] / 1e6:.2f} M instructions",
+        f"a 1 ms step pays +{lean_us / 1e3:.0%}, a 100 ms step +{lean_us / 1e5:.1%}",
+        f"{a['rounds']} rounds",
+    ]
+    ov = overheads(tasks_only(results))
+    resolved = ov[ov["95% CI low"].notna()]
+    half = (resolved["95% CI high"] - resolved["95% CI low"]) / 2 / resolved["step-time ratio"]
+    facts.append(f"+-{half.min():.0%}-{half.max():.0%}")
+    facts.append(f"{len(resolved)} (cell, Trainer) ratios")
+    runs = {(r.config["task"], r.config["precision"], r.config["impl"]): r for r in fresh(tasks_only(results)) if r.ok}
+    gaps = [abs(r.peak_rss_bytes - runs[(t, p, PLAIN)].peak_rss_bytes) for (t, p, i), r in runs.items() if i != PLAIN]
+    rss = [r.peak_rss_bytes / 2**30 for r in runs.values()]
+    facts.append(f"within {max(gaps) / 2**20:.0f} MiB of the plain loop's ({min(rss):.1f}-{max(rss):.1f} GiB)")
+    return facts
+
+
+def overhead_facts() -> list[str]:
+    """Two `loopbench overhead` invocations: how far their counts and their times lay apart, and how long each took."""
+    folder = _source("two invocations")
+    first, second = (json.loads((folder / f"{k}.json").read_text()) for k in ("first", "second"))
+    counts = [x["instructions"]["shapes"]["auto"][LEAN]["delta"] for x in (first, second)]
+    times = [x["shapes"]["auto"][LEAN]["delta_us"] for x in (first, second)]
+    minutes = [divmod(round(x["elapsed_s"]), 60) for x in (first, second)]
+    return [
+        f"agree within {abs(counts[0] - counts[1]) / min(counts):.1%}",
+        f"lay {abs(times[0] - times[1]) / min(times):.0%} apart",
+        " and ".join(f"{m} min {s} s" for m, s in minutes),
+    ]
+
+
+def paycurve_facts() -> list[str]:
+    folder = _source("pay curve")
+    a = paycurve.analyse(load_results(folder / "results.json.gz"))
+    steps = [p["step_ms"] for p in a["points"]]
+    judged = [p for p in a["points"] if p["low"] is not None and "agrees_t1" in p]
+    gan = [p for p in a["points"] if p["task"] == "mnist_gan" and p["impl"] == LEAN]
+    counts = json.loads((folder / "gan-counts.json").read_text())
+    lean = counts[LEAN]
+    share = lean["difference"] / counts["plain"]["mnist_gan"]
+    return [
+        f"{len({p['point'] for p in a['points']})} sizes",
+        f"from {min(steps):.1f} ms to {max(steps) / 1e3:.1f} s",
+        f"{sum(p['agrees_t1'] for p in judged)} of {len(judged)} measured ratios",
+        f"each of its {len(gan)} points",
+        f"+{lean['gan_delta'] / 1e6:.2f} M instructions against +{lean['probe_delta'] / 1e6:.2f} M",
+        f"{share:.2%} of its step",
+    ]
+
+
+def history_facts() -> list[str]:
+    folder = _source("history")
+    h = json.loads((folder / "history.json").read_text())
+    versions = list(h["releases"])
+    lean = [h["releases"][v]["instructions"]["shapes"]["auto"][LEAN]["delta"] for v in (versions[0], versions[-1])]
+    rung = {
+        v: (s := h["releases"][v]["instructions"]["shapes"]["auto"])["lightning+log"]["per_step"] - s[LEAN]["per_step"]
+        for v in ("2.3.3", "2.4.0")
+    }
+    change = {(c["shape"], c["impl"]): c for c in h["changes"] if (c["old"], c["new"]) == ("2.3.3", "2.4.0")}
+    auto, manual = change[("auto", DEFAULTS)], change[("manual", DEFAULTS)]
+    return [
+        f"{len(versions)} releases from {versions[0]} to {versions[-1]}",
+        f"+{lean[0] / 1e6:.2f} M instructions per step on {versions[0]} and +{lean[1] / 1e6:.2f} M on {versions[-1]}",
+        f"{rung['2.4.0'] / rung['2.3.3']:.0f} times dearer",
+        f"+{(rung['2.4.0'] - rung['2.3.3']) / 1e6:.2f} M instructions per logged value",
+        f"+{auto['count_percent']:.0f}% (+{auto['count_change'] / 1e6:.2f} M instructions, "
+        f"{_us(auto['time_us'])} [{_us(auto['time_low_us'])}, {_us(auto['time_high_us'])}] us",
+        f"+{manual['count_percent']:.0f}%",
+    ]
+
+
+# numbers that no run measures: budgets the commands are held to, names of precisions, the probe's own size
+CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95", "10"}
+
+
+def _facts() -> list[str]:
+    return headline_facts() + overhead_facts() + paycurve_facts() + history_facts()
 
 
 def test_the_readme_is_short_and_answers_on_its_first_screen():
     lines = README.splitlines()
-    first = "\n".join(lines[:40])
     assert len(lines) < 200
-    assert "tox -e bench" in first and "tox " in first and "Lightning" in first
-    assert "delta / T" in first or "delta/T" in first
+    assert "tox -e bench" in FIRST and "tox " in FIRST and "Lightning" in FIRST
+    assert "delta / T" in FIRST or "delta/T" in FIRST
 
 
-def test_the_readme_headline_numbers_are_the_committed_reports():
-    source = re.search(r"<!-- headline from (reports/\S+/REPORT\.md) -->", README)
-    assert source, "the README names the report its headline comes from"
-    report = (ROOT / source.group(1)).read_text()
-    sentence = re.search(
-        rf"the lean Trainer ({NUMBER}) \[({NUMBER}), ({NUMBER})\] us and the default Trainer \(with `self.log` "
-        rf"every step\) ({NUMBER}) \[({NUMBER}), ({NUMBER})\] us\*\* over the plain loop's ({NUMBER}) us",
-        report,
+def test_every_fact_on_the_first_screen_is_computed_from_the_committed_json():
+    missing = [f for f in _facts() if f not in FIRST]
+    assert not missing, f"not on the README's first screen as the committed JSON gives them: {missing}"
+
+
+def test_every_number_on_the_first_screen_is_one_of_those_facts_or_a_named_constant():
+    facts = _facts()
+    prose = re.sub(r"```.*?```", "", FIRST, flags=re.S)  # the commands' own text is not a claim
+    prose = re.sub(r"\]\([^)]*\)|`[0-9a-f]{12}`|<!--.*?-->", "", prose)  # links, commits (a fact above), sources
+    prose = re.sub(r"\b(?:bf16|fp16|fp32|x86-64|AVX-?\d+\w*|B0|CIFAR-10|MNIST|#\d+|PR|\d+-mixed|\d+-true)\b", "", prose)
+    unexplained = sorted(
+        {n for n in NUMBER.findall(prose) if n not in CONSTANTS and not any(n in f for f in facts)},
+        key=lambda n: prose.index(n),
     )
-    assert sentence, "the committed report has its headline sentence"
-    first = "\n".join(README.splitlines()[:40])
-    for value in sentence.groups():
-        assert value in first, f"{value} (from {source.group(1)}) is not on the README's first screen"
-    counted = re.search(rf"counted, the two cost ({NUMBER}) M and ({NUMBER}) M instructions", report)
-    if counted:
-        assert all(f"{v} M" in first for v in counted.groups())
-    commit = re.search(r"\*\*Commit:\*\* (\w+)", report).group(1)
-    assert commit in first
+    assert not unexplained, f"numbers on the README's first screen that no committed JSON gives: {unexplained}"
+
+
+def test_the_median_of_a_list_is_what_the_facts_assume():  # the facts' own arithmetic, on known values
+    assert statistics.median([3, 1, 2]) == 2 and _interval(
+        {"delta_us": 438.2, "delta_low_us": 266, "delta_high_us": 763}
+    )
