@@ -12,6 +12,7 @@ run folder (or --lb-out's).
 
 from __future__ import annotations
 
+import shutil
 import signal
 from pathlib import Path
 
@@ -128,6 +129,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         if session.config.getoption("lb_publish"):
             folder = machine_folder(ROOT / "reports", session.config._loopbench_matrix.devices)
             session.config._loopbench_published = write_report(results, folder)
+            # pytest-benchmark wrote its JSON just before (its hook wraps this one): it goes beside the report
+            written = Path(str(session.config.option.benchmark_json or ""))
+            if written.is_file():
+                shutil.copy(written, folder / "pytest-benchmark.json")
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -39,11 +39,11 @@ class Step:
 
 
 STEPS = (
-    Step("tests", "the gpu-marked tests", 130, ()),
+    Step("tests", "the gpu-marked tests", 110, ()),
     Step("clock", "the step clock on CUDA: events add up to the window, host below device, memory peaks", 30,
          ("clock.json",)),
     Step("parity", "one parity cell per task in bf16-mixed and 16-mixed, on CUDA", 120, ("parity.json",)),
-    Step("probe", "the overhead probe on CUDA, host and device time per step", 60, ("probe.json",)),
+    Step("probe", "the overhead probe on CUDA, host and device time per step", 90, ("probe.json",)),
     Step("bench", "a smoke bench of one task on CUDA, with its REPORT.md", 130,
          ("REPORT.md", "results.json", "pytest-benchmark.json")),
 )  # fmt: skip
