@@ -30,7 +30,7 @@ def pytest_addoption(parser):
 
 def matrix_from(config: pytest.Config):
     from loopbench.commands.matrix import matrix_from
-    from loopbench.types import UsageError
+    from loopbench.core.types import UsageError
 
     try:
         return matrix_from(lambda name: config.getoption(f"lb_{name}"), lambda name: f"--lb-{name}")
@@ -42,8 +42,8 @@ def matrix_from(config: pytest.Config):
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config.option, "lb_out") or config.getoption("help", False):
         return  # --help: no run folder
-    from loopbench.suite import Progress, run_folder
-    from loopbench.types import UsageError
+    from loopbench.core.types import UsageError
+    from loopbench.studies.suite import Progress, run_folder
 
     matrix = matrix_from(config)
     if config.option.lb_out is None:
@@ -70,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
-        from loopbench.suite import group_key, group_words
+        from loopbench.analysis.grouping import group_key, group_words
 
         cells = list(dict.fromkeys((group_key(c), c.impl) for c in matrix_from(metafunc.config).cells()))
         ids = ["-".join([*group_words(group), impl]).replace(" ", "") for group, impl in cells]
@@ -85,9 +85,9 @@ def bench_matrix(request):
 @pytest.fixture(scope="session")
 def bench_runs(request, bench_matrix):
     """group -> {impl: [results]}; a group's runs all happen when it is first asked for."""
-    from loopbench.launch.batches import progress_line, run_cells
-    from loopbench.store import run_key
-    from loopbench.suite import by_group, group_key
+    from loopbench.analysis.grouping import by_group, group_key
+    from loopbench.core.store import run_key
+    from loopbench.studies.batches import progress_line, run_cells
 
     progress = request.config._loopbench
     done: dict[tuple, dict] = {}
@@ -119,7 +119,7 @@ def bench_results(request):
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     from loopbench.report import write_report
-    from loopbench.suite import machine_folder
+    from loopbench.studies.suite import machine_folder
 
     progress = getattr(session.config, "_loopbench", None)
     results = progress.results() if progress else []

@@ -16,10 +16,10 @@ import math
 
 import pytest
 
-from loopbench import rounds
-from loopbench.parity import compare_cell
+from loopbench.analysis import rounds
+from loopbench.analysis.parity import compare_cell
+from loopbench.core.trainers import PLAIN
 from loopbench.report.bench import CLOCK, extra_info, group_name
-from loopbench.trainers import PLAIN
 
 pytestmark = pytest.mark.benchmark(timer=CLOCK, disable_gc=False, warmup=False)
 

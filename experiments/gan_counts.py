@@ -30,17 +30,17 @@ from typing import Any
 
 from implementations.mnist_gan import spec as gan
 from implementations.overhead_probe import spec as probe
-from loopbench import overhead
-from loopbench.instructions import count, unavailable
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch.valgrind import count, unavailable
+from loopbench.studies import overhead
 
 IMPLS = (PLAIN, LEAN, DEFAULTS)
 
 
 def cells() -> tuple[list[RunConfig], list[RunConfig]]:
     """The GAN's counted cell (as the suite counts it) and the probe's manual shape (as the overhead command)."""
-    steps, warmup = gan.COUNT
+    steps, warmup = gan.HARNESS.count
     task = [
         RunConfig("mnist_gan", impl, "cpu", "32-true", "quick", 0, steps, warmup, clock="instructions", threads=1)
         for impl in IMPLS

@@ -48,9 +48,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.nn.parallel.distributed import _find_tensors
 
 from implementations.mnist_gan import spec
+from loopbench.analysis.stats import paired_ratio
 from loopbench.launch.distributed import free_port, rank_env
-from loopbench.measure import weights_digest
-from loopbench.stats import paired_ratio
+from loopbench.measure.env import weights_digest
 
 VARIANTS = (
     "two-ddp",

@@ -24,17 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from implementations.mnist_gan import spec as gan
-from loopbench import overhead, rounds
-from loopbench.stats import robust_difference, robust_ratio
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.analysis import rounds
+from loopbench.analysis.probe import PROBE, predicted_ratio
+from loopbench.analysis.stats import robust_difference, robust_ratio
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.studies import overhead
 
 IMPLS = (PLAIN, LEAN, DEFAULTS)
 
 
 def round_cells(threads: int, k: int) -> list[list[RunConfig]]:
     """Round k at `threads`: the GAN's segments in one process, the probe's in another."""
-    steps, warmup = gan.SEGMENT
+    steps, warmup = gan.HARNESS.segment
     task = [
         RunConfig(
             "mnist_gan", impl, preset="quick", steps=steps, warmup_steps=warmup, repeat=k, slot=slot, threads=threads
@@ -70,7 +72,7 @@ def analyse(results: list[RunResult]) -> dict[int, dict[str, Any]]:
     out = {}
     for t in sorted({_threads(r) for r in results}):
         task = [r for r in results if r.config["task"] == "mnist_gan" and _threads(r) == t]
-        probe = [r for r in results if r.config["task"] == overhead.PROBE and _threads(r) == t]
+        probe = [r for r in results if r.config["task"] == PROBE and _threads(r) == t]
         task_pairs, _ = rounds.pairs(task, f"gan t{t}")
         probe_pairs, _ = rounds.pairs(probe, f"probe t{t}", one_thread=t == 1)
         plain = sorted(r.step_time_median_s for r in task if r.ok and r.config["impl"] == PLAIN)
@@ -89,7 +91,7 @@ def analyse(results: list[RunResult]) -> dict[int, dict[str, Any]]:
                     for p in probe_pairs.get(impl, [])
                 ]
             )
-            predicted = overhead.predicted_ratio(plain_s, None, delta.delta)
+            predicted = predicted_ratio(plain_s, None, delta.delta)
             agrees = ratio.low is not None and ratio.low <= predicted <= ratio.high
             row[impl] = {
                 "measured": ratio.ratio,

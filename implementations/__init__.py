@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from types import ModuleType
 
-from loopbench.trainers import TRAINERS
+from loopbench.core.trainers import TRAINERS
 
 TASKS = ("mnist_gan", "efficientnet_binary", "cifar_cnn")  # the default matrix
 PROBES = ("overhead_probe",)  # jobs that measure the framework itself; runnable by name, not in the matrix
@@ -24,7 +24,7 @@ IMPLS = {  # the default matrix
     "lightning": "lightning_loop",  # lean Trainer: the fair comparison
     "lightning-defaults": "lightning_loop",  # the Trainer as a new user gets it, with self.log
 }
-# Every Trainer of loopbench.trainers runs the same LightningModule: the ladder's variants too, by name.
+# Every Trainer of loopbench.core.trainers runs the same LightningModule: the ladder's variants too, by name.
 ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS}
 
 

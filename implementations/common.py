@@ -14,7 +14,17 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from loopbench.types import DataError
+from loopbench.core.types import DataError
+
+
+@dataclass(frozen=True)
+class Harness:
+    """How the harness measures a task, apart from the job itself (as TorchBench's metadata.yaml): one block per
+    spec, read by the suite's planner. Each (steps, warm-up) pair is a run's length in optimizer steps."""
+
+    segment: tuple[int, int]  # a time-only segment of a round, within one epoch: about half a second on 2 cores
+    count: tuple[int, int]  # an instruction count, one thread under valgrind, where a step runs ~50x slower
+    probe_shape: str  # the overhead probe's shape this task has: "auto" (one optimizer) or "manual" (two)
 
 
 @dataclass
@@ -163,7 +173,9 @@ def eval_loader(dataset: Dataset, batch_size: int, shard: bool = False) -> DataL
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader: DataLoader, metrics: Any, outputs: Any, run: Any) -> dict[str, float]:
+def validation_epoch(
+    model: torch.nn.Module, loader: DataLoader, metrics: Any, outputs: Any, run: Any
+) -> dict[str, float]:
     """The validation loop a PyTorch user writes: eval mode, no_grad, the metrics updated per batch with
     `outputs(batch, batch_idx)` (under the run's autocast, as Lightning's validation_step runs) and
     computed over the epoch, then back to train mode. Timed as the run's validation."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from loopbench import options
-from loopbench.commands import cells, probe
-from loopbench.types import UsageError
+from loopbench.commands import cells, probe, results
+from loopbench.core.types import UsageError
 
 PREFIX = "loopbench: error:"  # every refusal, argparse's own included
 
@@ -34,7 +35,6 @@ def _usage_error(message: str) -> int:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
 
     def v(name: str) -> str:
         try:
@@ -52,8 +52,8 @@ VERBS = {
     "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", probe.cmd_overhead),
     "history": ("the overhead probe and parity across Lightning releases, and what changed", probe.cmd_history),
     "paycurve": ("the pay curve measured: real tasks over two decades of step time vs the probe", probe.cmd_paycurve),
-    "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", cells.cmd_report),
-    "compare": ("what changed between two result sets (releases, commits, days), with intervals", probe.cmd_compare),
+    "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", results.cmd_report),
+    "compare": ("what changed between two result sets (releases, commits, days), with intervals", results.cmd_compare),
 }
 
 

@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import implementations
+from loopbench.measure import memory
+from loopbench.measure.clock import StepClock
 
 BUDGET_S = 480  # the whole check; each step's limit below, added up, must fit
 MAX_FILES = 8  # what a GPU machine's caller takes back
@@ -124,14 +128,11 @@ def run(out: Path, steps: tuple[Step, ...] = STEPS) -> int:
 def clock_check(path: Path) -> int:
     """The step clock on a GPU-bound step: its event times add up to the window, the host's time per step is
     below the device's (the host runs ahead), and the CUDA memory peaks are set."""
-    import torch
-
-    from loopbench import measure
 
     device = torch.device("cuda")
-    measure.reset_cuda_peak(device)
+    memory.reset_cuda_peak(device)
     a = torch.randn(4096, 4096, device=device)
-    clock = measure.StepClock(device, warmup_steps=3)
+    clock = StepClock(device, warmup_steps=3)
     for _ in range(23):
         for _ in range(8):  # ~10 ms of matrix products per step on a large GPU, queued without a sync
             a = torch.tanh(a @ a)
@@ -139,7 +140,7 @@ def clock_check(path: Path) -> int:
     clock.stop()
     s = clock.summary(batch_size=1)
     timed = sum(s["step_times_s"][s["warmup_steps"] :])
-    peaks = measure.cuda_peaks(device)
+    peaks = memory.cuda_peaks(device)
     checks = {
         "events add up to the window (within 5%)": abs(timed - s["window_s"]) <= 0.05 * s["window_s"],
         "host time per step below the device's": s["host_step_time_median_s"] < s["step_time_median_s"],
@@ -166,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{step.name:<7} {step.limit_s:>4} s  {step.what}; keeps {', '.join(step.keeps) or 'its log'}")
         print(f"in all   {sum(s.limit_s for s in STEPS):>4} s of {BUDGET_S}; files: {', '.join(ALWAYS)} and the above")
         return 0
-    import torch
 
     if not torch.cuda.is_available():
         print("loopbench gpucheck: error: no CUDA device is visible to torch; run it on a GPU machine", file=sys.stderr)

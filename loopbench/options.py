@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import implementations
-from loopbench.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
-from loopbench.precision import PRECISIONS
-from loopbench.trainers import TRAINERS
+from loopbench.core.precision import PRECISIONS
+from loopbench.core.trainers import TRAINERS
+from loopbench.studies.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
 CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
@@ -117,12 +117,12 @@ OPTIONS: tuple[Option, ...] = (
     _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
        nargs="+", default=[1]),
     _o("lightning", CELL, "a Lightning release other than the installed one (installed on first use, "
-       "hash-checked; see loopbench/releases.py)", shown="the installed one"),
+       "hash-checked; see loopbench/core/releases.py)", shown="the installed one"),
     _o("lightning", ("overhead", *MATRIX), "Lightning releases to measure side by side (rounds alternate over "
        "them; installed on first use, hash-checked)", nargs="+", shown="the installed one"),
     # how often, how long
     _o("versions", ("history",), "Lightning releases, oldest to newest (each installed on first use, "
-       "hash-checked)", nargs="+", shown="every release in loopbench/releases.py"),
+       "hash-checked)", nargs="+", shown="every release in loopbench/core/releases.py"),
     # how often, how long
     _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (fresh runs "
        "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=8,
@@ -146,7 +146,7 @@ OPTIONS: tuple[Option, ...] = (
        "GAN, more for the convolutional tasks)", choices=("on", "off"), default="off"),
     _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
-    _o("points", ("paycurve",), "the points to measure, by name (see loopbench/paycurve.py)", nargs="+",
+    _o("points", ("paycurve",), "the points to measure, by name (see loopbench/analysis/paycurve.py)", nargs="+",
        shown="every point"),
     _o("probe", ("paycurve",), "also run the probe (off: add points to an --out folder whose probe ran)",
        choices=("on", "off"), default="on"),

@@ -11,8 +11,8 @@ _pool = ThreadPoolExecutor(max_workers=1)
 
 
 def _count() -> list:
-    from loopbench import instructions
-    from loopbench.overhead import count_plan
+    from loopbench.launch import valgrind as instructions
+    from loopbench.studies.overhead import count_plan
 
     # the probe's plain loop as the probe counts it (64 steps after warm-up), twice in one valgrind process
     planned = count_plan("cpu", "auto", ("pytorch",))[0]
@@ -20,7 +20,7 @@ def _count() -> list:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    from loopbench import instructions
+    from loopbench.launch import valgrind as instructions
 
     if instructions.unavailable() is None and any(COUNTED in item.name for item in session.items):
         session.config._loopbench_count = _pool.submit(_count)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loopbench.harness import run_cell
-from loopbench.parity import compare_cell
-from loopbench.precision import resolve_precision
-from loopbench.quiet import quiet_lightning
-from loopbench.types import RunConfig, RunResult
+from loopbench.analysis.parity import compare_cell
+from loopbench.core.precision import resolve_precision
+from loopbench.core.quiet import quiet_lightning
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch.cell import run_cell
 
 quiet_lightning()
 

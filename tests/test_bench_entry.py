@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from loopbench import rounds
-from loopbench.overhead import HEADLINE_IMPLS
+from loopbench.analysis import rounds
+from loopbench.analysis.probe import HEADLINE_IMPLS
+from loopbench.core.store import load_results, run_key
 from loopbench.report.bench import SAMPLE, ratio_of_medians
 from loopbench.report.tables import overheads
-from loopbench.store import load_results, run_key
 
 BENCH = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
 CELL = ["--lb-preset", "smoke", "--lb-tasks", "mnist_gan", "--lb-precisions", "32-true", "--lb-devices", "cpu"]

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from loopbench.cli import main
-from loopbench.overhead import PROBE_IMPLS
+from loopbench.studies.overhead import PROBE_IMPLS
 
 BAD_INPUT = [
     (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'mnist_gan', 'efficientnet_binary', 'cifar_cnn'"),

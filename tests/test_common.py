@@ -37,9 +37,10 @@ def test_batches_refuses_a_batch_larger_than_the_data():
 
 
 def test_generated_data_is_cached_on_disk_and_read_back_equal(tmp_path, monkeypatch):
-    from loopbench.checks import task_config
-    from loopbench.harness import DataSource, build_data
-    from loopbench.types import RunConfig
+    from loopbench.core.checks import task_config
+    from loopbench.core.types import RunConfig
+    from loopbench.harness.run import DataSource
+    from loopbench.launch.cell import build_data
 
     monkeypatch.setenv("LOOPBENCH_CACHE", str(tmp_path))
     cfg = task_config(RunConfig("mnist_gan", "pytorch"))

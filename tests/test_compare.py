@@ -3,8 +3,8 @@
 import json
 
 from loopbench.cli import main
-from loopbench.store import save_results
-from loopbench.trainers import LEAN
+from loopbench.core.store import save_results
+from loopbench.core.trainers import LEAN
 from tests.test_probe_report import probe_runs
 
 

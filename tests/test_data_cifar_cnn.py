@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from implementations.cifar_cnn import spec
-from loopbench.harness import DataSource
-from loopbench.types import DataError
+from loopbench.core.types import DataError
+from loopbench.harness.run import DataSource
 from tests.helpers import train
 
 SYNTHETIC = DataSource("synthetic", None)

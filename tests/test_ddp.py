@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from loopbench.checks import validate
+from loopbench.analysis.parity import compare_cell
+from loopbench.core.checks import validate
+from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch import distributed
 from loopbench.launch.distributed import merge, run_ranks
-from loopbench.parity import compare_cell
-from loopbench.types import RunConfig, RunResult, UsageError
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
 

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from experiments import gan_ddp_wrapping as experiment
 from implementations.mnist_gan import spec
 from loopbench.launch.distributed import free_port
-from loopbench.measure import weights_digest
+from loopbench.measure.env import weights_digest
 
 
 @pytest.fixture
@@ -44,9 +44,9 @@ def test_every_wrapping_trains_the_same_weights(one_process_group):
 def test_the_thread_count_changes_what_a_step_costs_never_what_it_trains():
     """experiments/gan_threads.py: at one thread the lean Trainer's GAN is still the plain loop's, bit for bit."""
     from experiments import gan_threads
+    from loopbench.analysis.parity import compare_cell
+    from loopbench.core.types import RunConfig
     from loopbench.launch.forked import run_forked_batch
-    from loopbench.parity import compare_cell
-    from loopbench.types import RunConfig
 
     task, probe = gan_threads.round_cells(1, 0)
     assert {c.threads for c in task} == {1} and {c.overrides["threads"] for c in probe} == {1}
@@ -72,8 +72,8 @@ def test_the_short_circuit_leaves_a_logged_metric_as_the_full_move_does():
 def test_the_gan_count_experiment_sets_each_delta_beside_the_probes_and_checks_the_bits():
     """experiments/gan_counts.py's analysis, on hand-made counts: deltas, the per-tensor term, bitwise per job."""
     from experiments import gan_counts
-    from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-    from loopbench.types import RunConfig, RunResult
+    from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+    from loopbench.core.types import RunConfig, RunResult
 
     def runs(task: str, counts: dict[str, float], losses: dict[str, list[float]]) -> list[RunResult]:
         out = []

@@ -2,8 +2,8 @@
 
 import pytest
 
+from loopbench.core.store import load_results
 from loopbench.report import figures, write_report
-from loopbench.store import load_results
 from tests.test_probe_report import probe_runs
 from tests.test_report import FIXTURE
 
@@ -12,14 +12,14 @@ from tests.test_report import FIXTURE
 def drawn(monkeypatch, tmp_path):
     """{file name: the matplotlib figure} of every figure a report of the fixture and the probe draws."""
     captured = {}
-    save = figures._save
+    save = figures.save
 
     def capture(fig, path):
         captured[path.name] = fig
         return save(fig, path)
 
-    monkeypatch.setattr(figures, "_save", capture)
-    monkeypatch.setattr("loopbench.report.probe._save", capture)
+    monkeypatch.setattr(figures, "save", capture)
+    monkeypatch.setattr("loopbench.report.probe_figures.save", capture)
     write_report(probe_runs() + load_results(FIXTURE), tmp_path)
     return captured
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from loopbench.core.types import RunConfig
 from loopbench.launch import forked
 from loopbench.launch.forked import run_forked
-from loopbench.types import RunConfig
 from tests.helpers import train
 
 

@@ -9,11 +9,13 @@ import dataclasses
 import pytest
 import torch
 
-from loopbench import instructions, parity
-from loopbench.launch import batches, forked
-from loopbench.store import run_key
-from loopbench.suite import MAX_SEGMENT_STEPS, SEGMENT_S, Matrix, default_devices, size_segments
-from loopbench.types import RunConfig, RunResult
+from loopbench.analysis import parity
+from loopbench.core.store import run_key
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch import forked
+from loopbench.launch import valgrind as instructions
+from loopbench.studies import batches
+from loopbench.studies.suite import MAX_SEGMENT_STEPS, SEGMENT_S, Matrix, default_devices, size_segments
 
 CUDA = Matrix(("mnist_gan", "cifar_cnn"), devices=("cuda",), repeats=2, probe_repeats=2, probe_count=True,
               task_counts=True)  # fmt: skip

@@ -5,12 +5,13 @@ import dataclasses
 
 import pytest
 
-from loopbench import history
+from loopbench.analysis import history
 from loopbench.cli import main
-from loopbench.overhead import count_plan
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
 from loopbench.report.history import write
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.studies.history import parity_plan
+from loopbench.studies.overhead import count_plan
 from tests.test_probe_report import probe_runs
 
 COUNTS = {PLAIN: 1.0e6, LEAN: 2.8e6, DEFAULTS: 6.0e6}
@@ -59,7 +60,7 @@ def test_the_report_has_the_cost_per_release_the_changes_and_the_figure(tmp_path
 
 
 def test_the_parity_plan_runs_the_plain_loop_once_per_cell_and_the_lean_trainer_on_every_release():
-    cells = history.parity_plan(("2.4.0", None))
+    cells = parity_plan(("2.4.0", None))
     plain = [c for c in cells if c.impl == PLAIN]
     assert {c.lightning for c in plain} == {None} and len(plain) == 2 * (2 + 3)  # precisions x (2 shapes + 3 tasks)
     assert len(cells) == 3 * len(plain) and all(c.preset == history.PARITY_PRESET for c in cells)

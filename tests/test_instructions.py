@@ -3,8 +3,9 @@ machine without valgrind says so in one line instead of failing."""
 
 import pytest
 
-from loopbench import instructions
-from loopbench.types import RunConfig
+from loopbench.core.types import RunConfig
+from loopbench.launch import valgrind as instructions
+from loopbench.measure import callgrind
 
 
 def test_dumps_are_read_by_the_label_of_their_client_request(tmp_path):
@@ -16,9 +17,9 @@ def test_dumps_are_read_by_the_label_of_their_client_request(tmp_path):
 
 @pytest.mark.skipif(instructions.unavailable() is not None, reason="x86-64 Linux only")
 def test_the_client_request_is_a_no_op_outside_valgrind():
-    instructions.window_opens()  # the rotations add up to 128 bits and xchg rbx, rbx changes nothing
-    instructions.window_closes("x")
-    assert instructions._send(0x1001) == 0  # RUNNING_ON_VALGRIND: 0 here
+    callgrind.window_opens()  # the rotations add up to 128 bits and xchg rbx, rbx changes nothing
+    callgrind.window_closes("x")
+    assert callgrind._send(0x1001) == 0  # RUNNING_ON_VALGRIND: 0 here
 
 
 def test_without_valgrind_every_count_is_unsupported_with_the_reason(monkeypatch):

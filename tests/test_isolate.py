@@ -1,7 +1,7 @@
 import dataclasses
 
+from loopbench.core.types import RunConfig
 from loopbench.launch.isolate import run_isolated
-from loopbench.types import RunConfig
 from tests.helpers import train
 
 
@@ -31,7 +31,8 @@ def test_a_failing_cell_is_recorded_as_an_error():
 
 
 def test_an_unsupported_cell_is_recorded_as_unsupported(monkeypatch):
-    from loopbench import checks, harness
+    from loopbench.core import checks
+    from loopbench.launch import cell as harness
 
     monkeypatch.setattr(checks, "cpu_autocast_works", lambda dtype: False)  # a build without CPU float16
     result = harness.run_cell(RunConfig("cifar_cnn", "lightning", precision="16-mixed"))
@@ -45,8 +46,8 @@ def test_a_plain_pytorch_run_never_imports_lightning():
 
     code = (
         "import sys\n"
-        "from loopbench.harness import run_cell\n"
-        "from loopbench.types import RunConfig\n"
+        "from loopbench.launch.cell import run_cell\n"
+        "from loopbench.core.types import RunConfig\n"
         "for task in ('mnist_gan', 'efficientnet_binary', 'cifar_cnn'):\n"
         "    assert run_cell(RunConfig(task, 'pytorch', steps=3)).ok\n"
         "print(sorted(m for m in sys.modules if 'lightning' in m and 'utilities' not in m))\n"

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from loopbench import measure
-from loopbench.measure import StepClock, machine_name, percentile, weights_digest
+from loopbench.measure import clock as measure
+from loopbench.measure.clock import StepClock, percentile
+from loopbench.measure.env import machine_name, weights_digest
 
 
 def test_step_clock_on_cpu_excludes_warmup_from_the_window():
@@ -39,7 +40,7 @@ def test_machine_name_is_a_folder_name():
 
 
 def test_peak_rss_can_be_reset_to_the_training_window():
-    from loopbench.measure import peak_rss_bytes, reset_peak_rss, rss_bytes
+    from loopbench.measure.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
     blob = bytearray(200 * 2**20)  # a transient 200 MiB peak, as data generation makes
     del blob

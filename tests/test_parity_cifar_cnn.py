@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from implementations.cifar_cnn import spec
-from loopbench.parity import CUDA_LOSS_RTOL, compare, compare_cell
+from loopbench.analysis.parity import CUDA_LOSS_RTOL, compare, compare_cell
 from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 # smoke preset: 256 training images / batch 32 = 8 batches per epoch; 12 steps cross the boundary

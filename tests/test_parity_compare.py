@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from loopbench.parity import compare, compare_cell, expected_strength
-from loopbench.types import RunConfig, RunResult
+from loopbench.analysis.parity import compare, compare_cell, expected_strength
+from loopbench.core.types import RunConfig, RunResult
 
 
 def result(losses, weights=None, impl="pytorch", device="cpu", precision="32-true", status="ok"):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from implementations.efficientnet_binary import spec
-from loopbench.harness import DataSource
-from loopbench.parity import CUDA_LOSS_RTOL, compare
-from loopbench.types import DataError
+from loopbench.analysis.parity import CUDA_LOSS_RTOL, compare
+from loopbench.core.types import DataError
+from loopbench.harness.run import DataSource
 from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 # smoke preset: 64 images / batch 8 = 8 batches per epoch; 10 steps cross the boundary

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from implementations.mnist_gan import spec
-from loopbench.parity import compare
+from loopbench.analysis.parity import compare
 from tests.helpers import assert_bitwise_parity, train
 
 # smoke preset: 128 training images / batch 16 = 8 batches per epoch; 12 steps cross the boundary

@@ -3,8 +3,8 @@
 import pytest
 
 from implementations.overhead_probe import spec
-from loopbench.parity import compare
-from loopbench.trainers import TRAINERS
+from loopbench.analysis.parity import compare
+from loopbench.core.trainers import TRAINERS
 from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 
@@ -45,8 +45,9 @@ def test_the_probe_thread_setting_does_not_leak_into_the_next_cell():
 @pytest.mark.gpu
 @requires_cuda
 def test_the_probe_on_cuda_records_host_and_device_time_per_step():
-    from loopbench.launch.batches import run_cells
-    from loopbench.overhead import answer, plan
+    from loopbench.analysis.probe import answer
+    from loopbench.studies.batches import run_cells
+    from loopbench.studies.overhead import plan
 
     results = run_cells(plan("cuda", "auto", 2, 200, ("pytorch", "lightning")))
     assert all(r.ok for r in results), [r.message for r in results]

@@ -5,10 +5,11 @@ import dataclasses
 
 import pytest
 
-from loopbench import paycurve
+from loopbench.analysis.paycurve import POINTS, analyse
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
 from loopbench.report.paycurve import write
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.studies import paycurve
 from tests.test_probe_report import _run as probe_run
 
 EXTRA_US = {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}  # what each Trainer adds to a task's step
@@ -34,7 +35,7 @@ def _runs(points, rounds: int = 8) -> list[RunResult]:
 
 
 def test_every_point_runs_in_rounds_and_the_probe_at_one_thread_and_at_the_tasks():
-    cells = paycurve.plan(paycurve.POINTS[:2], 3, 2)
+    cells = paycurve.plan(POINTS[:2], 3, 2)
     probe = [c for c in cells if c.task == "overhead_probe"]
     assert {c.overrides["threads"] for c in probe} == {1, 2}
     tasks = [c for c in cells if c.task != "overhead_probe"]
@@ -43,8 +44,8 @@ def test_every_point_runs_in_rounds_and_the_probe_at_one_thread_and_at_the_tasks
 
 
 def test_the_prediction_that_holds_is_told_apart_from_the_one_that_does_not(tmp_path):
-    points = (paycurve.POINTS[0], paycurve.POINTS[1])
-    a = paycurve.analyse(_runs(points), points)
+    points = (POINTS[0], POINTS[1])
+    a = analyse(_runs(points), points)
     by = {(p["task"], p["impl"]): p for p in a["points"]}
     gan = by[("mnist_gan", LEAN)]
     assert gan["step_ms"] == pytest.approx(2.0, rel=0.02) and gan["pairs"] == 8
@@ -57,17 +58,17 @@ def test_the_prediction_that_holds_is_told_apart_from_the_one_that_does_not(tmp_
 
 
 def test_the_points_span_two_decades_of_step_time_and_name_their_task():
-    assert len(paycurve.POINTS) >= 6 and {p.task for p in paycurve.POINTS} == {"mnist_gan", "cifar_cnn"}
-    for p in paycurve.POINTS:
+    assert len(POINTS) >= 6 and {p.task for p in POINTS} == {"mnist_gan", "cifar_cnn"}
+    for p in POINTS:
         cfg = p.cells(0)[0]
         assert dataclasses.replace(cfg).overrides["validate_every_epoch"] is False
 
 
 def test_the_report_predicts_a_task_from_the_probe_at_the_tasks_thread_count_and_heads_with_one_thread():
     from loopbench.report import probe as probe_report
-    from loopbench.suite import Matrix
+    from loopbench.studies.suite import Matrix
 
-    runs = _runs(paycurve.POINTS[:1], rounds=6)
+    runs = _runs(POINTS[:1], rounds=6)
     for r in runs:
         r.env = r.env | {"torch_threads": r.config["overrides"].get("threads", 2)}
     assert probe_report.answers(runs)["cpu"]["threads"] == 1
@@ -82,8 +83,8 @@ def test_the_report_predicts_a_task_from_the_probe_at_the_tasks_thread_count_and
 def test_points_are_chosen_by_name_and_an_unknown_one_is_refused_in_one_line(capsys, tmp_path):
     from loopbench.cli import main
 
-    assert paycurve.select([paycurve.POINTS[-1].name]) == (paycurve.POINTS[-1],)
-    assert not [c for c in paycurve.plan(paycurve.POINTS[:1], 6, 2, probe=False) if c.task == "overhead_probe"]
+    assert paycurve.select([POINTS[-1].name]) == (POINTS[-1],)
+    assert not [c for c in paycurve.plan(POINTS[:1], 6, 2, probe=False) if c.task == "overhead_probe"]
     assert main(["paycurve", "--points", "no such point", "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert "--points 'no such point': not a point" in err and len(err.strip().splitlines()) == 1

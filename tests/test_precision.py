@@ -1,6 +1,6 @@
 import pytest
 
-from loopbench.precision import (
+from loopbench.core.precision import (
     PRECISIONS,
     default_precisions,
     device_type,
@@ -64,7 +64,7 @@ def test_default_precisions_are_all_three_on_both_devices():
 
 
 def test_a_cpu_without_native_low_precision_runs_those_cells_short_and_says_why():
-    from loopbench.suite import NO_NATIVE_BF16, NO_NATIVE_FP16, step_limit
+    from loopbench.core.limits import NO_NATIVE_BF16, NO_NATIVE_FP16, step_limit
 
     avx2 = ["avx2", "fma", "f16c"]
     assert step_limit("mnist_gan", "cpu", "bf16-mixed", avx2) is NO_NATIVE_BF16

@@ -5,10 +5,12 @@ import torch
 
 from implementations.common import batches, to_device, train_loader
 from implementations.mnist_gan import pytorch_loop, spec
-from loopbench import checks, harness
+from loopbench.analysis.parity import compare
 from loopbench.cli import main
-from loopbench.parity import compare
-from loopbench.types import RunConfig
+from loopbench.core import checks
+from loopbench.core.types import RunConfig
+from loopbench.harness import run as harness
+from loopbench.launch.cell import run_cell
 from tests.helpers import train
 
 
@@ -16,7 +18,7 @@ def test_lightning_string_flag_would_run_fp16_on_cpu_as_bf16_and_is_caught(monke
     """Without the explicit plugin, Lightning's '16-mixed' trains in bf16: the harness refuses the result."""
     monkeypatch.setattr(harness, "lightning_needs_plugin", lambda device, precision: False)
     with pytest.raises(RuntimeError, match="labelled 16-mixed, but the forward produced bfloat16"):
-        harness.run_cell(RunConfig("cifar_cnn", "lightning", precision="16-mixed", steps=2))
+        run_cell(RunConfig("cifar_cnn", "lightning", precision="16-mixed", steps=2))
 
 
 @pytest.mark.parametrize(("impl", "via"), [("pytorch", "torch.autocast("), ("lightning", "MixedPrecision(")])
@@ -28,7 +30,7 @@ def test_fp16_cell_records_float16_and_how_it_was_applied(impl, via):
 def test_environment_records_the_cpu_number_formats():
     r = train("cifar_cnn", "pytorch", steps=2)
     assert isinstance(r.env["cpu_flags"], list) and r.env["cpu_capability"]
-    assert set(r.env["cpu_flags"]) <= set(__import__("loopbench.measure").measure.NUMBER_FORMAT_FLAGS)
+    assert set(r.env["cpu_flags"]) <= set(__import__("loopbench.measure.env").measure.env.NUMBER_FORMAT_FLAGS)
 
 
 def test_fp16_is_refused_in_one_line_where_cpu_autocast_cannot_do_it(monkeypatch, capsys):

@@ -2,11 +2,12 @@
 
 import pytest
 
-from loopbench.overhead import PROBE_IMPLS, answer, plan
+from loopbench.analysis.probe import answer
+from loopbench.core.trainers import DEFAULTS, LADDER, LEAN
+from loopbench.core.types import RunConfig, RunResult
 from loopbench.report import headline, write_report
 from loopbench.report import probe as probe_report
-from loopbench.trainers import DEFAULTS, LADDER, LEAN
-from loopbench.types import RunConfig, RunResult
+from loopbench.studies.overhead import PROBE_IMPLS, plan
 
 COST_US = {  # a made-up per-step cost of each variant over the plain loop's 200 us
     "pytorch": 0,
@@ -105,7 +106,7 @@ def test_too_few_rounds_give_no_ladder_total_rather_than_a_fake_interval():
 
 
 def test_the_report_states_the_probe_and_predicts_each_task_from_it(tmp_path):
-    from loopbench.store import load_results
+    from loopbench.core.store import load_results
     from tests.test_report import FIXTURE
 
     tasks = load_results(FIXTURE)

@@ -10,13 +10,13 @@ import re
 import statistics
 from pathlib import Path
 
-from loopbench import paycurve
+from loopbench.analysis.paycurve import analyse
+from loopbench.core.store import load_results
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.report import probe as probe_report
 from loopbench.report import tasks_only
 from loopbench.report.paycurve import sign_test
 from loopbench.report.tables import fresh, headline, overheads
-from loopbench.store import load_results
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -87,7 +87,7 @@ def overhead_facts() -> list[str]:
 
 def paycurve_facts() -> list[str]:
     folder = _source("pay curve")
-    a = paycurve.analyse(load_results(folder / "results.json.gz"))
+    a = analyse(load_results(folder / "results.json.gz"))
     steps = [p["step_ms"] for p in a["points"]]
     judged = [p for p in a["points"] if p["low"] is not None and "agrees_t1" in p]
     gan = [p for p in a["points"] if p["task"] == "mnist_gan" and p["impl"] == LEAN]

@@ -3,8 +3,8 @@ and bitwise equal to the plain loop on the probe and a task, on every minor line
 
 import pytest
 
-from loopbench import releases
-from loopbench.types import RunConfig, UsageError
+from loopbench.core import releases
+from loopbench.core.types import RunConfig, UsageError
 
 
 def test_withdrawn_and_unlisted_releases_are_refused_and_every_listed_one_has_a_hash():
@@ -32,8 +32,8 @@ def _site(version: str):
 @pytest.mark.parametrize("version", FAMILIES)
 def test_every_release_family_trains_the_plain_loops_bits_and_says_which_release_ran(version):
     """The probe (manual shape: two optimizers) and CIFAR, plain and lean, in one process of that release."""
+    from loopbench.analysis.parity import compare_cell
     from loopbench.launch.forked import run_forked_batch
-    from loopbench.parity import compare_cell
 
     _site(version)
     cells = [
@@ -49,7 +49,8 @@ def test_every_release_family_trains_the_plain_loops_bits_and_says_which_release
 
 
 def test_a_suite_runs_every_cell_on_each_release_alternating_and_keeps_them_apart():
-    from loopbench.suite import Matrix, group_key, group_words
+    from loopbench.analysis.grouping import group_key, group_words
+    from loopbench.studies.suite import Matrix
 
     matrix = Matrix(tasks=("cifar_cnn",), precisions=("32-true",), processes=(1, 2), lightning=("2.5.6", None))
     cells = matrix.cells()
@@ -57,7 +58,7 @@ def test_a_suite_runs_every_cell_on_each_release_alternating_and_keeps_them_apar
     firsts = [c.lightning for i, c in enumerate(cells) if i == 0 or group_key(c) != group_key(cells[i - 1])]
     assert firsts == ["2.5.6", None, None, "2.5.6"]  # the releases' order reversed from one group to the next
     assert "Lightning 2.5.6" in group_words(group_key(cells[0]))
-    from loopbench.suite import placement
+    from loopbench.analysis.grouping import placement
 
     assert placement("cpu", 2, "2.5.6") == "cpu x2, pl 2.5.6" and placement("cpu", 1, None) == "cpu"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from loopbench.core.store import load_results
 from loopbench.report import frame, overheads, parities, summary, write_report
-from loopbench.store import load_results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cifar_cnn_smoke_results.json"
 

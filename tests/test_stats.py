@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from loopbench.stats import paired_difference, paired_ratio, tost
+from loopbench.analysis.stats import paired_difference, paired_ratio, tost
 
 rng = np.random.default_rng(0)
 
@@ -78,7 +78,7 @@ def test_paired_difference_finds_a_known_delta_under_run_to_run_drift():
 
 
 def test_the_probe_predicts_the_whole_delta_on_a_cpu_and_none_while_the_gpu_hides_it():
-    from loopbench.overhead import predicted_ratio
+    from loopbench.analysis.probe import predicted_ratio
 
     assert predicted_ratio(1e-3, 1e-3, 100.0) == pytest.approx(1.1)  # CPU: host time is the step time
     assert predicted_ratio(1e-3, None, 100.0) == pytest.approx(1.1)

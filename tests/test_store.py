@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from loopbench.core.store import ResultLog, load_results
+from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.report import write_report
-from loopbench.store import ResultLog, load_results
-from loopbench.types import RunConfig, RunResult, UsageError
 
 
 def _result(impl="pytorch", status="ok", repeat=0):

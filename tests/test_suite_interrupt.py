@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from loopbench.store import load_results, run_key
-from loopbench.suite import Matrix
+from loopbench.core.store import load_results, run_key
+from loopbench.studies.suite import Matrix
 
 ARGS = ["--tasks", "cifar_cnn", "--impls", "pytorch", "lightning", "--precisions", "32-true", "--devices", "cpu"]
 ARGS += ["--preset", "smoke", "--fresh-runs", "1", "--repeats", "1", "--probe-repeats", "0"]  # 2 fresh + P L P
@@ -77,9 +77,9 @@ def test_sigint_keeps_finished_runs_and_resume_completes_the_matrix(tmp_path):
 
 def test_resume_with_other_settings_is_refused_in_one_line(tmp_path, capsys):
     from loopbench.cli import main
-    from loopbench.store import ResultLog
-    from loopbench.suite import Progress
-    from loopbench.types import RunResult
+    from loopbench.core.store import ResultLog
+    from loopbench.core.types import RunResult
+    from loopbench.studies.suite import Progress
 
     matrix = Matrix(("cifar_cnn",), ("pytorch",), ("cpu",), ("32-true",), "smoke", 1)
     progress = Progress(matrix, tmp_path, resume=False)

@@ -3,12 +3,12 @@ counted ratios and the probe's prediction for them, on hand-made results."""
 
 import pytest
 
-from loopbench.launch.batches import batches
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import headline, parities
-from loopbench.suite import Matrix
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.studies.batches import batches
+from loopbench.studies.suite import Matrix
 
 
 def test_the_counts_come_last_one_thread_and_only_where_valgrind_can_count_the_preset():
@@ -75,7 +75,7 @@ def test_counts_run_beside_one_thread_runs_and_never_beside_a_run_of_several_thr
     import threading
     import time
 
-    from loopbench.launch import batches as launch
+    from loopbench.studies import batches as launch
 
     events, lock = [], threading.Lock()
 
@@ -89,7 +89,7 @@ def test_counts_run_beside_one_thread_runs_and_never_beside_a_run_of_several_thr
         time.sleep(0.3)
         return note("count ends", configs)
 
-    monkeypatch.setattr("loopbench.instructions.count", counted)
+    monkeypatch.setattr("loopbench.launch.valgrind.count", counted)
     monkeypatch.setattr(launch, "run_forked_batch", lambda configs, timeout_s: note(configs[0].task, configs))
     monkeypatch.setattr(launch, "run_isolated", lambda config, timeout_s: note(config.task, [config])[0])
     matrix = Matrix(tasks=("cifar_cnn",), precisions=("32-true",), probe_repeats=2, probe_count=True, repeats=1)
@@ -102,7 +102,7 @@ def test_counts_run_beside_one_thread_runs_and_never_beside_a_run_of_several_thr
 def test_an_interrupt_leaves_no_count_running(monkeypatch):
     import threading
 
-    from loopbench.launch import batches as launch
+    from loopbench.studies import batches as launch
 
     stopped = threading.Event()
 
@@ -113,8 +113,8 @@ def test_an_interrupt_leaves_no_count_running(monkeypatch):
     def interrupted(configs, timeout_s):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("loopbench.instructions.count", counted)
-    monkeypatch.setattr("loopbench.instructions.stop_all", stopped.set)
+    monkeypatch.setattr("loopbench.launch.valgrind.count", counted)
+    monkeypatch.setattr("loopbench.launch.valgrind.stop_all", stopped.set)
     monkeypatch.setattr(launch, "run_forked_batch", interrupted)
     matrix = Matrix(tasks=("cifar_cnn",), precisions=("32-true",), probe_repeats=2, probe_count=True, repeats=1)
     with pytest.raises(KeyboardInterrupt):

@@ -3,7 +3,7 @@
 import dataclasses
 
 import implementations
-from loopbench.trainers import LADDER, LADDER_IMPLS, LEAN, TRAINERS, TrainerSetup
+from loopbench.core.trainers import LADDER, LADDER_IMPLS, LEAN, TRAINERS, TrainerSetup
 
 
 def _differences(a: TrainerSetup, b: TrainerSetup) -> set[str]:
@@ -30,8 +30,8 @@ def test_the_ladder_starts_at_the_plain_loop_and_every_rung_stands_on_a_measured
 
 
 def test_every_trainer_that_writes_files_gets_a_temporary_folder(tmp_path):
-    from loopbench.harness import Run
-    from loopbench.types import RunConfig
+    from loopbench.core.types import RunConfig
+    from loopbench.harness.run import Run
 
     class Cfg:
         warmup_steps = 0

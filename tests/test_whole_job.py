@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import implementations
-from implementations.common import eval_loader, validate
-from loopbench.parity import compare
-from loopbench.types import RunConfig
+from implementations.common import eval_loader, validation_epoch
+from loopbench.analysis.parity import compare
+from loopbench.core.types import RunConfig
 from tests.helpers import train
 
 EPOCHS = {"validate_every_epoch": True}  # the smoke sets have 8 batches per epoch: 24 steps = 3 epochs
@@ -41,8 +41,8 @@ def test_validation_draws_nothing_that_training_sees(task):
 
 def test_the_last_epochs_logged_metrics_are_those_of_the_final_weights():
     """What Lightning logged after the last epoch equals the plain validation loop run afresh on the weights."""
-    from loopbench.checks import task_config
-    from loopbench.harness import Run
+    from loopbench.core.checks import task_config
+    from loopbench.harness.run import Run
 
     config = RunConfig("cifar_cnn", "lightning", steps=24, overrides=EPOCHS)
     result = train("cifar_cnn", "lightning", steps=24, overrides=EPOCHS)
@@ -52,7 +52,7 @@ def test_the_last_epochs_logged_metrics_are_those_of_the_final_weights():
     model.load_state_dict(result.weights)
     data = spec.build_data(cfg, type("Source", (), {"kind": "synthetic", "dir": None})())
     run = Run(config, cfg, data)
-    fresh = validate(
+    fresh = validation_epoch(
         model,
         eval_loader(data.test, cfg.val_batch_size),
         spec.val_metrics(),

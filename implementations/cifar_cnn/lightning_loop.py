@@ -7,8 +7,8 @@ import torch
 
 from implementations.cifar_cnn import spec
 from implementations.common import eval_loader, train_loader
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 class CifarModule(pl.LightningModule):

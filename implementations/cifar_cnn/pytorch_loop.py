@@ -13,10 +13,10 @@ from implementations.common import (
     start_distributed,
     to_device,
     train_loader,
-    validate,
+    validation_epoch,
 )
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 def train(cfg: spec.Config, run: Run) -> RunResult:
@@ -46,7 +46,9 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         scheduler.step()  # per batch
         run.step(logits, loss=loss)
         if epoch_end and cfg.validate_every_epoch:
-            metrics = validate(model, val_loader, val_metrics, lambda b, i: spec.val_outputs(ddp_model, b, i, cfg), run)
+            metrics = validation_epoch(
+                model, val_loader, val_metrics, lambda b, i: spec.val_outputs(ddp_model, b, i, cfg), run
+            )
             if best.update(metrics, model):
                 break
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, download, one_cycle, out_of_range
+from implementations.common import Data, Harness, download, one_cycle, out_of_range
 
 NUM_CLASSES = 10
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -62,13 +62,7 @@ PRESETS = {
 }
 
 METRICS = ("test_loss", "test_accuracy")  # what evaluate() returns, in that order
-# a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
-# about 0.6 s of steps at the quick preset on 2 cores (6 timed; 9 took 15 min 14 s of bench with 8 rounds)
-SEGMENT = (8, 2)
-# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; four counted
-# steps (six steps of one implementation took over 12 minutes there: its convolutions are slow under valgrind)
-COUNT = (6, 2)
-PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
+HARNESS = Harness(segment=(8, 2), count=(6, 2), probe_shape="auto")  # one optimizer
 MONITOR = ("val_accuracy", "max")  # what the epoch mode keeps the best weights by
 
 

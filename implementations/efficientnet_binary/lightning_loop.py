@@ -7,8 +7,8 @@ import torch
 
 from implementations.common import eval_loader, train_loader
 from implementations.efficientnet_binary import spec
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 class BinaryModule(pl.LightningModule):

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, one_cycle, out_of_range
-from loopbench.types import DataError
+from implementations.common import Data, Harness, one_cycle, out_of_range
+from loopbench.core.types import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -83,14 +83,8 @@ PRESETS = {
 }
 
 METRICS = ("test_loss", "test_accuracy", "test_auroc", "test_f1")  # what evaluate() returns, in that order
-# a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
-# a step of ~0.4 s at the quick preset on 2 cores is a sample of its own: one timed step after one of warm-up
-# (a round of five segments ~8 s; 3 steps each took the bench to 16 min 16 s)
-SEGMENT = (2, 1)
-# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; two counted steps:
-# a convolutional step runs for minutes there (valgrind has no AVX-512, and counts every instruction)
-COUNT = (3, 1)
-PROBE_SHAPE = "auto"  # the overhead probe's shape this task has: one optimizer, automatic optimization
+# one optimizer; a step of ~0.4 s on 2 cores is a sample of its own, and minutes under valgrind
+HARNESS = Harness(segment=(2, 1), count=(3, 1), probe_shape="auto")
 MONITOR = ("val_auroc", "max")  # what the epoch mode keeps the best weights by
 
 

@@ -13,8 +13,8 @@ import torch
 
 from implementations.common import eval_loader, train_loader
 from implementations.mnist_gan import spec
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 class GanModule(pl.LightningModule):

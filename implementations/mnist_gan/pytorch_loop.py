@@ -12,11 +12,11 @@ from implementations.common import (
     start_distributed,
     to_device,
     train_loader,
-    validate,
+    validation_epoch,
 )
 from implementations.mnist_gan import spec
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 def train(cfg: spec.Config, run: Run) -> RunResult:
@@ -66,7 +66,9 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
         discriminator.requires_grad_(True)
         run.step(fake, loss_d=loss_d, loss_g=loss_g)
         if epoch_end and cfg.validate_every_epoch:
-            metrics = validate(nets, val_loader, val_metrics, lambda b, i: spec.val_outputs(nets, b, i, cfg), run)
+            metrics = validation_epoch(
+                nets, val_loader, val_metrics, lambda b, i: spec.val_outputs(nets, b, i, cfg), run
+            )
             if best.update(metrics, nets):
                 break
 

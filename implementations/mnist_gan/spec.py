@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from implementations.common import Data, download, out_of_range
+from implementations.common import Data, Harness, download, out_of_range
 
 IMAGE_SHAPE = (1, 28, 28)
 IMAGE_PIXELS = 28 * 28
@@ -85,13 +85,7 @@ PRESETS = {
 }
 
 METRICS = ("mmd", "mmd_real_floor")  # what evaluate() returns, in that order
-# a time-only segment of a round (loopbench.rounds): (steps, warm-up), within one epoch;
-# about 0.4 s of steps at the quick preset on 2 cores
-SEGMENT = (40, 10)
-# an instruction count (loopbench.instructions): (steps, warm-up), one thread under valgrind; four counted
-# steps (about 3.5 minutes per implementation there, most of it importing torch)
-COUNT = (6, 2)
-PROBE_SHAPE = "manual"  # the overhead probe's shape this task has: two optimizers, manual optimization
+HARNESS = Harness(segment=(40, 10), count=(6, 2), probe_shape="manual")  # two optimizers, manual optimization
 MONITOR = ("val_mmd", "min")  # what the epoch mode keeps the best weights by
 
 

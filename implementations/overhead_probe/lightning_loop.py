@@ -7,8 +7,8 @@ import torch
 
 from implementations.common import train_loader
 from implementations.overhead_probe import spec
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 class ProbeModule(pl.LightningModule):

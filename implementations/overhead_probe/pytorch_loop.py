@@ -6,8 +6,8 @@ import torch
 
 from implementations.common import batches, to_device, train_loader
 from implementations.overhead_probe import spec
-from loopbench.harness import Run
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
+from loopbench.harness.run import Run
 
 
 def train(cfg: spec.Config, run: Run) -> RunResult:

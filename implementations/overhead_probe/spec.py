@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from implementations.common import Data, out_of_range
-from loopbench.types import DataError
+from loopbench.core.types import DataError
 
 SHAPES = ("auto", "manual")
 

@@ -1,4 +1,4 @@
-"""The verbs of task cells: run one, check parity, run a matrix, render a report."""
+"""The verbs of task cells: run one, check parity, run a matrix."""
 
 from __future__ import annotations
 
@@ -6,16 +6,26 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import implementations
 from loopbench import options
-from loopbench.commands import folder, json_target, positive, release
-from loopbench.types import UsageError
+from loopbench.analysis.parity import combine, compare_cell
+from loopbench.analysis.stats import tost
+from loopbench.commands.matrix import matrix_from
+from loopbench.core.checks import json_target, positive, refuse_unsupported, release
+from loopbench.core.quiet import quiet_lightning
+from loopbench.core.trainers import is_lightning
+from loopbench.core.types import RunConfig, UsageError
+from loopbench.launch.cell import run_cell
+from loopbench.launch.isolate import interrupts_raise, run_isolated
+from loopbench.report import write_report
+from loopbench.studies.batches import progress_line, run_cells
+from loopbench.studies.suite import Progress, machine_folder, run_folder
 
 
 def _config(args: argparse.Namespace, impl: str):
-    from loopbench.types import RunConfig
 
     return RunConfig(
         task=args.task,
@@ -37,12 +47,6 @@ def _config(args: argparse.Namespace, impl: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from loopbench.checks import refuse_unsupported
-    from loopbench.harness import run_cell
-    from loopbench.launch.batches import progress_line
-    from loopbench.launch.isolate import run_isolated
-    from loopbench.quiet import quiet_lightning
-    from loopbench.trainers import is_lightning
 
     json_target(args.json)
     positive("--timeout", args.timeout)
@@ -60,14 +64,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     """Per seed: same losses and weights? Over several seeds also: same final quality (TOST)?"""
-    from dataclasses import replace
-
-    from loopbench.checks import refuse_unsupported
-    from loopbench.harness import run_cell
-    from loopbench.launch.isolate import run_isolated
-    from loopbench.parity import combine, compare_cell
-    from loopbench.quiet import quiet_lightning
-    from loopbench.stats import tost
 
     seeds = args.seeds or [args.seed]
     json_target(args.json)
@@ -126,11 +122,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from loopbench.commands.matrix import matrix_from
-    from loopbench.launch.batches import progress_line, run_cells
-    from loopbench.launch.isolate import interrupts_raise
-    from loopbench.report import write_report
-    from loopbench.suite import Progress, machine_folder, run_folder
 
     matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
     out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)
@@ -166,12 +157,3 @@ def cmd_suite(args: argparse.Namespace) -> int:
         )
         return 130
     return 0 if all(r.ok or r.status == "unsupported" for r in results) else 1
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from loopbench.report import write_report
-    from loopbench.store import load_results
-
-    folder("--out", args.out)
-    print(f"report: {write_report(load_results(*args.results), args.out)}")
-    return 0

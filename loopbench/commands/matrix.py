@@ -8,9 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import implementations
-from loopbench.precision import device_type
-from loopbench.suite import Matrix, default_devices, default_preset
-from loopbench.types import UsageError
+from loopbench import options
+from loopbench.core import releases
+from loopbench.core.checks import refuse_unsupported, validate
+from loopbench.core.precision import device_type
+from loopbench.core.types import UsageError
+from loopbench.studies.suite import Matrix, default_devices, default_preset
 
 
 def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix:
@@ -18,8 +21,6 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
     (`--lb-name`): `get(dest)` gives an option's value, `flag(name)` its spelling for messages. Every cell
     is checked before anything runs (UsageError): a precision asked for by name that this machine cannot
     run is refused; among the defaults such a cell is recorded as unsupported and the rest runs."""
-    from loopbench import options
-    from loopbench.checks import refuse_unsupported, validate
 
     if get("repeats") < 1 or get("fresh_runs") < 1:
         raise UsageError(f"{flag('repeats')} and {flag('fresh-runs')} must be at least 1")
@@ -75,7 +76,6 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
 
 def _releases(asked: list[str] | None, flag: str) -> tuple[str | None, ...]:
     """The releases --lightning names (None for the installed one), each checked and installed before any run."""
-    from loopbench import releases
 
     if not asked:
         return (None,)

@@ -10,18 +10,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loopbench import targets
-from loopbench.commands import folder, json_target, positive, release
-from loopbench.trainers import PLAIN
-from loopbench.types import UsageError
+from loopbench.analysis import targets
+from loopbench.analysis.history import across_releases
+from loopbench.analysis.probe import PROBE
+from loopbench.core import releases
+from loopbench.core.checks import folder, json_target, positive, release, validate
+from loopbench.core.store import ResultLog
+from loopbench.core.trainers import PLAIN
+from loopbench.core.types import UsageError
+from loopbench.launch.isolate import interrupts_raise
+from loopbench.launch.valgrind import unavailable
+from loopbench.report import history as history_report
+from loopbench.report import paycurve as paycurve_report
+from loopbench.studies import history, paycurve
+from loopbench.studies.batches import run_cells
+from loopbench.studies.overhead import PROBE_IMPLS, plan, run_rounds
+from loopbench.studies.suite import machine_folder, run_folder
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
     """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in rounds of short segments."""
-    from loopbench.checks import validate
-    from loopbench.instructions import unavailable
-    from loopbench.launch.isolate import interrupts_raise
-    from loopbench.overhead import PROBE, PROBE_IMPLS, measure, plan
 
     json_target(args.json)
     if args.processes is not None:
@@ -38,8 +46,6 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         validate(plan(args.device, shape, 1, args.steps)[0])
     versions = tuple(dict.fromkeys(release(v) for v in args.lightning or [None]))
     if any(versions):
-        from loopbench import releases
-
         for v in versions:
             releases.site(v)  # installed now, or refused in one line, before any round
     if args.steps is not None and args.steps < 8:
@@ -71,7 +77,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     with interrupts_raise():
-        answer, _ = measure(
+        answer, _ = run_rounds(
             args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress,
             versions=versions,
         )  # fmt: skip
@@ -85,12 +91,6 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """The overhead probe across Lightning releases (rounds alternate over them), then parity on each."""
-    from loopbench import history, releases
-    from loopbench.instructions import unavailable
-    from loopbench.launch.isolate import interrupts_raise
-    from loopbench.report.history import write
-    from loopbench.store import ResultLog
-    from loopbench.suite import machine_folder, run_folder
 
     if args.repeats < 2:
         raise UsageError("--repeats must be at least 2: an interval needs two rounds")
@@ -127,7 +127,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     installed = releases.installed()
     with interrupts_raise():
         try:
-            h, results = history.measure(
+            h, results = history.run_releases(
                 "cpu", tuple(None if v == installed else v for v in versions), args.repeats, args.budget,
                 args.target, args.ladder, not missing, args.parity == "on", keep, progress,
             )  # fmt: skip
@@ -136,20 +136,15 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(f"interrupted: {len(results)} runs kept in {out / 'results.jsonl'}", file=sys.stderr)
     if not results:
         return 130
-    print(f"report: {write(results, out, measured=h)}")
+    print(f"report: {history_report.write(results, out, measured=h)}")
     if args.publish:
-        print(f"published: {write(results, machine_folder(Path('reports'), ('cpu',)) / 'lightning-history', h)}")
-    return 130 if h is None else 1 if history.answer(results, "cpu")["failed"] else 0
+        published = machine_folder(Path("reports"), ("cpu",)) / "lightning-history"
+        print(f"published: {history_report.write(results, published, h)}")
+    return 130 if h is None else 1 if across_releases(results, "cpu")["failed"] else 0
 
 
 def cmd_paycurve(args: argparse.Namespace) -> int:
     """Real tasks swept over two decades of step time, each point's ratio beside the probe's prediction."""
-    from loopbench import paycurve
-    from loopbench.launch.batches import run_cells
-    from loopbench.launch.isolate import interrupts_raise
-    from loopbench.report.paycurve import write
-    from loopbench.store import ResultLog
-    from loopbench.suite import machine_folder, run_folder
 
     if args.repeats < 6:
         raise UsageError("--repeats must be at least 6: an order-statistic interval needs six rounds")
@@ -171,29 +166,13 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
             print(f"interrupted: {len(log.read())} runs kept in {log.path}", file=sys.stderr)
             return 130
     results = log.read()
-    print(f"report: {write(results, out)}")
+    print(f"report: {paycurve_report.write(results, out)}")
     if args.publish:
-        print(f"published: {write(results, machine_folder(Path('reports'), ('cpu',)) / 'pay-curve')}")
+        print(f"published: {paycurve_report.write(results, machine_folder(Path('reports'), ('cpu',)) / 'pay-curve')}")
     failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in results if not r.ok]
     for line in failed:
         print(f"FAILED: {line}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Per probe variant and task cell: the change from OLD to NEW with its interval; exit 1 past --fail-above."""
-    from loopbench.compare import compare
-    from loopbench.store import load_results
-
-    if args.fail_above is not None:
-        positive("--fail-above", args.fail_above)
-    changes = compare(load_results(args.old), load_results(args.new))
-    for c in changes:
-        print(c.line())
-    failing = [c for c in changes if c.resolved and args.fail_above is not None and c.percent > args.fail_above]
-    for c in failing:
-        print(f"FAIL: {c.what} rose by {c.percent:.1f}% (resolved), above --fail-above {args.fail_above:g}%")
-    return 1 if failing else 0
 
 
 def failed(answer: dict[str, Any]) -> list[str]:

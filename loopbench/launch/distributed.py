@@ -1,6 +1,6 @@
 """One cell in N processes (data parallel), started as torchrun starts them, measured per process.
 
-Each process is `python -m loopbench.launch.isolate` with torchrun's environment (RANK, LOCAL_RANK,
+Each process is `python -m loopbench.launch.child` with torchrun's environment (RANK, LOCAL_RANK,
 WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, OMP_NUM_THREADS): the plain loop joins the
 process group from it as PyTorch's DDP recipe does, and Lightning, finding LOCAL_RANK set, joins as
 that rank instead of launching processes itself. Both sides are therefore started the same way, and
@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from loopbench import releases
-from loopbench.launch.isolate import child_env
-from loopbench.measure import percentile
-from loopbench.types import RunConfig, RunResult
+from loopbench.core import releases
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch.child import child_env
+from loopbench.measure.clock import percentile
 
 GRACE_S = 10.0  # after one process fails, how long the others get to finish on their own
 RANK_FIELDS = (  # what each process measured, kept per rank
@@ -77,7 +77,7 @@ def run_ranks(
                         [
                             sys.executable,
                             "-m",
-                            "loopbench.launch.isolate",
+                            "loopbench.launch.child",
                             str(folder / "config.json"),
                             str(_out(folder, rank)),
                         ],

@@ -26,11 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, _child, child_env, run_isolated_batch
-from loopbench.precision import device_type
-from loopbench.types import RunConfig, RunResult
+from loopbench.core import releases
+from loopbench.core.precision import device_type
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch import child
+from loopbench.launch.child import child_env
+from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated_batch
 
-PRELOAD = ("loopbench.harness", "loopbench.quiet", "pytorch_lightning")  # what a forked run finds imported
+PRELOAD = ("loopbench.launch.cell", "loopbench.core.quiet", "pytorch_lightning")  # what a forked run finds imported
 _servers: dict[str | None, subprocess.Popen] = {}  # by Lightning release (None: the installed one)
 
 
@@ -92,7 +95,6 @@ def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | 
 def _running_server(version: str | None = None) -> subprocess.Popen:
     """The server of a Lightning release, started on first use and ready; it ends when this process closes
     its stdin (exits)."""
-    from loopbench import releases
 
     server = _servers.get(version)
     if server is None or server.poll() is not None:
@@ -198,7 +200,7 @@ def serve() -> None:
                 os.dup2(log, 1)
                 os.dup2(log, 2)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
-                code = _child(cfg_path, out_path)
+                code = child.main(cfg_path, out_path)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()

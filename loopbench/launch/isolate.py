@@ -4,25 +4,25 @@ A fresh process per cell keeps peak memory, allocator caches, cudnn autotuning a
 one cell out of the next. Whatever happens in the child (exception, OOM, a kill, a hang), the parent
 gets a RunResult with a status and a message, and the sweep goes on.
 
-    python -m loopbench.launch.isolate CONFIG.json RESULT.json
+    (the child: loopbench.launch.child)
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from loopbench import releases
-from loopbench.types import RunConfig, RunResult, UsageError
+from loopbench.core import releases
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch.child import child_env
+from loopbench.launch.distributed import run_ranks
 
 DEFAULT_TIMEOUT_S = 1_800.0
 
@@ -35,8 +35,6 @@ def run_isolated(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> Run
     the child and anything it started are terminated before the exception goes on.
     """
     if config.processes > 1:
-        from loopbench.launch.distributed import run_ranks
-
         return run_ranks(config, timeout_s)
     return _run_fresh(config, config.to_dict(), timeout_s)
 
@@ -54,7 +52,7 @@ def _run_fresh(config: RunConfig, request: dict | list, timeout_s: float) -> Run
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
         cfg_path, out_path = Path(tmp, "config.json"), Path(tmp, "result.json")
         cfg_path.write_text(json.dumps(request))
-        cmd = [sys.executable, "-m", "loopbench.launch.isolate", str(cfg_path), str(out_path)]
+        cmd = [sys.executable, "-m", "loopbench.launch.child", str(cfg_path), str(out_path)]
         proc = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -111,42 +109,3 @@ def interrupts_raise() -> Iterator[None]:
 
 def raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # the child imports this checkout even when the package is not installed (python -m from the repo)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _child(cfg_path: str, out_path: str) -> int:
-    """Run the config in `cfg_path` (or a list of them, one after another) and write the result(s)."""
-    request = json.loads(Path(cfg_path).read_text())
-    results = []
-    for d in request if isinstance(request, list) else [request]:
-        gc.collect()  # each run of a batch starts from a collected heap, not the previous run's garbage
-        results.append(_run_one(RunConfig.from_dict(d)).to_dict())
-    Path(out_path).write_text(json.dumps(results if isinstance(request, list) else results[0]))
-    return 0
-
-
-def _run_one(config: RunConfig) -> RunResult:
-    from loopbench.harness import run_cell
-    from loopbench.quiet import quiet_lightning
-    from loopbench.trainers import is_lightning
-
-    if is_lightning(config.impl):  # a plain-PyTorch run never imports Lightning: its memory is its own
-        quiet_lightning()
-    try:
-        return run_cell(config)
-    except UsageError as e:
-        return RunResult.failed(config, "error", str(e))
-    except Exception as e:  # a cell that crashes is a result too; the traceback goes to stderr
-        traceback.print_exc()
-        return RunResult.failed(config, "error", f"{type(e).__name__}: {e}")
-
-
-if __name__ == "__main__":
-    sys.exit(_child(*sys.argv[1:]))

@@ -10,10 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 import implementations
-from loopbench.precision import PLUGIN_NOTE
+from loopbench.core.limits import step_limit
+from loopbench.core.precision import PLUGIN_NOTE
+from loopbench.core.store import save_results
+from loopbench.core.types import RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
+from loopbench.report import probe_figures as probe_plots
 from loopbench.report import scaling as scaling_report
 from loopbench.report.figures import IMPL_STYLE, task_figures
 from loopbench.report.tables import (  # noqa: F401  (the report's tables, importable from here)
@@ -27,9 +31,6 @@ from loopbench.report.tables import (  # noqa: F401  (the report's tables, impor
     parities,
     summary,
 )
-from loopbench.store import save_results
-from loopbench.suite import step_limit
-from loopbench.types import RunResult
 
 
 def header(results: list[RunResult]) -> list[str]:
@@ -76,7 +77,7 @@ def notes(results: list[RunResult]) -> list[str]:
     return [*out, ""] if out else []
 
 
-def _md(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     if not len(df):
         return "_(none)_"
     return df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="–")
@@ -102,7 +103,7 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
     none = ["_No task runs: the probe only._", ""]
     out += _task_sections(results, predict, table, cols, ov, par) if results else none
     for device, a in probes.items():
-        out += probe_report.section(device, a, everything, probe_figures or {}, _md)
+        out += probe_report.section(device, a, everything, probe_figures or {}, markdown)
     for title, name in figures.items():
         out += [f"### {title}", "", f"![{title}]({name})", ""]
     if failed:
@@ -140,11 +141,11 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
             else ""
         ),
         "",
-        _md(headline(results, probes), ".4g"),
+        markdown(headline(results, probes), ".4g"),
         "",
         *notes(results),
     ]
-    out += ["## Data", "", _md(data_table(results), ".3g"), ""]
+    out += ["## Data", "", markdown(data_table(results), ".3g"), ""]
     out += [
         "## Parity: does Lightning train the same model?",
         "",
@@ -152,7 +153,7 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
         "`bitwise`: identical per-step losses and final weights; `within_tolerance`: per-step losses within "
         "the stated relative tolerance (CUDA); `holds`: the verdict meets what the cell should reach.",
         "",
-        _md(par),
+        markdown(par),
         "",
     ]
     out += [
@@ -166,7 +167,7 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
         *[
             line
             for task, t in table[cols].groupby("task", sort=False)
-            for line in (f"### {task}", "", _md(t.drop(columns="task").dropna(axis=1, how="all")), "")
+            for line in (f"### {task}", "", markdown(t.drop(columns="task").dropna(axis=1, how="all")), "")
         ],
     ]
     out += [
@@ -178,19 +179,19 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
         "drift and is left out. An interval containing 1 is `within noise`; one entirely below 1 is also "
         "called noise, since every Lightning variant does strictly more work than the plain loop.",
         "",
-        _md(ov.drop(columns="label") if len(ov) else ov, ".3f"),
+        markdown(ov.drop(columns="label") if len(ov) else ov, ".3f"),
         "",
     ]
     counts = counts_report.table(results, probes)
     if len(counts):
         out += ["## Instructions per step: each task cell against the probe", "", counts_report.INTRO, ""]
-        out += [_md(counts, ".4g"), ""]
+        out += [markdown(counts, ".4g"), ""]
     scale = scaling_report.scaling(table, ov)
     if len(scale):
-        out += ["## Data parallel: scaling", "", scaling_report.INTRO, "", _md(scale, ".3g"), ""]
+        out += ["## Data parallel: scaling", "", scaling_report.INTRO, "", markdown(scale, ".3g"), ""]
     job = job_report.between_epochs(results)
     if len(job):
-        out += ["## Between epochs: validation and checkpoints", "", job_report.INTRO, "", _md(job, ".3g"), ""]
+        out += ["## Between epochs: validation and checkpoints", "", job_report.INTRO, "", markdown(job, ".3g"), ""]
     return out
 
 
@@ -201,7 +202,7 @@ def write_report(results: list[RunResult], out_dir: str | Path) -> Path:
     save_results(results, out / "results.json")
     everything, results = results, tasks_only(results)
     table = summary(results) if results else None
-    probe_figures = probe_report.write_figures(everything, table, overheads(results), out, IMPL_STYLE)
+    probe_figures = probe_plots.write_figures(everything, table, overheads(results), out, IMPL_STYLE)
     figures = task_figures(results, frame(results), overheads(results), out)
     path = out / "REPORT.md"
     path.write_text(render(everything, figures, probe_figures))

@@ -1,7 +1,7 @@
 """What pytest-benchmark shows of a cell: one quantity in its table, everything else in `extra_info`.
 
 Its table and JSON describe seconds per optimizer step of each implementation, one sample per round, from
-the same segments the report pairs (loopbench.rounds.samples), so every implementation of a cell has as
+the same segments the report pairs (loopbench.analysis.rounds.samples), so every implementation of a cell has as
 many samples as the others and the ratio of two medians there is the report's ratio, give or take the
 pairing. The paired ratio with its interval, the probe's prediction, instruction counts, parity and the
 fresh-process run's memory go into `extra_info`, where a reader of the JSON finds them beside the samples.
@@ -14,13 +14,13 @@ import statistics
 from typing import Any
 
 import implementations
-from loopbench import parity, rounds, stats
+from loopbench.analysis import parity, rounds, stats
+from loopbench.analysis.grouping import group_key, placement
+from loopbench.core.trainers import PLAIN
+from loopbench.core.types import RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import probe as probe_report
 from loopbench.report.tables import TARGET, fresh, overheads
-from loopbench.suite import group_key, placement
-from loopbench.trainers import PLAIN
-from loopbench.types import RunResult
 
 SAMPLE = (
     "seconds per optimizer step: one value per round, the median step of this implementation's segment "

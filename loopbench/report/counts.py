@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 import implementations
-from loopbench.suite import placement
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunResult
+from loopbench.analysis.grouping import placement
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunResult
 
 TOLERANCE = 0.005  # counted and predicted ratios within half a percent of the plain step: the probe explains it
 NAMES = {LEAN: "Lightning", DEFAULTS: "Lightning defaults"}
@@ -38,7 +38,7 @@ def counted(results: list[RunResult]) -> dict[tuple[str, str, str], dict[str, fl
 def probe_delta(probes: dict[str, Any] | None, device: str, task: str, impl: str) -> float | None:
     """The probe's counted delta (instructions per step over the plain loop's) in the task's shape."""
     a = (probes or {}).get(device.split(",")[0])
-    shape = implementations.spec(task).PROBE_SHAPE
+    shape = implementations.spec(task).HARNESS.probe_shape
     c = (a or {}).get("instructions", {}).get("shapes", {}).get(shape, {}).get(impl, {})
     return c.get("delta")
 

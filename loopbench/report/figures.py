@@ -3,16 +3,19 @@ Pure functions of saved results, drawn to files."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import matplotlib
+from matplotlib.lines import Line2D
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from loopbench.types import RunResult
+from loopbench.core.types import RunResult
 
 IMPL_STYLE = {  # the same colour per implementation in every figure
     "pytorch": {"color": "#1f77b4", "linestyle": "-", "linewidth": 2.5},
@@ -21,7 +24,7 @@ IMPL_STYLE = {  # the same colour per implementation in every figure
 }
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     """Save and close a figure (tests capture the figure here)."""
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -72,12 +75,11 @@ def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
         for ax in (ax_t, ax_m):
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     """Every task cell's Lightning / plain step-time ratio with its interval (hollow: not resolved)."""
-    from matplotlib.lines import Line2D
 
     if ov.empty:
         return None
@@ -101,7 +103,7 @@ def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     handles.append(Line2D([], [], marker="o", mfc="none", linestyle="", color="black", label="not resolved"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def first_runs(results: list[RunResult], task: str, device: str, artifact: str | None = None) -> dict:
@@ -134,13 +136,11 @@ def plot_losses(results: list[RunResult], task: str, device: str, path: Path) ->
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend(fontsize=7, title="one line where bitwise equal", title_fontsize=6)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
     """Generated samples (a task's `samples_png` artifact), implementations side by side, a row per precision."""
-    import base64
-    import io
 
     cells = first_runs(results, task, device, artifact="samples_png")
     if not cells:
@@ -157,7 +157,7 @@ def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -
                 ax.set_title(f"{impl}\n{precision}", fontsize=9)
     fig.suptitle(f"{task} on {device}: samples from fixed noise after training", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 SAMPLES_PRESETS = ("full",)  # the GAN's grids show digits only after a real run; a quick run's are noise

@@ -12,13 +12,13 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from loopbench import history
-from loopbench.report import _md, header
-from loopbench.report.figures import IMPL_STYLE, _save
-from loopbench.report.probe import NAMES, _interval
-from loopbench.store import compact, save_results
-from loopbench.trainers import LADDER
-from loopbench.types import RunResult
+from loopbench.analysis.history import COUNT_FLOOR, HEADLINE, across_releases
+from loopbench.core.store import compact, save_results
+from loopbench.core.trainers import LADDER, PLAIN
+from loopbench.core.types import RunResult
+from loopbench.report import header, markdown
+from loopbench.report.figures import IMPL_STYLE, save
+from loopbench.report.probe import NAMES, interval_text
 
 CAUSES = "CAUSES.md"
 SHAPE_WORDS = {"auto": "automatic optimization, one optimizer", "manual": "manual optimization, two optimizers"}
@@ -33,10 +33,10 @@ def cost_table(h: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for version, a in h["releases"].items():
         for shape, v in a["shapes"].items():
-            row = {"release": version, "shape": shape, "plain step (us)": round(v["pytorch"]["us_per_step"])}
-            for impl in history.HEADLINE:
+            row = {"release": version, "shape": shape, "plain step (us)": round(v[PLAIN]["us_per_step"])}
+            for impl in HEADLINE:
                 if impl in v:
-                    row[f"{impl} +us [95%]"] = _interval(v[impl])
+                    row[f"{impl} +us [95%]"] = interval_text(v[impl])
                     row[f"{impl} rounds"] = v[impl].get("pairs")
                 count = _counted(a, shape, impl)
                 row[f"{impl} +M instr."] = f"{count / 1e6:+.3f}" if count is not None else "–"
@@ -98,7 +98,7 @@ def ladder_table(h: dict[str, Any]) -> pd.DataFrame:
             if rung.impl in counts and rung.base in counts:
                 cell.append(f"{(counts[rung.impl]['per_step'] - counts[rung.base]['per_step']) / 1e6:+.2f} M")
             if timed:
-                cell.append(f"{_interval(timed)} us")
+                cell.append(f"{interval_text(timed)} us")
             row[version] = "; ".join(cell) or "–"
         if any(v != "–" for k, v in row.items() if k != "rung"):
             rows.append(row)
@@ -112,7 +112,7 @@ def headline(h: dict[str, Any]) -> list[str]:
         return ["No release was measured."]
     first, last = h["releases"][versions[0]], h["releases"][versions[-1]]
     out = []
-    for impl in history.HEADLINE:
+    for impl in HEADLINE:
         a, b = _counted(first, "auto", impl), _counted(last, "auto", impl)
         ta = first["shapes"].get("auto", {}).get(impl, {})
         tb = last["shapes"].get("auto", {}).get(impl, {})
@@ -120,7 +120,7 @@ def headline(h: dict[str, Any]) -> list[str]:
             out.append(
                 f"- {_sentence(NAMES[impl])} (automatic optimization): {a / 1e6:+.2f} M instructions per step "
                 f"over the plain loop on {versions[0]}, {b / 1e6:+.2f} M on {versions[-1]} ({(b - a) / a:+.0%}); "
-                f"in time {_interval(ta)} us and {_interval(tb)} us."
+                f"in time {interval_text(ta)} us and {interval_text(tb)} us."
             )
     moved = [r for r in h["changes"] if r.get("count_changed") or r.get("time_changed")]
     for r in moved:
@@ -149,7 +149,7 @@ def plot(h: dict[str, Any], path: Path) -> Path | None:
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     x = range(len(versions))
-    for impl in history.HEADLINE:
+    for impl in HEADLINE:
         style = IMPL_STYLE[impl]
         for shape, marker in (("auto", "o"), ("manual", "s")):
             label = f"{impl} ({shape})"
@@ -190,7 +190,7 @@ def plot(h: dict[str, Any], path: Path) -> Path | None:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, causes: bool) -> str:
@@ -222,7 +222,7 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
         "Each Trainer's cost over the plain loop run beside it (median of per-round deltas; "
         "instructions: the mean of two counts of 64 steps each).",
         "",
-        _md(cost_table(h)),
+        markdown(cost_table(h)),
         "",
     ]
     lines += [
@@ -231,10 +231,10 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
         "Time: per round, the newer release's delta minus the older's (same round, processes next to each "
         "other), median with a 95% order-statistic interval; *changed* where it excludes 0. Instructions: "
         "the Trainer's own count (variant minus plain, each the mean of two counts); *changed* where the "
-        f"difference exceeds both what a count moves by itself (above) and {history.COUNT_FLOOR:.1%} of the "
+        f"difference exceeds both what a count moves by itself (above) and {COUNT_FLOOR:.1%} of the "
         "count.",
         "",
-        _md(changes_table(h)),
+        markdown(changes_table(h)),
         "",
     ]
     if h["parity"]:
@@ -244,7 +244,7 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
             "The lean Trainer against the plain loop (smoke preset: 12 or more steps, seed 0, CPU), per "
             "release; the plain loop runs once per cell (it does not import Lightning).",
             "",
-            _md(parity_table(h)),
+            markdown(parity_table(h)),
             "",
         ]
     ladder = ladder_table(h)
@@ -256,15 +256,15 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
             "below it (automatic optimization): instructions in millions per step (the mean of two counts), "
             "and time in us [95%] where the ladder was timed (--ladder).",
             "",
-            _md(ladder),
+            markdown(ladder),
             "",
         ]
     if h["failed"] or h["unsupported"]:
         lines += ["## Not measured", ""] + [f"- failed: {f}" for f in h["failed"]]
         lines += [f"- unsupported: {u}" for u in h["unsupported"]] + [""]
     lines += [
-        "Method: loopbench/history.py and docs/releases.md. Versions are installed hash-checked from "
-        "loopbench/releases.py into `$LOOPBENCH_CACHE/lightning/<version>`.",
+        "Method: loopbench/studies/history.py and docs/releases.md. Versions are installed hash-checked from "
+        "loopbench/core/releases.py into `$LOOPBENCH_CACHE/lightning/<version>`.",
         "",
     ]
     return "\n".join(lines)
@@ -273,7 +273,7 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
 def write(results: list[RunResult], out: Path, device: str = "cpu", measured: dict[str, Any] | None = None) -> Path:
     """REPORT.md, history.json, results.json and the figure in `out`; returns REPORT.md's path."""
     out.mkdir(parents=True, exist_ok=True)
-    h = history.answer(results, device)
+    h = across_releases(results, device)
     if measured:
         h |= {k: measured[k] for k in ("stopped", "target", "budget_s", "timed_s") if k in measured}
     (out / "history.json").write_text(json.dumps(h, indent=1) + "\n")

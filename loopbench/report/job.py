@@ -11,10 +11,10 @@ import statistics
 
 import pandas as pd
 
-from loopbench import stats
-from loopbench.suite import by_group, placement
-from loopbench.trainers import is_lightning
-from loopbench.types import RunResult
+from loopbench.analysis import stats
+from loopbench.analysis.grouping import by_group, placement
+from loopbench.core.trainers import is_lightning
+from loopbench.core.types import RunResult
 
 
 def _mean(values: list[float]) -> float | None:

@@ -14,13 +14,13 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 import implementations
-from loopbench import paycurve
-from loopbench.report import _md, header
-from loopbench.report.figures import IMPL_STYLE, _save
-from loopbench.report.probe import NAMES, _interval
-from loopbench.store import compact, save_results
-from loopbench.trainers import DEFAULTS, LEAN
-from loopbench.types import RunResult
+from loopbench.analysis.paycurve import analyse
+from loopbench.core.store import compact, save_results
+from loopbench.core.trainers import DEFAULTS, LEAN
+from loopbench.core.types import RunResult
+from loopbench.report import header, markdown
+from loopbench.report.figures import IMPL_STYLE, save
+from loopbench.report.probe import NAMES, interval_text
 
 MARKERS = {"mnist_gan": "s", "cifar_cnn": "o"}
 
@@ -55,7 +55,7 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
         for shape, v in one["shapes"].items():
             rows.append(
                 {"threads": t, "shape": shape, "plain step (us)": round(v["pytorch"]["us_per_step"])}
-                | {f"{i} +us [95%]": _interval(v[i]) for i in (LEAN, DEFAULTS) if i in v}
+                | {f"{i} +us [95%]": interval_text(v[i]) for i in (LEAN, DEFAULTS) if i in v}
             )
     return pd.DataFrame(rows)
 
@@ -142,16 +142,16 @@ def plot(a: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("extra time per step with Lightning, % (log scale)")
     ax.set_title("The pay curve measured: real tasks against the probe's prediction (CPU)", fontsize=10)
     ax.legend(handles=handles, fontsize=7, loc="lower left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def write(results: list[RunResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    a = paycurve.analyse(results)
+    a = analyse(results)
     (out / "paycurve.json").write_text(json.dumps(a, indent=1, default=str) + "\n")
     save_results(compact(results), out / "results.json.gz")
     figure = plot(a, out / "paycurve.png")
-    shapes = {t: implementations.spec(t).PROBE_SHAPE for t in implementations.TASKS}
+    shapes = {t: implementations.spec(t).HARNESS.probe_shape for t in implementations.TASKS}
     lines = [
         "# The pay curve, measured",
         "",
@@ -168,8 +168,17 @@ def write(results: list[RunResult], out: Path) -> Path:
     ]
     if figure:
         lines += [f"![the pay curve]({figure.name})", ""]
-    lines += ["## Points", "", _md(table(a)), "", "## The probe, in the same invocation", "", _md(probe_table(a)), ""]
-    lines += ["Made by `loopbench paycurve` (loopbench/paycurve.py; the points are data there).", ""]
+    lines += [
+        "## Points",
+        "",
+        markdown(table(a)),
+        "",
+        "## The probe, in the same invocation",
+        "",
+        markdown(probe_table(a)),
+        "",
+    ]
+    lines += ["Made by `loopbench paycurve` (loopbench/analysis/paycurve.py; the points are data there).", ""]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines))
     return path

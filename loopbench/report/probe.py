@@ -1,38 +1,32 @@
 """The report's answer to "what does the Trainer cost me per step?", from the overhead probe's runs.
 
-A headline sentence, the probe's table per shape, the ladder (each Trainer default's cost, their sum
-beside the default Trainer's), a bar chart of the ladder and the "what will I pay" curve: the
-overhead delta / T that a job whose plain step takes T pays, with each task's measured ratio drawn
-on it. Pure functions of the saved results, like the rest of the report.
+A headline sentence, the probe's table per shape, the ladder (each Trainer default's cost, their sum beside the
+default Trainer's), the prediction for each task and the instruction counts; the figures are probe_figures.py's.
+Pure functions of the saved results, like the rest of the report.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from matplotlib.lines import Line2D
 
 import implementations
-from loopbench.overhead import HEADLINE_IMPLS, PROBE, STEP_MEANS, answer, predicted_ratio
-from loopbench.report.figures import _save
-from loopbench.trainers import DEFAULTS, LEAN
-from loopbench.types import RunResult
+from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE, STEP_MEANS, answer, predicted_ratio
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunResult
 
 NAMES = {LEAN: "the lean Trainer", DEFAULTS: "the default Trainer (with `self.log` every step)"}
 
 
-def _threads(r: RunResult) -> int:
+def _probe_threads(r: RunResult) -> int:
     return r.config["overrides"].get("threads", 1)
 
 
 def answers(results: list[RunResult], threads: int = 1) -> dict[str, dict[str, Any]]:
     """{device: the probe's answer at `threads` torch threads} for every device the probe ran on there."""
-    probe = [r for r in results if r.config["task"] == PROBE and _threads(r) == threads]
+    probe = [r for r in results if r.config["task"] == PROBE and _probe_threads(r) == threads]
     out = {}
     for device in dict.fromkeys(r.config["device"] for r in probe):
         runs = [r for r in probe if r.config["device"] == device]
@@ -52,7 +46,7 @@ def predictors(results: list[RunResult]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _interval(v: dict[str, Any], key: str = "delta") -> str:
+def interval_text(v: dict[str, Any], key: str = "delta") -> str:
     if v.get(f"{key}_us") is None:
         return "–"
     return f"{v[f'{key}_us']:+,.0f} [{v[f'{key}_low_us']:+,.0f}, {v[f'{key}_high_us']:+,.0f}]"
@@ -60,7 +54,7 @@ def _interval(v: dict[str, Any], key: str = "delta") -> str:
 
 def headline_sentence(device: str, a: dict[str, Any]) -> str:
     auto = a["shapes"].get("auto") or next(iter(a["shapes"].values()))
-    parts = [f"{NAMES[i]} {_interval(auto[i])} us" for i in (LEAN, DEFAULTS) if i in auto]
+    parts = [f"{NAMES[i]} {interval_text(auto[i])} us" for i in (LEAN, DEFAULTS) if i in auto]
     steal = a.get("cpu_steal_max")
     counts = a.get("instructions", {}).get("shapes", {}).get("auto", {})
     counted = [f"{counts[i]['delta'] / 1e6:+.2f} M" for i in (LEAN, DEFAULTS) if counts.get(i, {}).get("delta")]
@@ -95,8 +89,8 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
                         "shape (a step is)": f"{shape} ({STEP_MEANS[shape]})",
                         "implementation": impl,
                         "us/step (median)": v["us_per_step"],
-                        "delta us/step [95% CI]": _interval(v),
-                        "delta, window mean [95% CI]": _interval(v, "mean_delta"),
+                        "delta us/step [95% CI]": interval_text(v),
+                        "delta, window mean [95% CI]": interval_text(v, "mean_delta"),
                         "host us/step": v["host_us_per_step"],
                         "segments": v["runs"],
                     }
@@ -110,8 +104,8 @@ def ladder_table(a: dict[str, Any]) -> pd.DataFrame:
             "shape": row["shape"],
             "what is turned on": row["feature"],
             "measured against": row["base"],
-            "us/step [95% CI]": _interval(row),
-            "window mean [95% CI]": _interval(row, "mean_delta"),
+            "us/step [95% CI]": interval_text(row),
+            "window mean [95% CI]": interval_text(row, "mean_delta"),
         }
         for row in a["ladder"]
     ]
@@ -162,102 +156,11 @@ def prediction(
     "delta_low" or "delta_high" for the ends of the prediction's interval (from the probe's delta's)."""
     if a is None or task not in implementations.TASKS:
         return None
-    v = a["shapes"].get(implementations.spec(task).PROBE_SHAPE, {}).get(impl)
+    v = a["shapes"].get(implementations.spec(task).HARNESS.probe_shape, {}).get(impl)
     if not v or v.get(f"{delta}_us") is None:
         return None
     host = host_ms * 1e-3 if host_ms is not None and not pd.isna(host_ms) else None
     return predicted_ratio(step_ms * 1e-3, host, v[f"{delta}_us"])
-
-
-def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
-    """The plain loop's step (the baseline), each rung's cost over its base, and the default Trainer's whole
-    cost beside the sum of the rungs and the remainder: µs per step, 95% intervals."""
-    rows = [dict(r, kind="rung") for r in a["ladder"] if r.get("delta_us") is not None]
-    if not rows:
-        return None
-    for shape, t in a["ladder_totals"].items():
-        rows += [
-            {"shape": shape, "feature": "sum of the rungs", "delta_us": t["sum_us"], "delta_low_us": t["sum_low_us"],
-             "delta_high_us": t["sum_high_us"], "kind": "total"},
-            {"shape": shape, "feature": "the default Trainer, all at once", "delta_us": t["defaults_delta_us"],
-             "delta_low_us": t["defaults_delta_us"], "delta_high_us": t["defaults_delta_us"], "kind": "total"},
-            {"shape": shape, "feature": "remainder (the features together, beyond their parts)",
-             "delta_us": t["remainder_us"], "delta_low_us": t["remainder_low_us"],
-             "delta_high_us": t["remainder_high_us"], "kind": "total"},
-        ]  # fmt: skip
-    fig, ax = plt.subplots(figsize=(11, 0.42 * len(rows) + 1.8))
-    ys = np.arange(len(rows))
-    deltas = np.array([r["delta_us"] for r in rows])
-    err = np.array([[r["delta_us"] - r["delta_low_us"], r["delta_high_us"] - r["delta_us"]] for r in rows]).T
-    colors = ["#1f77b4" if r["kind"] == "rung" else "#7f7f7f" for r in rows]
-    ax.barh(ys, deltas, xerr=np.clip(err, 0, None), color=colors, capsize=3)
-    ax.set_yticks(ys, [f"{r['shape']}: {r['feature']}" for r in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", linewidth=1)
-    plain = a["shapes"].get("auto", {}).get("pytorch", {}).get("us_per_step")
-    if plain:
-        ax.axvline(plain, color="#d62728", linestyle=":", linewidth=1.2)
-    ax.set_xlabel("added time per optimizer step, µs (median over rounds; 95% interval)")
-    ax.set_title(f"Which part of the Trainer costs what, per step, on {a['device']} (the overhead probe)", fontsize=10)
-    from matplotlib.patches import Patch
-
-    handles = [Patch(color="#1f77b4", label="one feature over the Trainer below it"),
-               Patch(color="#7f7f7f", label="totals"),
-               Line2D([], [], color="#d62728", linestyle=":", label=f"the plain loop's whole step ({plain:,.0f} µs)")
-               if plain else Patch(color="white", label="")]  # fmt: skip
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, styles: dict) -> Path | None:
-    """Extra time per step (%) against the plain loop's step time: the probe's prediction for both Trainers,
-    each task cell's measured ratio on it (filled: resolved, hollow: not resolved, x: one pair or fewer)."""
-    impls = [i for i in (LEAN, DEFAULTS) if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
-    if not impls:
-        return None
-    steps = [p["step_ms"] for p in points] or [1.0]
-    t = np.logspace(np.log10(min(0.1, min(steps) / 3)), np.log10(max(100.0, max(steps) * 3)), 200)  # ms
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    handles = []
-    for shape, linestyle in (("auto", "-"), ("manual", "--")):
-        for impl in impls:
-            v, color = a["shapes"].get(shape, {}).get(impl), styles.get(impl, {}).get("color")
-            if not v or v.get("delta_us") is None:
-                continue
-            ax.plot(t, 100 * v["delta_us"] / (t * 1e3), linestyle, color=color, linewidth=1.5 if shape == "auto" else 1)
-            low, high = (100 * max(v[k], 1e-3) / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
-            ax.fill_between(t, low, high, color=color, alpha=0.12)
-            what = "one optimizer" if shape == "auto" else "two optimizers, manual"
-            handles.append(Line2D([], [], color=color, linestyle=linestyle, label=f"{NAMES[impl]}, {what}: predicted"))
-    for p in points:
-        color = styles.get(p["impl"], {}).get("color")
-        y = 100 * (p["ratio"] - 1)
-        if pd.isna(p["low"]):
-            ax.plot(p["step_ms"], max(y, 0.05), "o", mfc="none", color=color, markersize=7)
-        else:
-            err = [[max(y - 100 * (p["low"] - 1), 0)], [100 * (p["high"] - 1) - y]]
-            ax.errorbar(p["step_ms"], max(y, 0.05), yerr=err, fmt="o", color=color, capsize=3, markersize=6)
-    for level in (1, 10):
-        ax.axhline(level, color="grey", linewidth=0.8, linestyle=":")
-        ax.annotate(f"+{level}%", (t[0], level), fontsize=8, color="grey", xytext=(2, 2), textcoords="offset points")
-    handles += [
-        Line2D([], [], marker="o", linestyle="", color="black", label="a task cell, measured (95% interval)"),
-        Line2D([], [], marker="o", mfc="none", linestyle="", color="black", label="a task cell, not resolved"),
-    ]
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_ylim(0.05, 1000)
-    ax.set_xlabel("the plain loop's time per step, ms (log scale)")
-    ax.set_ylabel("extra time per step with Lightning, % (log scale)")
-    ax.set_title(
-        f"What will Lightning cost my job? ({a['device']}): the probe's fixed cost per step over T "
-        f"(the probe at {a.get('threads', 1)} torch thread(s))",
-        fontsize=10,
-    )
-    ax.legend(handles=handles, fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return _save(fig, path)
 
 
 def parity_line(results: list[RunResult], device: str) -> str:
@@ -270,7 +173,7 @@ def parity_line(results: list[RunResult], device: str) -> str:
     differ = [
         f"{impl} ({shape})"
         for (shape, impl), r in firsts.items()
-        if impl != "pytorch" and shape in plain and r.weights_digest != plain[shape].weights_digest
+        if impl != PLAIN and shape in plain and r.weights_digest != plain[shape].weights_digest
     ]
     if differ:
         return f"**Not the same work:** {', '.join(differ)} ended with weights other than the plain loop's."
@@ -363,19 +266,3 @@ def _instruction_part(a: dict[str, Any], md: Callable) -> list[str]:
         md(table, ",.3f"),
         "",
     ]
-
-
-def write_figures(
-    results: list[RunResult], table: pd.DataFrame | None, ov: pd.DataFrame, out: Path, styles: dict
-) -> dict[str, str]:
-    """The ladder chart and the pay curve per device the probe ran on: {title: file name}."""
-    figures = {}
-    predict = predictors(results)
-    for device, a in answers(results).items():
-        tag = device.replace(":", "")
-        if plot_ladder(a, out / f"ladder_{tag}.png"):
-            figures[f"The ladder on {device}"] = f"ladder_{tag}.png"
-        points = task_points(table, ov, device) if table is not None and len(ov) else []
-        if plot_pay_curve(predict.get(device, a), points, out / f"pay_curve_{tag}.png", styles):
-            figures[f"What will I pay? ({device})"] = f"pay_curve_{tag}.png"
-    return figures

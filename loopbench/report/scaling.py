@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loopbench.suite import placement
+from loopbench.analysis.grouping import placement
 
 INTRO = (
     'Each task in N processes (`--processes`): plain `DistributedDataParallel` against `Trainer(strategy="ddp")`, '

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loopbench import parity, rounds, stats
+from loopbench.analysis import parity, rounds, stats
+from loopbench.analysis.grouping import by_group, placement
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN, is_lightning
+from loopbench.core.types import RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import probe as probe_report
-from loopbench.suite import by_group, placement
-from loopbench.trainers import is_lightning
-from loopbench.types import RunResult
 
 MIB = 2**20
 
@@ -98,13 +98,13 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
                 for impl, ps in found.items()
             }
         else:
-            ref = _run_medians(impls.get("pytorch", []))
+            ref = _run_medians(impls.get(PLAIN, []))
             per_impl = {
                 impl: [(ref[k], cand[k]) for k in sorted(ref.keys() & cand.keys())]
                 for impl, cand in ((i, _run_medians(runs)) for i, runs in impls.items())
             }
         for impl, pairs in per_impl.items():
-            if impl == "pytorch" or not pairs:
+            if impl == PLAIN or not pairs:
                 continue
             ratio = stats.robust_ratio if segments else stats.paired_ratio
             r = ratio(pairs, more_work=is_lightning(impl))
@@ -140,10 +140,10 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
     rows = []
     for (task, device, precision, *_, processes, lightning), impls in by_group(fresh(results)).items():
         device = placement(device, processes, lightning)
-        refs = [r for r in impls.get("pytorch", []) if r.ok]
+        refs = [r for r in impls.get(PLAIN, []) if r.ok]
         for impl, runs in impls.items():
             runs = [r for r in runs if r.ok]
-            if impl == "pytorch" or not refs or not runs:
+            if impl == PLAIN or not refs or not runs:
                 continue
             p = parity.compare_cell(refs[0], runs[0])
             rows.append(
@@ -177,15 +177,15 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
     rows = []
     for task, device, precision in dict.fromkeys(k[:3] for k in table.index):
         key = (task, device, precision)
-        if (*key, "pytorch") not in table.index or pd.isna(table.loc[(*key, "pytorch")].get("samples/s")):
+        if (*key, PLAIN) not in table.index or pd.isna(table.loc[(*key, PLAIN)].get("samples/s")):
             continue
         row = {
             "task": task,
             "device": device,
             "precision": precision,
-            "PyTorch samples/s": table.loc[(*key, "pytorch"), "samples/s"],
+            "PyTorch samples/s": table.loc[(*key, PLAIN), "samples/s"],
         }
-        plain = table.loc[(*key, "pytorch")]
+        plain = table.loc[(*key, PLAIN)]
         predicted, agree = [], []
         for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
             if (*key, impl) in ov.index:
@@ -204,10 +204,7 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
         if probes:
             row["probe predicts (L / Ld)"] = " / ".join(predicted)
             row["measured vs predicted (L / Ld)"] = " / ".join(agree)
-        mems = [
-            table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None
-            for i in ("pytorch", "lightning", "lightning-defaults")
-        ]
+        mems = [table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None for i in (PLAIN, LEAN, DEFAULTS)]
         row[f"{mem} (P / L / Ld)"] = " / ".join("–" if m is None or pd.isna(m) else f"{m:.0f}" for m in mems)
         verdicts = {
             par.loc[(*key, i), "verdict"] for i in ("lightning", "lightning-defaults") if (*key, i) in par.index

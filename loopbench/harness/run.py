@@ -1,16 +1,14 @@
-"""Run one cell in this process: validate it, build the task's data, hand a `Run` to the task's loop.
+"""The contract between the harness and a task's two loops: `Run`.
 
-`Run` is the helper both loops of a task receive. It carries what the cell asked for (device,
-precision, seed, the built data) and records what happened (per-step losses and times, memory), so
-that measurement lives here and not in the loops.
+Both loops of a task receive a `Run`. It carries what the cell asked for (device, precision, seed, the
+built data) and records what happened (per-step losses and times, memory), so that measurement lives
+here and not in the loops. loopbench.launch.cell builds one and calls the loop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -23,13 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
-import implementations
-from implementations import common
-from loopbench import measure
-from loopbench.checks import unsupported_reason, validate
-from loopbench.precision import lightning_needs_plugin, precision_via, resolve_precision
-from loopbench.trainers import TRAINERS, TrainerSetup
-from loopbench.types import RunConfig, RunResult, UsageError
+from loopbench.core.precision import lightning_needs_plugin, precision_via, resolve_precision
+from loopbench.core.trainers import TRAINERS, TrainerSetup
+from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.measure import clock, memory
+from loopbench.measure.env import environment, weights_digest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +56,10 @@ class Run:
         self.between: dict[str, list[float]] = defaultdict(list)  # seconds spent between steps, per kind and time
         self.best: tuple[int, str] | None = None  # (epoch, file) of the best weights saved so far
         self._job_end = 0.0  # the end of the latest step or between-steps work
-        self.rss_at_start = measure.rss_bytes()
-        self.peak_rss_scope = "training" if measure.reset_peak_rss() else "process"
-        measure.reset_cuda_peak(self.device)
-        self.clock = measure.StepClock(self.device, cfg.warmup_steps)
+        self.rss_at_start = memory.rss_bytes()
+        self.peak_rss_scope = "training" if memory.reset_peak_rss() else "process"
+        memory.reset_cuda_peak(self.device)
+        self.clock = clock.StepClock(self.device, cfg.warmup_steps)
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -104,7 +100,7 @@ class Run:
         if monitor and getattr(self.cfg, "validate_every_epoch", False):
             if kwargs.get("barebones"):
                 raise UsageError("Trainer(barebones=True) cannot keep checkpoints: no epoch mode for it")
-            from loopbench.lightning_callbacks import epoch_callbacks
+            from loopbench.harness.callbacks import epoch_callbacks  # imports Lightning: a plain run never does
 
             kwargs["callbacks"] = epoch_callbacks(self, *monitor, self.cfg.patience)
             kwargs |= {"enable_checkpointing": True, "check_val_every_n_epoch": 1}
@@ -114,12 +110,12 @@ class Run:
     def between_steps(self, kind: str) -> Iterator[None]:
         """Time work done between two training steps (validation, a checkpoint write): recorded under
         `kind`, and kept out of the step times and the training window."""
-        measure.synchronize(self.device)
+        clock.synchronize(self.device)
         start = time.perf_counter()
         try:
             yield
         finally:
-            measure.synchronize(self.device)
+            clock.synchronize(self.device)
             elapsed = time.perf_counter() - start
             self.between[kind].append(elapsed)
             self.clock.skip(elapsed)
@@ -151,7 +147,7 @@ class Run:
         self._job_end = time.perf_counter()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
             self.clock.stop()
-            self._peaks = {**measure.cuda_peaks(self.device), "peak_rss_bytes": measure.peak_rss_bytes()}
+            self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
 
     @property
     def steps_only(self) -> bool:
@@ -169,7 +165,7 @@ class Run:
             raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
         if stopped_early:
             self.clock.stop()
-            self._peaks = {**measure.cuda_peaks(self.device), "peak_rss_bytes": measure.peak_rss_bytes()}
+            self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
         if self.forward_dtype != self.precision.forward_dtype:  # never a different computation under a label
             raise RuntimeError(
                 f"labelled {self.precision.name}, but the forward produced {self.forward_dtype}, "
@@ -189,7 +185,7 @@ class Run:
             forward_dtype=self.forward_dtype,
             precision_via=precision_via(self.config.impl, self.config.device, self.precision.name),
             metrics={} if self.steps_only else {k: float(v) for k, v in metrics().items()},
-            weights_digest=measure.weights_digest(weights),
+            weights_digest=weights_digest(weights),
             steps_run=self.clock.steps,
             val_metrics=self.val_metrics,
             between_steps_s=dict(self.between),
@@ -197,7 +193,7 @@ class Run:
             best_weights_digest=best_digest(self.best[1], list(weights)) if self.best and self.rank == 0 else None,
             job_s=self._job_end - self.clock.start,
             artifacts=artifacts or {},
-            env=measure.environment(self.device),
+            env=environment(self.device),
             weights=weights,
         )
 
@@ -231,75 +227,4 @@ def best_digest(path: str, names: list[str]) -> str:
         saved = state["state_dict"]
         prefix = next(key[: -len(names[0])] for key in saved if key.endswith("." + names[0]))
         state = {name: saved[prefix + name] for name in names}
-    return measure.weights_digest(state)
-
-
-_BUILT: dict[Path, Any] = {}  # this process's data sets, by cache file
-CACHE_LIMIT_BYTES = 2 * 2**30  # larger generated sets are rebuilt each time rather than written to disk
-
-
-def data_cache_dir() -> Path | None:
-    """Where generated data sets are kept between processes: $LOOPBENCH_CACHE (`off`: nowhere)."""
-    where = os.environ.get("LOOPBENCH_CACHE", str(Path.home() / ".cache" / "loopbench"))
-    return None if where == "off" else Path(where)
-
-
-def build_data(task: str, cfg: Any, source: DataSource) -> Any:
-    """The task's data. Synthetic data is generated once per machine and config, then read from disk.
-
-    Every run is a fresh process, and generating a data set (seconds on a CPU) would otherwise be
-    repeated by each. The key covers the task's config, the code that generates the data and the
-    torch version, so a change to any of them generates afresh. Real data sets are torchvision's
-    business. Nothing here touches the global RNG: the loops seed it after the data exists.
-    """
-    spec = implementations.spec(task)
-    folder = data_cache_dir()
-    if source.kind != "synthetic" or folder is None:
-        return spec.build_data(cfg, source)
-    h = hashlib.sha256(json.dumps([task, dataclasses.asdict(cfg), torch.__version__], default=str).encode())
-    for module in (spec, common):
-        h.update(Path(module.__file__).read_bytes())
-    path = folder / f"{task}-{h.hexdigest()[:16]}.pt"
-    if path in _BUILT:  # the segments of a round share one process: one set for all of them
-        return _BUILT[path]
-    with contextlib.suppress(Exception):  # missing, or unreadable (a partial write): generate it
-        _BUILT[path] = torch.load(path, weights_only=False)
-        return _BUILT[path]
-    data = spec.build_data(cfg, source)
-    size = sum(t.nbytes for d in (data.train, data.test) for t in getattr(d, "tensors", ()))
-    if size <= CACHE_LIMIT_BYTES:
-        with contextlib.suppress(OSError):  # a read-only or full disk only costs the regeneration
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            torch.save(data, tmp)
-            os.replace(tmp, path)  # atomic: a parallel reader sees the whole file or none
-    return data
-
-
-def run_cell(config: RunConfig) -> RunResult:
-    """Run one cell here and now. Unsupported cells and OOM come back as results; bad input raises."""
-    cfg = validate(config)
-    reason = unsupported_reason(config)
-    if reason:
-        return RunResult.failed(config, "unsupported", reason)
-    train = implementations.train_fn(config.task, config.impl)
-    device = rank_device(config)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
-    data = build_data(config.task, cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
-    if getattr(cfg, "validate_every_epoch", False):
-        import torchmetrics  # noqa: F401  (both sides validate with it: imported before either job's clock starts)
-    run = Run(config, cfg, data)
-    threads = torch.get_num_threads()  # a job may set its own (the probe runs on one); none leaks out
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        return train(cfg, run)
-    except torch.OutOfMemoryError as e:
-        return RunResult.failed(config, "oom", str(e).splitlines()[0])
-    finally:
-        torch.set_num_threads(threads)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()  # either side's: a process leaves its group when done
-        run.cleanup()
+    return weights_digest(state)

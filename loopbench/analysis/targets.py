@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 
 LIMIT = 0.10  # the lean delta's half-width, as a fraction of the delta, at most
 AGREE = 0.15  # two invocations' lean deltas apart, as a fraction, at most
@@ -68,7 +68,7 @@ def _spread(c: dict[str, Any]) -> float | None:
     return max(n) - min(n) if len(n) >= 2 else None
 
 
-def check(a: dict[str, Any]) -> dict[str, Any]:
+def verdict(a: dict[str, Any]) -> dict[str, Any]:
     """The targets block of one release's answer: in time, in instructions, and `met_in` (time where it is met,
     else instructions where they are, else None)."""
     time = in_time(a.get("shapes", {}))

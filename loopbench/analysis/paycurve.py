@@ -1,31 +1,22 @@
-"""The pay curve measured: real tasks swept from about a millisecond to hundreds of milliseconds per step, each
-point's Lightning / plain ratio measured in rounds and set beside the overhead probe's prediction.
-
-The report's speed answer is "a job whose plain step takes T pays about delta / T", delta from the probe.
-Here that is put to the test: each point is a task at a size (CIFAR's net widths and batch size, the
-GAN's widths and batch size: data, below), run as rounds of time-only segments P L P D P in one forked
-process each (loopbench.rounds), with its ratio's median over rounds and 95% order-statistic interval.
-The probe runs in the same invocation, in rounds, at one torch thread and at the tasks' thread count, so
-the prediction can be made both ways: the model that a point's interval contains is the one that holds.
-No validation runs inside a segment (`validate_every_epoch` off): the curve is about the training step.
+"""The pay curve, from the runs: each point (a real task at a size, from about a millisecond to hundreds of
+milliseconds per step) with its Lightning / plain ratio over rounds and 95% order-statistic interval, set
+beside the overhead probe's prediction (T + delta) / T at one torch thread and at the tasks' thread count.
+The points are defined here, since the analysis names each run by its point. docs/pay-curve.md has the method.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 import implementations
-from loopbench import overhead, rounds, stats
-from loopbench.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult, UsageError
+from loopbench.analysis import rounds, stats
+from loopbench.analysis.probe import PROBE, answer, predicted_ratio
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
 
 IMPLS = (PLAIN, LEAN, DEFAULTS)
-ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -47,6 +38,8 @@ class Point:
 
 
 _GAN_TINY = {"latent_dim": 16, "d_widths": (16, 16)}
+
+
 POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measured on 2 cores
     Point(
         "GAN, widths 16, batch 2", "mnist_gan", _GAN_TINY | {"g_widths": (16, 16, 16, 16), "batch_size": 2}, (400, 50)
@@ -68,38 +61,6 @@ POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measu
 )
 
 
-def select(names: list[str] | None) -> tuple[Point, ...]:
-    """The points named (all without names); an unknown name is refused in one line."""
-    if not names:
-        return POINTS
-    known = {p.name: p for p in POINTS}
-    for name in names:
-        if name not in known:
-            raise UsageError(f"--points {name!r}: not a point; choose from {'; '.join(known)}")
-    return tuple(known[n] for n in dict.fromkeys(names))
-
-
-def threads() -> int:
-    """The tasks' thread count: torch's default here."""
-    return torch.get_num_threads()
-
-
-def plan(points: tuple[Point, ...], count: int, task_threads: int, probe: bool = True) -> list[RunConfig]:
-    """Round by round: every point's segments, then (with `probe`) the probe's, both shapes, at one thread and at
-    the tasks' thread count."""
-    cells = []
-    for k in range(count):
-        for point in points if k % 2 == 0 else points[::-1]:
-            cells += point.cells(k)
-        for t in dict.fromkeys((1, task_threads)) if probe else ():
-            for shape in overhead.SHAPES:
-                cells += [
-                    dataclasses.replace(c, overrides=c.overrides | {"threads": t})
-                    for c in overhead.plan("cpu", shape, 1, impls=IMPLS, first=k)
-                ]
-    return cells
-
-
 def _point(r: RunResult, points: tuple[Point, ...]) -> Point | None:
     over = {k: v for k, v in r.config["overrides"].items() if k != "validate_every_epoch"}
     return next((p for p in points if p.task == r.config["task"] and _same(p.overrides, over)), None)
@@ -112,10 +73,10 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def probes(results: list[RunResult]) -> dict[int, dict[str, Any]]:
     """{threads: the probe's answer at that thread count}."""
-    probe = [r for r in results if r.config["task"] == overhead.PROBE]
+    probe = [r for r in results if r.config["task"] == PROBE]
     out = {}
     for t in sorted({r.config["overrides"].get("threads", 1) for r in probe}):
-        a = overhead.answer([r for r in probe if r.config["overrides"].get("threads", 1) == t], "cpu")
+        a = answer([r for r in probe if r.config["overrides"].get("threads", 1) == t], "cpu")
         out[t] = a | {"threads": t}
     return out
 
@@ -123,7 +84,7 @@ def probes(results: list[RunResult]) -> dict[int, dict[str, Any]]:
 def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dict[str, Any]:
     """Per point: the plain step, each Trainer's measured ratio with its interval, and the predictions of the
     probe at one thread and at the tasks' thread count, with whether each lies inside the interval."""
-    tasks = [r for r in results if r.config["task"] != overhead.PROBE]
+    tasks = [r for r in results if r.config["task"] != PROBE]
     by_probe = probes(results)
     rows = []
     for point in points:
@@ -135,14 +96,14 @@ def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dic
         for impl in (LEAN, DEFAULTS):
             measured = _measured(runs, impl)
             row = {"point": point.name, "task": point.task, "impl": impl, "step_ms": step_s * 1e3} | measured
-            shape = implementations.spec(point.task).PROBE_SHAPE
+            shape = implementations.spec(point.task).HARNESS.probe_shape
             for t, a in by_probe.items():
                 v = a["shapes"].get(shape, {}).get(impl, {})
                 if v.get("delta_us") is None:
                     continue
-                predicted = overhead.predicted_ratio(step_s, None, v["delta_us"])
-                low = overhead.predicted_ratio(step_s, None, v["delta_low_us"])
-                high = overhead.predicted_ratio(step_s, None, v["delta_high_us"])
+                predicted = predicted_ratio(step_s, None, v["delta_us"])
+                low = predicted_ratio(step_s, None, v["delta_low_us"])
+                high = predicted_ratio(step_s, None, v["delta_high_us"])
                 row[f"predicted_t{t}"] = predicted
                 row[f"agrees_t{t}"] = stats.agreement(measured["low"], measured["high"], low, high) == "agrees"
             rows.append(row)

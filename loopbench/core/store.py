@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopbench.types import SCHEMA_VERSION, STATUSES, RunResult, UsageError
+from loopbench.core.types import SCHEMA_VERSION, STATUSES, RunResult, UsageError
 
 LOG_NAME = "results.jsonl"
 REPORT_RESULTS_NAME = "results.json"

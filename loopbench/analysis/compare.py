@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from loopbench import rounds
-from loopbench.overhead import PROBE, _round_deltas, answer
-from loopbench.types import RunResult, UsageError
+from loopbench.analysis import rounds
+from loopbench.analysis.grouping import by_group
+from loopbench.analysis.probe import PROBE, answer, round_deltas
+from loopbench.core.types import RunResult, UsageError
 
 MUST_MATCH = ("cpu", "cpu_count", "gpu", "torch")  # what makes two times comparable
 BOOTSTRAP = 4_000
@@ -84,7 +85,7 @@ def probe_changes(old: list[RunResult], new: list[RunResult]) -> list[Change]:
     device = next((r.config["device"] for r in old if r.config["task"] == PROBE), "cpu")
     a, b = answer(old, device), answer(new, device)
     for shape in a["shapes"].keys() & b["shapes"].keys():
-        d_old, d_new = _round_deltas(old, shape)[0], _round_deltas(new, shape)[0]
+        d_old, d_new = round_deltas(old, shape)[0], round_deltas(new, shape)[0]
         counts_old = a["instructions"]["shapes"].get(shape, {})
         counts_new = b["instructions"]["shapes"].get(shape, {})
         for impl in [i for i in d_old if i in d_new]:
@@ -102,7 +103,6 @@ def probe_changes(old: list[RunResult], new: list[RunResult]) -> list[Change]:
 
 
 def task_changes(old: list[RunResult], new: list[RunResult]) -> list[Change]:
-    from loopbench.suite import by_group
 
     def ratios(results: list[RunResult]) -> dict[tuple, list[float]]:
         out = {}

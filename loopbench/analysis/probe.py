@@ -1,92 +1,26 @@
-"""What a Trainer costs per optimizer step, measured where it is large, and so that drift cannot fake it.
+"""What a Trainer costs per optimizer step, from the overhead probe's runs: the per-round deltas and their
+intervals, the ladder of Trainer features, the instruction counts, and whether the targets were met.
 
-The overhead probe (`implementations/overhead_probe`) does almost no compute, so a step's time is
-mostly the framework's. On a shared VM the machine's speed drifts by 15-25% within seconds, and fresh
-processes of one variant sit on levels up to 25% apart: whole runs compared one after another measure
-the drift as much as the Trainer. So the probe is measured in **rounds**: one process (forked from a
-server that has the imports done) runs short segments of the plain loop around every variant,
-P V1 P V2 ... P (the variants reversed every other round), each segment 40 warm-up and 512 timed
-steps, a fraction of a second. A variant's delta in a round is its median step minus the mean of the
-plain segments just before and after it, which ran within a second of it in the same process. A
-round in which one of those segments' halves differ by more than 50% was hit by drift: that
-variant's pair is left out there, and named. Over rounds, the delta is the median of the per-round
-deltas with a distribution-free 95% interval (order statistics), and rounds are added until the
-headline deltas' half-widths are within a target fraction, or a time budget ends: the answer says
-which. Every round is a fresh process, so per-process levels are sampled too.
-
-Instruction counts (loopbench.instructions, under valgrind) are the second measure: one count per
-variant, the same on any machine; the answer gives each variant's instructions per step and per
-microsecond of its measured time, so one can be read as the other.
-
-The answer is a pure function of the runs, so the CLI and the report compute it the same way. Runs
-saved before rounds existed (one fresh process per run, paired by repeat) still give their answer.
+A pure function of the runs, so the command line and the report compute it the same way. The method
+(rounds, the drift rule, the intervals) is in docs/method.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
-from loopbench import rounds, targets
-from loopbench.stats import Difference, robust_difference
-from loopbench.trainers import DEFAULTS, LADDER, LADDER_IMPLS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+import implementations
+from loopbench.analysis import rounds, targets
+from loopbench.analysis.stats import Difference, robust_difference
+from loopbench.core.trainers import DEFAULTS, LADDER, LADDER_IMPLS, LEAN, PLAIN
+from loopbench.core.types import RunResult
 
 PROBE = "overhead_probe"
 SHAPES = ("auto", "manual")
 STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
-HEADLINE_IMPLS = (PLAIN, LEAN, DEFAULTS)
-# What is measured of the probe: the whole ladder in the automatic shape, the headline variants in the other.
-PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
-SEGMENT_WARMUP, SEGMENT_STEPS = 40, 552  # 512 timed steps: 8 epochs of TRAIN_SIZE / 8 = 64 batches; ~0.15-1 s
-TRAIN_SIZE = 512  # every segment crosses epoch ends, so what a Trainer does there (checkpoints) is in its mean
-COUNT_WARMUP, COUNT_STEPS = 20, 84  # instruction counts: 64 counted steps, one epoch
-MIN_ROUNDS, SUITE_ROUNDS = 12, 8  # the overhead command's rounds at least; the suite's probe (its rounds run while
-# the probe's count runs beside them, ~70 s here: 8 rounds cost the bench no time)
-SUITE_STEPS = 296  # the suite's probe segments: 256 timed steps, 4 epochs (the bench's 15 minutes)
-TARGET = 0.05  # the overhead command adds rounds until each headline half-width is within 5% of its delta
+HEADLINE_IMPLS = tuple(implementations.IMPLS)  # the default matrix's: the plain loop, the lean and the default Trainer
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
-
-
-def plan(
-    device: str,
-    shape: str,
-    count: int,
-    steps: int | None = None,
-    impls: tuple[str, ...] = LADDER_IMPLS,
-    first: int = 0,
-) -> list[RunConfig]:
-    """Rounds `first` .. `first + count - 1`: P V1 P V2 ... P, the variants reversed every other round."""
-    steps = steps or SEGMENT_STEPS
-    warmup = min(SEGMENT_WARMUP, steps // 4)
-    return [
-        _probe_cell(device, shape, impl, steps, warmup, repeat=repeat, slot=slot)
-        for repeat in range(first, first + count)
-        for slot, impl in enumerate(rounds.sequence(impls, repeat), 1)
-    ]
-
-
-def count_plan(
-    device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS, counts: int = 1, again: tuple[str, ...] = ()
-) -> list[RunConfig]:
-    """One instruction count per variant (a count moves by well under 1%: one is the answer), then `counts - 1`
-    more of the variants in `again` (all where empty): two counts of the same code show how far a count moves."""
-    return [
-        _probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, clock="instructions", repeat=k)
-        for k in range(counts)
-        for impl in (impls if k == 0 or not again else [i for i in impls if i in again])
-    ]
-
-
-def _probe_cell(device: str, shape: str, impl: str, steps: int, warmup: int, **where: Any) -> RunConfig:
-    return RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, warmup, overrides=_overrides(shape), **where)
-
-
-def _overrides(shape: str) -> dict[str, Any]:
-    return {"shape": shape, "train_size": TRAIN_SIZE}
 
 
 def _shape(r: RunResult) -> str:
@@ -105,7 +39,7 @@ def _timed(results: list[RunResult], shape: str) -> list[RunResult]:
             and r.config.get("clock", "time") == "time"]  # fmt: skip
 
 
-def _round_deltas(results: list[RunResult], shape: str) -> tuple[dict, dict, list[str]]:
+def round_deltas(results: list[RunResult], shape: str) -> tuple[dict, dict, list[str]]:
     """({impl: {round: (delta median, delta mean, delta host)}}, {impl: [times per segment]}, [left out])."""
     runs = _timed(results, shape)
     found, left_out = rounds.pairs(runs, shape, one_thread=True)
@@ -142,7 +76,7 @@ def summarize(results: list[RunResult], shape: str) -> dict[str, Any]:
     """{impl: {"us_per_step", "mean_us_per_step", "host_us_per_step", "runs", and for Lightning variants the
     delta to the plain loop with its interval}}. On CUDA the step times are the device's and the host's time
     is its own; on a CPU the two are the same clock."""
-    deltas, times, _ = _round_deltas(results, shape)
+    deltas, times, _ = round_deltas(results, shape)
     if PLAIN not in times:
         return {}
     out: dict[str, Any] = {}
@@ -177,7 +111,7 @@ def predicted_ratio(step_s: float, host_step_s: float | None, delta_us: float) -
 def ladder(results: list[RunResult], shape: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Each rung's cost over its base (per round: the difference of their deltas to the plain loop), and the
     rungs' sum beside the default Trainer's cost."""
-    deltas, _, _ = _round_deltas(results, shape)
+    deltas, _, _ = round_deltas(results, shape)
     deltas[PLAIN] = {k: (0.0, 0.0, 0.0) for v in deltas.values() for k in v}
 
     def rung(impl: str, base: str, m: int) -> list[float]:
@@ -247,7 +181,7 @@ def answer(results: list[RunResult], device: str) -> dict[str, Any]:
     timed = [r for r in results if r.config.get("clock", "time") == "time"]
     ok = [r for r in timed if r.ok]
     shapes = [s for s in SHAPES if any(_shape(r) == s for r in ok)]
-    left_out = [line for s in shapes for line in _round_deltas(results, s)[2]]
+    left_out = [line for s in shapes for line in round_deltas(results, s)[2]]
     out: dict[str, Any] = {
         "device": device,
         "threads": 1,
@@ -290,67 +224,8 @@ def answer(results: list[RunResult], device: str) -> dict[str, Any]:
         out["ladder"] += rows
         if total:
             out["ladder_totals"][s] = total
-    out["targets"] = targets.check(out)
+    out["targets"] = targets.verdict(out)
     return out
-
-
-def measure(
-    device: str,
-    shapes: tuple[str, ...],
-    min_rounds: int,
-    budget_s: float,
-    target: float,
-    steps: int | None,
-    count: bool,
-    on_round: Callable[[int, dict[str, Any]], None] | None = None,
-    impls: dict[str, tuple[str, ...]] = PROBE_IMPLS,
-    versions: tuple[str | None, ...] = (None,),
-    keep: Callable[[list[RunResult]], None] | None = None,
-    counts: int = 2,
-    count_impls: dict[str, tuple[str, ...]] | None = None,
-) -> tuple[dict[str, Any], list[RunResult]]:
-    """Rounds of every shape (and Lightning release: A B C / C B A over releases too) until `min_rounds` are
-    done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; and
-    (with `count`) `counts` instruction counts of each headline variant (one of every other variant). Returns
-    the answer, with how it stopped, and the runs; `keep` gets each batch of runs as it ends (to save them).
-    A count does not depend on load, so the counts run beside the rounds (which use one thread), one process
-    per release, on the cores the rounds leave free; the answer waits for the last of them."""
-    import os
-
-    from loopbench.instructions import beside
-    from loopbench.instructions import count as count_instructions
-    from loopbench.launch.forked import run_forked_batch
-
-    def counted(version: str | None) -> list[RunResult]:
-        cells = [c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)]
-        return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
-
-    results: list[RunResult] = []
-    with beside((os.cpu_count() or 1) - 1) as side:
-        pending = [side.submit(counted, v) for v in versions] if count else []
-        started, k = time.monotonic(), 0
-        while True:
-            for shape in shapes:
-                for version in versions if k % 2 == 0 else versions[::-1]:
-                    plan_k = plan(device, shape, 1, steps, impls[shape], k)
-                    results += (got := run_forked_batch([dataclasses.replace(c, lightning=version) for c in plan_k]))
-                    if keep:
-                        keep(got)
-            k += 1
-            a = by_release(results, device)
-            if on_round:
-                on_round(k, a)
-            if k >= min_rounds and (precise(a, target) or time.monotonic() - started >= budget_s):
-                break
-        stopped = "target met" if precise(a, target) else "time budget spent"
-        elapsed = time.monotonic() - started
-        for f in pending:
-            results += (got := f.result())
-            if keep:
-                keep(got)
-    a = by_release(results, device)
-    a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
-    return a, results
 
 
 def by_release(results: list[RunResult], device: str) -> dict[str, Any]:

@@ -1,49 +1,26 @@
-"""Lightning across its releases: what each release's Trainer costs per step, and what changed between neighbours.
-
-The overhead probe runs on every listed release in the same rounds (loopbench.overhead): within a
-round every release gets its own process, P L P D P per shape, and the releases' order is reversed
-every other round (A B C / C B A), so drift cannot favour one. A release's delta in a round is its
-Trainer's step minus the plain loop's beside it in the same process; the change from one release to
-the next is, round by round, the difference of their deltas, with its distribution-free 95% interval.
-Instruction counts (callgrind, beside the rounds, one process per release) are the deterministic signal: the plain
-loop, which is the same code in every release's process, shows how far a count moves by itself.
-Optionally the same parity checks as `loopbench parity` run on every release (forked runs, smoke preset).
+"""Lightning across its releases, from the runs: each release's answer, the changes between neighbours (round by
+round, the difference of their deltas, with its distribution-free 95% interval; in instructions, beside what
+a count moves by itself), and the parity rows. The method is in docs/releases.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import statistics
-from collections.abc import Callable
 from typing import Any
 
 from packaging.version import Version
 
-import implementations
-from loopbench import overhead, releases
-from loopbench.stats import robust_difference
-from loopbench.trainers import DEFAULTS, LADDER_IMPLS, LEAN, PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.analysis.parity import compare_cell
+from loopbench.analysis.probe import PROBE, SHAPES, round_deltas
+from loopbench.analysis.probe import answer as probe_answer
+from loopbench.analysis.stats import robust_difference
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunResult
 
 HEADLINE = (LEAN, DEFAULTS)
 COUNT_FLOOR = 0.005  # a count change smaller than 0.5% of the count is never called a change
-COUNTS = 2  # instruction counts per headline variant and release: the second shows how far a count moves by itself
-PARITY_TASKS = ("overhead_probe", *implementations.TASKS)
-PARITY_PRECISIONS = ("32-true", "bf16-mixed")
 PARITY_PRESET = "smoke"  # the parity runs' preset; the probe's rounds run "quick"
-
-
-def default_versions() -> tuple[str, ...]:
-    """Every listed release, and the installed one, oldest first."""
-    found = set(releases.RELEASES) | ({releases.installed()} - {None})
-    return tuple(sorted(found, key=Version))
-
-
-def impls(ladder: bool) -> dict[str, tuple[str, ...]]:
-    """The variants per shape: the headline ones, or the whole ladder in the automatic shape (timed with --ladder;
-    always counted, once, which is how a change is traced to the part of the Trainer it is in)."""
-    return {"auto": LADDER_IMPLS if ladder else overhead.HEADLINE_IMPLS, "manual": overhead.HEADLINE_IMPLS}
 
 
 def _imported(r: RunResult) -> str:
@@ -54,7 +31,7 @@ def by_version(results: list[RunResult]) -> dict[str, list[RunResult]]:
     """The probe's runs by the release each really imported, oldest first."""
     groups: dict[str, list[RunResult]] = {}
     for r in results:
-        if r.config["task"] == overhead.PROBE and r.ok and not _parity_run(r):
+        if r.config["task"] == PROBE and r.ok and not _parity_run(r):
             groups.setdefault(_imported(r), []).append(r)
     return dict(sorted(groups.items(), key=lambda kv: Version(kv[0]) if kv[0] != "?" else Version("0")))
 
@@ -91,9 +68,9 @@ def changes(results: list[RunResult]) -> list[dict[str, Any]]:
     groups = by_version(results)
     out = []
     names = list(groups)
-    for shape in overhead.SHAPES:
+    for shape in SHAPES:
         noise = count_noise(groups, shape)
-        deltas = {v: overhead._round_deltas(runs, shape)[0] for v, runs in groups.items()}
+        deltas = {v: round_deltas(runs, shape)[0] for v, runs in groups.items()}
         counts = {v: {i: statistics.fmean(n) for i, n in _counts(runs, shape).items()} for v, runs in groups.items()}
         for old, new in itertools.pairwise(names):
             for impl in HEADLINE:
@@ -126,15 +103,15 @@ def changes(results: list[RunResult]) -> list[dict[str, Any]]:
     return out
 
 
-def answer(results: list[RunResult], device: str) -> dict[str, Any]:
+def across_releases(results: list[RunResult], device: str) -> dict[str, Any]:
     """The JSON-ready history: the probe's answer per release (as imported), the changes, the parity checks."""
     groups = by_version(results)
-    per_release = {v: overhead.answer(runs, device) for v, runs in groups.items()}
+    per_release = {v: probe_answer(runs, device) for v, runs in groups.items()}
     return {
         "device": device,
         "releases": per_release,
         "changes": changes(results),
-        "count_noise": {s: count_noise(groups, s) for s in overhead.SHAPES},
+        "count_noise": {s: count_noise(groups, s) for s in SHAPES},
         "parity": parity_rows(results),
         "failed": [
             f"{_imported(r) if r.env else r.config.get('lightning') or 'installed'} {r.run_config.label} "
@@ -152,24 +129,8 @@ def answer(results: list[RunResult], device: str) -> dict[str, Any]:
     }
 
 
-def parity_plan(versions: tuple[str | None, ...], precisions: tuple[str, ...] = PARITY_PRECISIONS) -> list[RunConfig]:
-    """Smoke runs for parity: the plain loop once per cell (it does not import Lightning), the lean Trainer per
-    release. The probe in both shapes, and every task."""
-    cells = []
-    for task in PARITY_TASKS:
-        shapes = overhead.SHAPES if task == overhead.PROBE else (None,)
-        for precision in precisions:
-            for shape in shapes:
-                over = {"shape": shape} if shape else {}
-                base = RunConfig(task, PLAIN, "cpu", precision, PARITY_PRESET, 0, overrides=over)
-                cells.append(base)
-                cells += [dataclasses.replace(base, impl=LEAN, lightning=v) for v in versions]
-    return cells
-
-
 def parity_rows(results: list[RunResult]) -> list[dict[str, Any]]:
     """One row per release and cell: bitwise or not (the lean Trainer's run against the plain loop's)."""
-    from loopbench.parity import compare_cell
 
     def key(r: RunResult) -> tuple:
         c = r.config
@@ -199,42 +160,3 @@ def parity_rows(results: list[RunResult]) -> list[dict[str, Any]]:
             row |= {"verdict": report.verdict, "holds": report.holds, "line": report.line()}
         rows.append(row)
     return rows
-
-
-def measure(
-    device: str,
-    versions: tuple[str | None, ...],
-    min_rounds: int,
-    budget_s: float,
-    target: float,
-    ladder: bool,
-    count: bool,
-    parity: bool,
-    keep: Callable[[list[RunResult]], None],
-    on_round: Callable[[int, dict[str, Any]], None] | None = None,
-) -> tuple[dict[str, Any], list[RunResult]]:
-    """The probe's rounds over all `versions` (see loopbench.overhead.measure), then the parity runs."""
-    from loopbench.launch.forked import run_forked_batch
-
-    a, results = overhead.measure(
-        device,
-        overhead.SHAPES,
-        min_rounds,
-        budget_s,
-        target,
-        None,
-        count,
-        on_round,
-        impls(ladder),
-        versions,
-        keep,
-        counts=COUNTS,
-        count_impls=impls(True),
-    )
-    if parity:
-        for cfg in parity_plan(versions):
-            results += (got := run_forked_batch([cfg]))
-            keep(got)
-    out = answer(results, device)
-    out |= {k: a[k] for k in ("stopped", "target", "budget_s", "timed_s")}
-    return out, results

@@ -39,7 +39,7 @@ class RunConfig:
     processes: int = 1  # data parallel: N processes, one device (or CPU share) each, global batch N x batch_size
     slot: int = 0  # the run's place in its round, where several runs share one process (the overhead probe)
     clock: str = "time"  # time: wall (or CUDA) clock; instructions: counted under valgrind's callgrind
-    lightning: str | None = None  # a Lightning release other than the installed one (loopbench.releases)
+    lightning: str | None = None  # a Lightning release other than the installed one (loopbench.core.releases)
     threads: int | None = None  # torch's intra-op threads for the run (None: torch's default, one per core)
     slowdown_us: float = 0.0  # busy work added to every step by the harness: a known slowdown, to test a compare
     segment_s: float | None = None  # a segment sized by time (CUDA): its steps follow from the cell's plain step

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 import implementations
-from loopbench.precision import device_type, resolve_precision
-from loopbench.types import DataError, RunConfig, UsageError
+from loopbench.core import releases
+from loopbench.core.precision import device_type, resolve_precision
+from loopbench.core.types import DataError, RunConfig, UsageError
 
 
 def task_config(config: RunConfig) -> Any:
@@ -103,8 +104,6 @@ def validate(config: RunConfig) -> Any:
     if config.impl not in implementations.ALL_IMPLS:
         raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.ALL_IMPLS)}")
     if config.lightning is not None:
-        from loopbench import releases
-
         releases.check(config.lightning)
     try:
         kind = device_type(config.device)
@@ -189,3 +188,33 @@ def refuse_unsupported(config: RunConfig) -> RunConfig:
     if reason:
         raise UsageError(f"unsupported: {reason}")
     return config
+
+
+# -- the command line's flags -------------------------------------------------------------------
+
+
+def release(version: str | None) -> str | None:
+    """None for the installed release (the default), else the version, refused in one line if not allowed."""
+
+    if version is None or version == releases.installed():
+        return None
+    releases.check(version)
+    return version
+
+
+def positive(flag: str, value: float | None) -> None:
+
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{flag} must be a positive number, got {value:g}")
+
+
+def folder(flag: str, path: Path) -> None:
+
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: exists and is not a folder; name a folder")
+
+
+def json_target(path: Path | None) -> None:
+
+    if path is not None and path.is_dir():
+        raise UsageError(f"--json {path}: is a folder; name a file, e.g. {path / 'result.json'}")

@@ -6,13 +6,9 @@ plain loop around every other implementation, P V1 P V2 ... P (the order reverse
 and each implementation's segment is paired with the plain segments just before and after it, which
 ran within a second of it in the same process. A pair is left out only where the machine visibly
 changed speed under it: the two halves of one of its segments differ by more than DRIFT_LIMIT (50%).
-The plain segments beside a pair are not required to agree: on an AMD EPYC VM runs of the same code,
-even in one process, land on speed levels ~30% apart (the plain probe step at 230 or 300-440 us,
-segment to segment), so such a rule threw away level noise, not drift (48 of 60 probe pairs at 15%,
-with no narrower interval); the median over rounds absorbs the levels.
-
-Runs saved before rounds existed (one fresh process per run, `slot` 0) pair with the plain run of the
-same repeat, as they always did.
+The plain segments beside a pair are not required to agree: runs of the same code, even in one process,
+land on speed levels about 30% apart, and the median over rounds absorbs them (docs/method.md says what
+such a rule would cost). Fresh-process runs (`slot` 0) pair with the plain run of the same repeat.
 """
 
 from __future__ import annotations
@@ -20,9 +16,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from loopbench.types import RunResult
+from loopbench.core.trainers import PLAIN
+from loopbench.core.types import RunResult
 
-PLAIN = "pytorch"
 DRIFT_LIMIT = 0.5  # the halves of each segment of a pair agree within 50%
 MIN_HALF = 16  # steps in each half, at least, for the halves rule
 MIN_CPU_SHARE = 0.8  # a one-thread segment that got less of a CPU than this was kept off it

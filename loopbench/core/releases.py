@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loopbench.types import UsageError
+from loopbench.core.types import UsageError
 
 # the last release of every 2.x minor line, and the 2.6 patch releases still served (sha256 of the wheel)
 RELEASES: dict[str, str] = {
@@ -57,7 +57,7 @@ def check(version: str, flag: str = "--lightning") -> None:
     if version not in RELEASES and version != installed():
         raise UsageError(
             f"{flag} {version}: not a release on loopbench's list (each with its wheel's sha256 in "
-            f"loopbench/releases.py); choose from {', '.join(RELEASES)}"
+            f"loopbench/core/releases.py); choose from {', '.join(RELEASES)}"
         )
 
 

@@ -8,6 +8,7 @@ alike instead of on whichever ran last.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 from collections.abc import Iterable
@@ -15,49 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import implementations
-from loopbench import rounds
-from loopbench.overhead import HEADLINE_IMPLS, PROBE_IMPLS, SHAPES, count_plan
-from loopbench.overhead import plan as probe_plan
-from loopbench.precision import default_precisions, device_type
-from loopbench.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
-from loopbench.types import RunConfig, RunResult, UsageError
+from loopbench.analysis import rounds
+from loopbench.analysis.probe import HEADLINE_IMPLS, SHAPES
+from loopbench.core.limits import Limit, step_limit
+from loopbench.core.precision import default_precisions, device_type
+from loopbench.core.store import LOG_NAME, MATRIX_NAME, ResultLog, run_key
+from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.measure.env import cpu_number_formats, environment, machine_name
+from loopbench.studies.overhead import PROBE_IMPLS, count_plan
+from loopbench.studies.overhead import plan as probe_plan
 
-
-@dataclass(frozen=True)
-class Limit:
-    """A cell of the default matrix that runs less than its preset, and why."""
-
-    steps: int
-    warmup_steps: int
-    repeats: int  # fresh-process runs per implementation, at most
-    reason: str
-
-
-# float16 convolutions on CPU have no fast kernels in torch (measured on an Intel Xeon with AVX-512 FP16:
-# CIFAR's quick net about 4 s per step in 16-mixed, 0.07 s in 32-true); the MLP GAN's GEMMs are fine.
-# One timed step in one run per implementation shows that, checks parity, and keeps the bench in budget.
-STEP_LIMITS: dict[tuple[str, str, str], Limit] = {
-    ("cpu", "16-mixed", "cifar_cnn"): Limit(2, 1, 1, "float16 convolutions on CPU are tens of times slower"),
-    ("cpu", "16-mixed", "efficientnet_binary"): Limit(2, 1, 1, "float16 convolutions on CPU are tens of times slower"),
-}
-# A CPU without native float16 arithmetic runs every float16 matrix product through slow kernels (measured on
-# an AMD EPYC with AVX-512 BF16 only: the GAN's quick step 260 ms in 16-mixed, 20 ms in 32-true): all its
-# 16-mixed cells run like the convolutions above.
-NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
 # A CUDA segment is sized by time, not steps: one step of a GPU task is microseconds to milliseconds, too short to
 # time against launch jitter. Its steps follow from the cell's fresh plain run (size_segments); the task's SEGMENT
 # steps are the least, and MAX_SEGMENT_STEPS the most.
 SEGMENT_S = 0.5
 MAX_SEGMENT_STEPS = 2_000
-NO_NATIVE_FP16 = Limit(2, 1, 1, "this CPU has no native float16 arithmetic (no AVX-512 FP16 or AMX-FP16): "
-                       "float16 runs tens of times slower")  # fmt: skip
-# The same for bfloat16 on a CPU without its instructions (measured on an AMD EPYC with AVX2 only: EfficientNet's
-# quick step 6.8 s in bf16-mixed, 0.53 s in 32-true; the GAN's 346 ms and 34 ms).
-NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
-NO_NATIVE_BF16 = Limit(2, 1, 1, "this CPU has no native bfloat16 arithmetic (no AVX-512 BF16 or AMX-BF16): "
-                       "bfloat16 runs about ten times slower")  # fmt: skip
-NATIVE = {"16-mixed": (NATIVE_FP16, NO_NATIVE_FP16), "bf16-mixed": (NATIVE_BF16, NO_NATIVE_BF16)}
 
 
 @dataclass(frozen=True)
@@ -98,9 +74,9 @@ class Matrix:
 
     def cells(self) -> list[RunConfig]:
         """Every run of the matrix, in run order (A B C / C B A alternation within each group)."""
-        # the probe's instruction counts first: they run beside its one-thread rounds (see launch.batches), the
-        # headline variants in the headline's shape, and in the GAN's too where the tasks are counted (each
-        # shape ~70 s under valgrind here; the overhead command counts the ladder too)
+        # the probe's instruction counts first: they run beside its one-thread rounds (see studies.batches), the
+        # headline variants in the headline's shape, and in the GAN's too where the tasks are counted (the
+        # overhead command counts the ladder too)
         cells = []
         if self.probe_repeats and self.probe_count:
             cells += [
@@ -112,7 +88,7 @@ class Matrix:
                 for c in count_plan(device, shape, HEADLINE_IMPLS)
             ]
         cells += [  # the probe's rounds, the two shapes (and releases: A B / B A) alternating
-            dataclasses.replace(cell, lightning=version, overrides=cell.overrides | _threads(threads))
+            dataclasses.replace(cell, lightning=version, overrides=cell.overrides | _thread_override(threads))
             for device in self.devices
             for k in range(self.probe_repeats)
             for threads in self.probe_threads
@@ -141,7 +117,7 @@ class Matrix:
         limit marks a cell whose steps are already too slow)."""
         if device_type(device) != "cpu" or processes != 1 or self.limit(task, device, precision):
             return []
-        steps, warmup = implementations.spec(task).COUNT
+        steps, warmup = implementations.spec(task).HARNESS.count
         return [
             self.config(task, impl, device, precision, steps, warmup, clock="instructions", threads=1)
             for impl in self.impls
@@ -157,8 +133,8 @@ class Matrix:
         )  # fmt: skip
 
     def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
-        """The headline variants (the plain loop, the lean and the default Trainer): the ladder's six more take
-        ~100 s of the bench's 15 minutes, and `loopbench overhead` measures it (with `ladder`: here too)."""
+        """The headline variants (the plain loop, the lean and the default Trainer); the ladder's six more would
+        double the probe's share of the bench, and `loopbench overhead` measures them (with `ladder`: here too)."""
         return PROBE_IMPLS[shape] if self.ladder and threads == 1 else HEADLINE_IMPLS
 
     def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
@@ -177,7 +153,7 @@ class Matrix:
         for repeat in range(min(runs, limit.repeats) if limit else runs):
             cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
-            seg_steps, seg_warmup = implementations.spec(task).SEGMENT
+            seg_steps, seg_warmup = implementations.spec(task).HARNESS.segment
             by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" else {}
             for k in range(self.repeats):
                 cells += [
@@ -188,7 +164,6 @@ class Matrix:
 
     def limit(self, task: str, device: str, precision: str) -> Limit | None:
         """The STEP_LIMITS entry of a cell whose preset would run longer; None otherwise."""
-        from loopbench.measure import cpu_number_formats
 
         limit = step_limit(task, device, precision, cpu_number_formats())
         preset_steps = implementations.spec(task).PRESETS[self.preset].steps if self.preset else 0
@@ -252,7 +227,7 @@ def size_segments(batch: list[RunConfig], plain_step_s: float | None) -> list[Ru
     return out
 
 
-def _threads(threads: int) -> dict[str, int]:
+def _thread_override(threads: int) -> dict[str, int]:
     """The probe's override for a thread count (none for one thread: the probe's default)."""
     return {} if threads == 1 else {"threads": threads}
 
@@ -261,18 +236,8 @@ def _alternated(versions: tuple, k: int) -> tuple:
     return versions if k % 2 == 0 else versions[::-1]
 
 
-def step_limit(task: str, device: str, precision: str, cpu_flags: list[str]) -> Limit | None:
-    """The Limit of a cell on a CPU with these number-format flags (pure: the report reads it from results)."""
-    limit = STEP_LIMITS.get((device_type(device), precision, task))
-    if limit is None and device_type(device) == "cpu" and precision in NATIVE:
-        native, slow = NATIVE[precision]
-        return None if any(f in cpu_flags for f in native) else slow
-    return limit
-
-
 def default_devices() -> tuple[str, ...]:
     """CUDA where a GPU is visible, else the CPU: the matrix a machine is expected to answer for."""
-    import torch
 
     return ("cuda",) if torch.cuda.is_available() else ("cpu",)
 
@@ -282,39 +247,8 @@ def default_preset(devices: Iterable[str]) -> str:
     return "full" if all(device_type(d) == "cuda" for d in devices) else "quick"
 
 
-def group_key(config: RunConfig | dict) -> tuple:
-    """What the runs of one comparison share: all but the implementation, the repeat and the step counts."""
-    c = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    overrides = json.dumps(c.overrides, sort_keys=True)
-    return (c.task, c.device, c.precision, c.preset, c.seed, c.data, overrides, c.processes, c.lightning)
-
-
-def group_words(key: tuple) -> list[str]:
-    """A group key as words for names and ids: task, where it ran (`cpu x2`), precision, overrides by name."""
-    task, device, precision, _, _, _, overrides, processes, lightning = key
-    release = [f"Lightning {lightning}"] if lightning else []
-    settings = [f"{k}={v}" for k, v in json.loads(overrides).items()]  # named: `train_size=512`, not a bare 512
-    return [task, placement(device, processes), precision, *settings, *release]
-
-
-def placement(device: str, processes: int = 1, lightning: str | None = None) -> str:
-    """Where a cell ran, as the report names it: `cpu`, `cpu x2` for two processes (data parallel), and the
-    Lightning release where it is not the installed one (`cpu x2, pl 2.5.6`)."""
-    where = device if processes == 1 else f"{device} x{processes}"
-    return f"{where}, pl {lightning}" if lightning else where
-
-
-def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]]:
-    """{group: {impl: [results over repeats]}}, keeping run order."""
-    groups: dict[tuple, dict[str, list[RunResult]]] = {}
-    for r in results:
-        groups.setdefault(group_key(r.config), {}).setdefault(r.config["impl"], []).append(r)
-    return groups
-
-
 def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
     """base/<machine>/<date-time>/ for a new matrix; with `resume`, the newest such folder that holds results."""
-    import datetime
 
     machine = machine_folder(base, devices)
     if resume:
@@ -327,8 +261,5 @@ def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
 
 def machine_folder(base: Path, devices: tuple[str, ...]) -> Path:
     """base/<machine>/: where this machine's run folders go (base runs/), or its published report (base reports/)."""
-    import torch
-
-    from loopbench.measure import environment, machine_name
 
     return base / machine_name(environment(torch.device(devices[0])))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loopbench.trainers import is_lightning
+from loopbench.core.trainers import is_lightning
 
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 

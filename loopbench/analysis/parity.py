@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from loopbench.precision import device_type
-from loopbench.types import RunResult
+from loopbench.core.precision import device_type
+from loopbench.core.types import RunResult
 
 VERDICTS = ("bitwise", "within_tolerance", "mismatch")
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from loopbench.analysis.grouping import group_key
+from loopbench.core.store import ResultLog
+from loopbench.core.trainers import PLAIN
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.launch import valgrind
 from loopbench.launch.forked import run_forked_batch
 from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated
-from loopbench.store import ResultLog
-from loopbench.trainers import PLAIN
-from loopbench.types import RunConfig, RunResult
+from loopbench.studies.suite import size_segments
 
 
 def progress_line(i: int, n: int, result: RunResult) -> str:
@@ -39,7 +42,7 @@ def run_cells(
     The probe and the tasks' rounds are timed only, so a round of segments runs in one process forked from
     a server with the imports done (see loopbench.launch.forked); a fresh run starts from nothing, since its
     memory is reported too. Each cell's instruction counts run in one process under valgrind
-    (loopbench.instructions). A count does not depend on load, so counts run beside other work: beside
+    (loopbench.launch.valgrind). A count does not depend on load, so counts run beside other work: beside
     one-thread timed runs (the probe's rounds) on the cores those leave free, never beside a run of several
     threads (they wait for the counts to end); counts after the last timed run, side by side, one per core.
     Each result reaches `log` (flushed and synced) as its batch ends.
@@ -62,7 +65,6 @@ def run_cells(
 
 def plain_step_times(results: list[RunResult]) -> dict[tuple, float]:
     """{group: the plain loop's median step} from fresh runs: what a round of segments sized by time reads."""
-    from loopbench.suite import group_key
 
     return {
         group_key(r.config): r.step_time_median_s
@@ -77,16 +79,17 @@ def _run(
     deliver: Callable[[list[RunResult]], None],
     plain_steps: dict[tuple, float],
 ) -> None:
-    from loopbench.instructions import beside, count
-    from loopbench.suite import group_key, size_segments
 
     timed = [i for i, b in enumerate(todo) if b[0].clock != "instructions"]
     cores = os.cpu_count() or 1
-    with beside(cores - 1) as side, beside(cores) as tail:  # beside one-thread runs; after the last timed run
+    with (
+        valgrind.beside(cores - 1) as side,
+        valgrind.beside(cores) as tail,
+    ):  # beside one-thread runs; after the last timed run
         pending = []
         for i, batch in enumerate(todo):
             if batch[0].clock == "instructions":
-                pending.append((side if timed and i < timed[-1] else tail).submit(count, batch, timeout_s))
+                pending.append((side if timed and i < timed[-1] else tail).submit(valgrind.count, batch, timeout_s))
                 continue
             if pending and not all(one_thread(c) for c in batch):
                 for f in pending:
@@ -110,7 +113,6 @@ def one_thread(c: RunConfig) -> bool:
 def batches(cells: list[RunConfig]) -> list[list[RunConfig]]:
     """Consecutive cells that run in one process: a round (same cell or probe shape, same round), or a cell's
     instruction counts (same cell or probe shape); every other cell alone."""
-    from loopbench.suite import group_key
 
     def key(c: RunConfig) -> tuple | None:
         if c.clock == "instructions":

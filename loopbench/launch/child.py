@@ -1,0 +1,55 @@
+"""What a launched process runs: the child entry of a fresh process (`python -m loopbench.launch.child CONFIG.json
+RESULT.json`), the environment it starts with, and one cell run so that a failure is a result.
+
+Light to import: torch, Lightning and the task come in only in the child, when a cell runs.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from loopbench.core.quiet import quiet_lightning
+from loopbench.core.trainers import is_lightning
+from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.launch.cell import run_cell
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # the child imports this checkout even when the package is not installed (python -m from the repo)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def main(cfg_path: str, out_path: str) -> int:
+    """Run the config in `cfg_path` (or a list of them, one after another) and write the result(s)."""
+    request = json.loads(Path(cfg_path).read_text())
+    results = []
+    for d in request if isinstance(request, list) else [request]:
+        gc.collect()  # each run of a batch starts from a collected heap, not the previous run's garbage
+        results.append(run_one(RunConfig.from_dict(d)).to_dict())
+    Path(out_path).write_text(json.dumps(results if isinstance(request, list) else results[0]))
+    return 0
+
+
+def run_one(config: RunConfig) -> RunResult:
+
+    if is_lightning(config.impl):  # a plain-PyTorch run never imports Lightning: its memory is its own
+        quiet_lightning()
+    try:
+        return run_cell(config)
+    except UsageError as e:
+        return RunResult.failed(config, "error", str(e))
+    except Exception as e:  # a cell that crashes is a result too; the traceback goes to stderr
+        traceback.print_exc()
+        return RunResult.failed(config, "error", f"{type(e).__name__}: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,145 @@
+"""What a run records about itself: the digest of its weights, and the machine, versions and commit it ran on."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over names, dtypes, shapes and bytes of every tensor: equal digests = bitwise-equal weights."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+# The instruction-set features that decide how fast (and in which kernels) float16/bfloat16 run on a CPU.
+NUMBER_FORMAT_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_fp16",
+    "amx_int8",
+)
+
+
+def _cpuinfo(key: str) -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_model() -> str:
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_number_formats() -> list[str]:
+    """Which of NUMBER_FORMAT_FLAGS this CPU has (from /proc/cpuinfo), in that order."""
+    flags = set((_cpuinfo("flags") or "").split())
+    return [f for f in NUMBER_FORMAT_FLAGS if f in flags]
+
+
+def _git(*args: str) -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def commit() -> str:
+    """The commit of the code that ran, with '-dirty' when the tree had uncommitted changes."""
+    sha = os.environ.get("LOOPBENCH_COMMIT") or _git("rev-parse", "--short=12", "HEAD")
+    if not sha:
+        return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "loopbench", "implementations")
+    return f"{sha}-dirty" if dirty else sha
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def lightning_version() -> str | None:
+    """The Lightning this process imported (its own __version__), else the one it would import."""
+    module = sys.modules.get("pytorch_lightning")
+    return getattr(module, "__version__", None) if module else _version("pytorch-lightning")
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Machine, versions and commit: recorded beside every number.
+
+    Versions come from package metadata, not imports: a plain-PyTorch run must not load Lightning
+    (its memory would be charged to the wrong side).
+    """
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "pytorch_lightning": lightning_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_flags": cpu_number_formats(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to
+        "torch_threads": torch.get_num_threads(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "gpu": None,
+        "cuda": torch.version.cuda,
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env["gpu"] = props.name
+        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def machine_name(env: dict[str, Any]) -> str:
+    """A folder name for reports: the GPU if one was used, else the CPU, its cores and best number format.
+
+    Two CPUs of one brand name can differ in what matters here (an Intel Xeon with AVX-512 FP16 and one
+    without), so the CPU's best float16/bfloat16 feature is part of the name.
+    """
+    if env.get("gpu"):
+        raw = env["gpu"]
+    else:
+        model = env.get("cpu", "cpu")
+        for noise in ("(R)", "(TM)", "(tm)", "Processor", "CPU"):
+            model = model.replace(noise, " ")
+        model = model.split("@")[0]
+        flags = env.get("cpu_flags") or []
+        best = next(
+            (f for f in ("amx_fp16", "avx512_fp16", "amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags), ""
+        )
+        raw = f"{model}-{env.get('cpu_count')}c-{best.replace('_', '')}"
+    slug = "".join(c if c.isalnum() else "-" for c in raw.lower())
+    return "-".join(part for part in slug.split("-") if part)
