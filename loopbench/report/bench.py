@@ -102,9 +102,12 @@ def extra_info(everything: list[RunResult], key: tuple, impl: str) -> dict[str, 
     return info
 
 
+NOT_PREDICTED = "not predicted"
+
+
 def _predicted(everything, group, task, impl, measured: dict | None) -> dict[str, Any]:
     """The probe's predicted ratio for this cell's plain step, its interval, and whether the measured agrees."""
-    if task not in implementations.TASKS:
+    if task in implementations.PROBES:
         return {}
     plain = [r for r in fresh(group) if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s]
     if not plain:
@@ -114,8 +117,10 @@ def _predicted(everything, group, task, impl, measured: dict | None) -> dict[str
     host = plain[0].host_step_time_median_s
     step = (plain[0].step_time_median_s * 1e3, None if host is None else host * 1e3)
     ratio = probe_report.prediction(a, task, impl, *step)
-    if ratio is None:
-        return {}
+    if ratio is None:  # said, not dropped: a probe whose pairs were all left out (drift) predicts nothing
+        shape = implementations.spec(task).HARNESS.probe_shape
+        why = "no probe in these runs" if a is None else f"the probe gave no {impl} delta in its {shape} shape"
+        return {"probe_predicts": {"ratio": None, "measured_vs_predicted": NOT_PREDICTED, "why": why}}
     ends = [probe_report.prediction(a, task, impl, *step, delta=d) for d in ("delta_low", "delta_high")]
     verdict = stats.agreement((measured or {}).get("low"), (measured or {}).get("high"), *ends)
     return {"probe_predicts": {"ratio": ratio, "low": ends[0], "high": ends[1], "measured_vs_predicted": verdict}}
