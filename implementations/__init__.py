@@ -5,13 +5,22 @@ A task is a package `implementations/<task>/` with
                      optimizer/scheduler factories and evaluate(): everything both loops share;
   pytorch_loop.py    def train(cfg, run) -> RunResult, a plain PyTorch loop;
   lightning_loop.py  def train(cfg, run) -> RunResult, a LightningModule + Trainer.
+A task from outside this package has the same three files: named by its folder's path (`--task path/to/task`,
+its loops importing their spec as `from . import spec`), or by a name an installed distribution registers in
+the entry-point group `loopbench.tasks` (the value: the importable package holding the three files).
 Imports are lazy so that the CLI answers --help and bad input without loading Lightning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 from loopbench.core.trainers import TRAINERS
@@ -28,14 +37,68 @@ IMPLS = {  # the default matrix
 ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS}
 
 
+ENTRY_POINTS = "loopbench.tasks"
+FILES = ("spec.py", "pytorch_loop.py", "lightning_loop.py")
+
+
+def is_folder(task: str) -> bool:
+    """Is `task` a folder's path (it names a separator or starts with a dot), not a task's name?"""
+    return os.sep in task or task.startswith(".")
+
+
+def task_name(text: str) -> str:
+    """A task as given on the command line: a name as it is, a folder as its absolute path (so that the runs'
+    processes and a later report find it wherever they start)."""
+    return str(Path(text).expanduser().resolve()) if is_folder(text) else text
+
+
+def short_name(task: str) -> str:
+    """A task's name in file names: a folder's own name, else the task's."""
+    return Path(task).name if is_folder(task) else task
+
+
+def _registered() -> dict[str, str]:
+    return {e.name: e.value for e in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+
+
+def problem(task: str) -> str | None:
+    """Why `task` names no task (one line), or None."""
+    if is_folder(task):
+        missing = [f for f in FILES if not (Path(task) / f).is_file()]
+        if not Path(task).is_dir():
+            return f"--task {task}: no such folder"
+        if missing:
+            return f"--task {task}: a task folder holds {', '.join(FILES)}; missing {', '.join(missing)}"
+        return None
+    if task in RUNNABLE or task in _registered():
+        return None
+    return f"unknown task {task!r}; choose from {', '.join([*RUNNABLE, *_registered()])}, or name a task's folder"
+
+
+def _package(task: str) -> str:
+    """The importable package of a task: ours, a registered one, or a folder loaded as a package of its own."""
+    if task in RUNNABLE:
+        return f"implementations.{task}"
+    if not is_folder(task):
+        return _registered()[task]
+    folder = Path(task).resolve()
+    name = f"loopbench_task_{folder.name}_{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
+    if name not in sys.modules:  # a package without __init__.py: its loops import `from . import spec`
+        found = importlib.util.spec_from_loader(name, loader=None, is_package=True)
+        found.submodule_search_locations = [str(folder)]
+        sys.modules[name] = importlib.util.module_from_spec(found)
+    return name
+
+
 def spec(task: str) -> ModuleType:
-    if task not in RUNNABLE:
-        raise KeyError(f"unknown task {task!r}; choose from {', '.join(RUNNABLE)}")
-    return importlib.import_module(f"implementations.{task}.spec")
+    reason = problem(task)
+    if reason:
+        raise KeyError(reason)
+    return importlib.import_module(f"{_package(task)}.spec")
 
 
 def train_fn(task: str, impl: str) -> Callable:
     spec(task)
     if impl not in ALL_IMPLS:
         raise KeyError(f"unknown implementation {impl!r}; choose from {', '.join(ALL_IMPLS)}")
-    return importlib.import_module(f"implementations.{task}.{ALL_IMPLS[impl]}").train
+    return importlib.import_module(f"{_package(task)}.{ALL_IMPLS[impl]}").train

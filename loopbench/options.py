@@ -83,9 +83,10 @@ def _o(name: str, verbs: tuple[str, ...], help: str, **kw: Any) -> Option:
 TASK_NAMES = implementations.RUNNABLE
 OPTIONS: tuple[Option, ...] = (
     # what to run
-    _o("task", CELL, "the task (or the overhead probe)", choices=TASK_NAMES, required=True),
-    _o("tasks", MATRIX, f"tasks: {', '.join(TASK_NAMES)}", nargs="+", choices=TASK_NAMES, shown="every task",
-       metavar="TASK"),
+    _o("task", CELL, f"the task ({', '.join(TASK_NAMES)}, a registered one, or a task's folder)",
+       type=implementations.task_name, required=True, metavar="TASK"),
+    _o("tasks", MATRIX, f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
+       type=implementations.task_name, shown="every task", metavar="TASK"),
     _o("impl", ("run",), f"implementation: {', '.join(implementations.ALL_IMPLS)}",
        choices=tuple(implementations.ALL_IMPLS), metavar="IMPL", required=True),
     _o("impls", MATRIX, "implementations (see --impl of run)", nargs="+", choices=tuple(implementations.ALL_IMPLS),

@@ -10,7 +10,8 @@ from loopbench.cli import main
 from loopbench.studies.overhead import PROBE_IMPLS
 
 BAD_INPUT = [
-    (["run", "--task", "nope", "--impl", "pytorch"], "choose from 'mnist_gan', 'efficientnet_binary', 'cifar_cnn'"),
+    (["run", "--task", "nope", "--impl", "pytorch"], "unknown task 'nope'; choose from mnist_gan, efficientnet_binary"),
+    (["suite", "--tasks", "./nope"], "no such folder"),
     (["run", "--task", "cifar_cnn", "--impl", "keras"], "choose from 'pytorch', 'lightning', 'lightning-defaults'"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--precision", "fp8"], "'32-true', '16-mixed', 'bf16-mixed'"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--preset", "huge"], "'smoke', 'quick', 'full'"),

@@ -42,6 +42,9 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
             device_type(device)
         except ValueError as e:
             raise UsageError(str(e)) from None
+    for task in get("tasks") or ():
+        if reason := implementations.problem(task):  # before planning reads the task's spec
+            raise UsageError(reason.replace("--task ", f"{flag('tasks')} "))
     overrides = options.overrides(get("set"), get("pretrained"))
     matrix = Matrix(
         tasks=tuple(dict.fromkeys(get("tasks") or implementations.TASKS)),

@@ -99,8 +99,8 @@ def _check_ranges(config: RunConfig, cfg: Any) -> None:
 
 def validate(config: RunConfig) -> Any:
     """Check a cell before anything heavy runs; return its resolved task config. Raises UsageError."""
-    if config.task not in implementations.RUNNABLE:
-        raise UsageError(f"unknown task {config.task!r}; choose from {', '.join(implementations.RUNNABLE)}")
+    if reason := implementations.problem(config.task):
+        raise UsageError(reason)
     if config.impl not in implementations.ALL_IMPLS:
         raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.ALL_IMPLS)}")
     if config.lightning is not None:
@@ -143,7 +143,7 @@ def _check_processes(config: RunConfig, kind: str) -> None:
         raise UsageError(f"--processes must be at least 1, got {n}")
     if n == 1:
         return
-    if config.task not in implementations.TASKS:
+    if config.task in implementations.PROBES:
         raise UsageError(f"--processes {n}: {config.task} measures the framework in one process; use --processes 1")
     if kind == "cpu":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

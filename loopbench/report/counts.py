@@ -29,7 +29,8 @@ def counted(results: list[RunResult]) -> dict[tuple[str, str, str], dict[str, fl
     found: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for r in results:
         c = r.config
-        if c["task"] in implementations.TASKS and c.get("clock") == "instructions" and r.ok and r.instructions_per_step:
+        counted = c.get("clock") == "instructions" and r.ok and r.instructions_per_step
+        if counted and c["task"] not in implementations.PROBES:
             key = (c["task"], placement(c["device"], c.get("processes", 1), c.get("lightning")), c["precision"])
             found.setdefault(key, {}).setdefault(c["impl"], []).append(r.instructions_per_step)
     return {k: {i: sum(n) / len(n) for i, n in v.items()} for k, v in found.items()}

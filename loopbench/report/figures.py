@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+import implementations
 from loopbench.core.types import RunResult
 
 IMPL_STYLE = {  # the same colour per implementation in every figure
@@ -172,10 +173,10 @@ def task_figures(results: list[RunResult], df: pd.DataFrame, ov: pd.DataFrame, o
     if plot_overhead(ov, out / "overhead.png"):
         figures["Overhead ratio"] = "overhead.png"
     for task, device in dict.fromkeys((r.config["task"], r.config["device"]) for r in results):
-        name = f"losses_{task}_{device.replace(':', '')}.png"
+        name = f"losses_{implementations.short_name(task)}_{device.replace(':', '')}.png"
         if plot_losses(results, task, device, out / name):
             figures[f"Loss curves: {task} on {device}"] = name
-        name = f"samples_{task}_{device.replace(':', '')}.png"
+        name = f"samples_{implementations.short_name(task)}_{device.replace(':', '')}.png"
         full = [r for r in results if r.config["preset"] in SAMPLES_PRESETS]
         if plot_samples(full, task, device, out / name):
             figures[f"Generated samples (fixed noise): {task} on {device}"] = name

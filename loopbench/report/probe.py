@@ -154,7 +154,7 @@ def prediction(
 ) -> float | None:
     """The ratio the probe predicts for a task cell, or None without a probe answer for its shape; `delta`:
     "delta_low" or "delta_high" for the ends of the prediction's interval (from the probe's delta's)."""
-    if a is None or task not in implementations.TASKS:
+    if a is None or task in implementations.PROBES:
         return None
     v = a["shapes"].get(implementations.spec(task).HARNESS.probe_shape, {}).get(impl)
     if not v or v.get(f"{delta}_us") is None:
