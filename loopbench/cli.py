@@ -35,7 +35,6 @@ def _usage_error(message: str) -> int:
 
 
 def _version() -> str:
-
     def v(name: str) -> str:
         try:
             return version(name)

@@ -128,7 +128,6 @@ def run(out: Path, steps: tuple[Step, ...] = STEPS) -> int:
 def clock_check(path: Path) -> int:
     """The step clock on a GPU-bound step: its event times add up to the window, the host's time per step is
     below the device's (the host runs ahead), and the CUDA memory peaks are set."""
-
     device = torch.device("cuda")
     memory.reset_cuda_peak(device)
     a = torch.randn(4096, 4096, device=device)

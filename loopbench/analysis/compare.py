@@ -103,7 +103,6 @@ def probe_changes(old: list[RunResult], new: list[RunResult]) -> list[Change]:
 
 
 def task_changes(old: list[RunResult], new: list[RunResult]) -> list[Change]:
-
     def ratios(results: list[RunResult]) -> dict[tuple, list[float]]:
         out = {}
         for key, impls in by_group([r for r in results if r.config["task"] != PROBE]).items():

@@ -26,7 +26,6 @@ from loopbench.studies.suite import Progress, machine_folder, run_folder
 
 
 def _config(args: argparse.Namespace, impl: str):
-
     return RunConfig(
         task=args.task,
         impl=impl,
@@ -47,7 +46,6 @@ def _config(args: argparse.Namespace, impl: str):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     json_target(args.json)
     positive("--timeout", args.timeout)
     config = refuse_unsupported(_config(args, args.impl))
@@ -64,7 +62,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     """Per seed: same losses and weights? Over several seeds also: same final quality (TOST)?"""
-
     seeds = args.seeds or [args.seed]
     json_target(args.json)
     positive("--margin", args.margin)
@@ -122,7 +119,6 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-
     matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
     out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)
     progress = Progress(matrix, out, args.resume)

@@ -21,7 +21,6 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
     (`--lb-name`): `get(dest)` gives an option's value, `flag(name)` its spelling for messages. Every cell
     is checked before anything runs (UsageError): a precision asked for by name that this machine cannot
     run is refused; among the defaults such a cell is recorded as unsupported and the rest runs."""
-
     if get("repeats") < 1 or get("fresh_runs") < 1:
         raise UsageError(f"{flag('repeats')} and {flag('fresh-runs')} must be at least 1")
     if get("probe_repeats") < 0 or get("probe_repeats") == 1:
@@ -79,7 +78,6 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
 
 def _releases(asked: list[str] | None, flag: str) -> tuple[str | None, ...]:
     """The releases --lightning names (None for the installed one), each checked and installed before any run."""
-
     if not asked:
         return (None,)
     out = tuple(dict.fromkeys(None if v == releases.installed() else v for v in asked))

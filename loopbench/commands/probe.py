@@ -30,7 +30,6 @@ from loopbench.studies.suite import machine_folder, run_folder
 
 def cmd_overhead(args: argparse.Namespace) -> int:
     """The Trainer's fixed cost per optimizer step, from the near-zero-compute probe in rounds of short segments."""
-
     json_target(args.json)
     if args.processes is not None:
         raise UsageError(
@@ -91,7 +90,6 @@ def cmd_overhead(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     """The overhead probe across Lightning releases (rounds alternate over them), then parity on each."""
-
     if args.repeats < 2:
         raise UsageError("--repeats must be at least 2: an interval needs two rounds")
     positive("--budget", args.budget)
@@ -145,7 +143,6 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_paycurve(args: argparse.Namespace) -> int:
     """Real tasks swept over two decades of step time, each point's ratio beside the probe's prediction."""
-
     if args.repeats < 6:
         raise UsageError("--repeats must be at least 6: an order-statistic interval needs six rounds")
     out = args.out or run_folder(Path("runs"), ("cpu",), False)

@@ -12,7 +12,6 @@ from loopbench.report import write_report
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-
     folder("--out", args.out)
     print(f"report: {write_report(load_results(*args.results), args.out)}")
     return 0
@@ -20,7 +19,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Per probe variant and task cell: the change from OLD to NEW with its interval; exit 1 past --fail-above."""
-
     if args.fail_above is not None:
         positive("--fail-above", args.fail_above)
     changes = compare(load_results(args.old), load_results(args.new))

@@ -195,7 +195,6 @@ def refuse_unsupported(config: RunConfig) -> RunConfig:
 
 def release(version: str | None) -> str | None:
     """None for the installed release (the default), else the version, refused in one line if not allowed."""
-
     if version is None or version == releases.installed():
         return None
     releases.check(version)
@@ -203,18 +202,15 @@ def release(version: str | None) -> str | None:
 
 
 def positive(flag: str, value: float | None) -> None:
-
     if value is not None and not (value > 0 and math.isfinite(value)):
         raise UsageError(f"{flag} must be a positive number, got {value:g}")
 
 
 def folder(flag: str, path: Path) -> None:
-
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path}: exists and is not a folder; name a folder")
 
 
 def json_target(path: Path | None) -> None:
-
     if path is not None and path.is_dir():
         raise UsageError(f"--json {path}: is a folder; name a file, e.g. {path / 'result.json'}")

@@ -1,7 +1,7 @@
 """What a launched process runs: the child entry of a fresh process (`python -m loopbench.launch.child CONFIG.json
 RESULT.json`), the environment it starts with, and one cell run so that a failure is a result.
 
-Light to import: torch, Lightning and the task come in only in the child, when a cell runs.
+Lightning comes in only for a Lightning cell (quiet_lightning imports it): a plain run's memory is its own.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def main(cfg_path: str, out_path: str) -> int:
 
 
 def run_one(config: RunConfig) -> RunResult:
-
     if is_lightning(config.impl):  # a plain-PyTorch run never imports Lightning: its memory is its own
         quiet_lightning()
     try:

@@ -95,7 +95,6 @@ def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | 
 def _running_server(version: str | None = None) -> subprocess.Popen:
     """The server of a Lightning release, started on first use and ready; it ends when this process closes
     its stdin (exits)."""
-
     server = _servers.get(version)
     if server is None or server.poll() is not None:
         with tempfile.TemporaryFile() as errors:  # the server's own stderr: why its imports failed, if they did

@@ -81,7 +81,6 @@ def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
 
 def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     """Every task cell's Lightning / plain step-time ratio with its interval (hollow: not resolved)."""
-
     if ov.empty:
         return None
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(ov) + 1.6))
@@ -142,7 +141,6 @@ def plot_losses(results: list[RunResult], task: str, device: str, path: Path) ->
 
 def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
     """Generated samples (a task's `samples_png` artifact), implementations side by side, a row per precision."""
-
     cells = first_runs(results, task, device, artifact="samples_png")
     if not cells:
         return None

@@ -65,7 +65,6 @@ def run_cells(
 
 def plain_step_times(results: list[RunResult]) -> dict[tuple, float]:
     """{group: the plain loop's median step} from fresh runs: what a round of segments sized by time reads."""
-
     return {
         group_key(r.config): r.step_time_median_s
         for r in results
@@ -79,7 +78,6 @@ def _run(
     deliver: Callable[[list[RunResult]], None],
     plain_steps: dict[tuple, float],
 ) -> None:
-
     timed = [i for i, b in enumerate(todo) if b[0].clock != "instructions"]
     cores = os.cpu_count() or 1
     with (

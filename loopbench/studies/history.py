@@ -66,7 +66,6 @@ def run_releases(
     on_round: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], list[RunResult]]:
     """The probe's rounds over all `versions` (see loopbench.studies.overhead.run_rounds), then the parity runs."""
-
     a, results = overhead.run_rounds(
         device,
         SHAPES,

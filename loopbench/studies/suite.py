@@ -164,7 +164,6 @@ class Matrix:
 
     def limit(self, task: str, device: str, precision: str) -> Limit | None:
         """The STEP_LIMITS entry of a cell whose preset would run longer; None otherwise."""
-
         limit = step_limit(task, device, precision, cpu_number_formats())
         preset_steps = implementations.spec(task).PRESETS[self.preset].steps if self.preset else 0
         return limit if limit and (self.steps or preset_steps) > limit.steps else None
@@ -238,7 +237,6 @@ def _alternated(versions: tuple, k: int) -> tuple:
 
 def default_devices() -> tuple[str, ...]:
     """CUDA where a GPU is visible, else the CPU: the matrix a machine is expected to answer for."""
-
     return ("cuda",) if torch.cuda.is_available() else ("cpu",)
 
 
@@ -249,7 +247,6 @@ def default_preset(devices: Iterable[str]) -> str:
 
 def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
     """base/<machine>/<date-time>/ for a new matrix; with `resume`, the newest such folder that holds results."""
-
     machine = machine_folder(base, devices)
     if resume:
         earlier = sorted(p.parent for p in machine.glob(f"*/{LOG_NAME}"))
@@ -261,5 +258,4 @@ def run_folder(base: Path, devices: tuple[str, ...], resume: bool) -> Path:
 
 def machine_folder(base: Path, devices: tuple[str, ...]) -> Path:
     """base/<machine>/: where this machine's run folders go (base runs/), or its published report (base reports/)."""
-
     return base / machine_name(environment(torch.device(devices[0])))
