@@ -11,7 +11,7 @@ import statistics
 from typing import Any
 
 import implementations
-from loopbench.analysis import rounds, targets
+from loopbench.analysis import inplace, rounds, targets
 from loopbench.analysis.stats import Difference, robust_difference
 from loopbench.core.trainers import DEFAULTS, LADDER, LADDER_IMPLS, LEAN, PLAIN
 from loopbench.core.types import RunResult
@@ -79,6 +79,7 @@ def summarize(results: list[RunResult], shape: str) -> dict[str, Any]:
     deltas, times, _ = round_deltas(results, shape)
     if PLAIN not in times:
         return {}
+    found, _ = rounds.pairs(_timed(results, shape), shape, one_thread=True)
     out: dict[str, Any] = {}
     for impl in [i for i in LADDER_IMPLS if i in times] + [i for i in times if i not in LADDER_IMPLS]:
         values = times[impl]
@@ -93,7 +94,17 @@ def summarize(results: list[RunResult], shape: str) -> dict[str, Any]:
             out[impl] |= _entry(_difference([d[0] for d in mine.values()]), _difference([d[1] for d in mine.values()]))
             host = _difference([d[2] for d in mine.values()])
             out[impl]["host_delta_us"] = host.delta if host else None
+            out[impl] |= _in_place(inplace.trainer_time(found.get(impl, [])))
     return out
+
+
+def _in_place(t: dict[str, Any] | None) -> dict[str, Any]:
+    """The in-place split beside the paired delta, in us: the Trainer's own time outside the model's work, and
+    how much slower the model's own work ran beside the Trainer (the two add up to the delta)."""
+    if t is None:
+        return {}
+    us = {k.removesuffix("_s") + "_us": v * 1e6 if v is not None else None for k, v in t.items() if k.endswith("_s")}
+    return {f"in_place_{k}": v for k, v in us.items()}
 
 
 def predicted_ratio(step_s: float, host_step_s: float | None, delta_us: float) -> float:

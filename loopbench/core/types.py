@@ -43,6 +43,7 @@ class RunConfig:
     threads: int | None = None  # torch's intra-op threads for the run (None: torch's default, one per core)
     slowdown_us: float = 0.0  # busy work added to every step by the harness: a known slowdown, to test a compare
     segment_s: float | None = None  # a segment sized by time (CUDA): its steps follow from the cell's plain step
+    split: bool = True  # time the model's own work in each step (loopbench.measure.split), where it applies
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,6 +58,7 @@ class RunConfig:
         release = f"/pl{self.lightning}" if self.lightning else ""
         ranks += f"/t{self.threads}" if self.threads else ""
         ranks += f"/slowdown{self.slowdown_us:g}us" if self.slowdown_us else ""
+        ranks += "" if self.split else "/unsplit"
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 
@@ -81,6 +83,8 @@ class RunResult:
     host_step_time_median_s: float | None = None  # the host's own time per step (differs from the above on CUDA)
     cpu_steal_fraction: float | None = None  # share of the machine's CPU time stolen by the hypervisor, in the window
     cpu_share: float | None = None  # the process's CPU seconds per wall second in the window (threads add up)
+    work_times_s: list[float] = field(default_factory=list)  # the in-place split: the model's own work, per step
+    rest_time_median_s: float | None = None  # the median over timed steps of a step less the model's own work
     instructions_per_step: float | None = None  # clock "instructions": guest instructions per step in the window
     peak_cuda_allocated_bytes: int | None = None
     peak_cuda_reserved_bytes: int | None = None

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -26,6 +27,7 @@ from loopbench.core.trainers import TRAINERS, TrainerSetup
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.measure import clock, memory
 from loopbench.measure.env import environment, weights_digest
+from loopbench.measure.split import Split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Run:
         self.peak_rss_scope = "training" if memory.reset_peak_rss() else "process"
         memory.reset_cuda_peak(self.device)
         self.clock = clock.StepClock(self.device, cfg.warmup_steps)
+        self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -112,9 +115,13 @@ class Run:
         `kind`, and kept out of the step times and the training window."""
         clock.synchronize(self.device)
         start = time.perf_counter()
+        if self.split:
+            self.split.paused = True
         try:
             yield
         finally:
+            if self.split:
+                self.split.paused = False
             clock.synchronize(self.device)
             elapsed = time.perf_counter() - start
             self.between[kind].append(elapsed)
@@ -143,6 +150,8 @@ class Run:
             until = time.perf_counter() + self.config.slowdown_us * 1e-6
             while time.perf_counter() < until:
                 pass
+        if self.split:
+            self.split.tick()
         self.clock.tick()
         self._job_end = time.perf_counter()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
@@ -179,6 +188,7 @@ class Run:
             losses={k: torch.stack(v).float().cpu().tolist() for k, v in self._losses.items()},
             batch_size=self.cfg.batch_size,
             **self.clock.summary(self.cfg.batch_size),
+            **self.split_summary(),
             **self._peaks,
             rss_at_start_bytes=self.rss_at_start,
             peak_rss_scope=self.peak_rss_scope,
@@ -197,6 +207,17 @@ class Run:
             weights=weights,
         )
 
+    def split_summary(self) -> dict[str, Any]:
+        """The in-place split's per-step work, and the median over the timed steps of what is left of a step."""
+        if not self.split:
+            return {}
+        steps = self.clock.step_times()
+        rest = [s - w for s, w in zip(steps, self.split.work_times_s, strict=True)][self.cfg.warmup_steps :]
+        return {
+            "work_times_s": self.split.work_times_s,
+            "rest_time_median_s": statistics.median(rest) if rest else None,
+        }
+
     # -- housekeeping ---------------------------------------------------------------------------
 
     @property
@@ -206,8 +227,16 @@ class Run:
         return self._tmpdir
 
     def cleanup(self) -> None:
+        if self.split:
+            self.split.close()  # global hooks: the next run in this process installs its own
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def splits(config: RunConfig) -> bool:
+    """Whether a run takes the in-place split: timed runs of one process on CPU (on CUDA the host's timers do not
+    see the device's work; under DDP Lightning runs the whole training step inside the wrapped module's forward)."""
+    return config.split and config.clock == "time" and config.processes == 1 and config.device == "cpu"
 
 
 def rank_device(config: RunConfig) -> torch.device:

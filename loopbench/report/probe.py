@@ -91,6 +91,8 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
                         "us/step (median)": v["us_per_step"],
                         "delta us/step [95% CI]": interval_text(v),
                         "delta, window mean [95% CI]": interval_text(v, "mean_delta"),
+                        "in place: own [95% CI]": interval_text(v, "in_place_own"),
+                        "in place: model's work slower by": interval_text(v, "in_place_work"),
                         "host us/step": v["host_us_per_step"],
                         "segments": v["runs"],
                     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from loopbench.analysis import parity, rounds, stats
+from loopbench.analysis import inplace, parity, rounds, stats
 from loopbench.analysis.grouping import by_group, placement
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN, is_lightning
 from loopbench.core.types import RunResult
@@ -91,6 +91,7 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
     for (task, device, precision, *_, processes, lightning), impls in by_group(results).items():
         device = placement(device, processes, lightning)
         segments = [r for runs in impls.values() for r in runs if r.config.get("slot", 0) > 0]
+        found: dict[str, list[rounds.Pair]] = {}
         if segments:
             found, _ = rounds.pairs(segments, task)
             per_impl = {
@@ -108,6 +109,7 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
                 continue
             ratio = stats.robust_ratio if segments else stats.paired_ratio
             r = ratio(pairs, more_work=is_lightning(impl))
+            own = inplace.trainer_time(found.get(impl, []))
             rows.append(
                 {
                     "task": task,
@@ -121,9 +123,25 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
                     "from": "rounds" if segments else "fresh runs",
                     "verdict": r.verdict,
                     "label": r.label(TARGET if segments else None),
+                    **_own_columns(own),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _own_columns(own: dict | None) -> dict:
+    """The in-place split's columns of a cell's row: the Trainer's own time per step, its share, the work."""
+    if own is None:
+        return {"Trainer's own time": "–"}
+    return {
+        "Trainer's own time": inplace.label(own),
+        "own ms": own["own_s"] * 1e3,
+        "own share %": own["share"] * 100,
+        "own share low %": _scale(own["share_low"], 100),
+        "own share high %": _scale(own["share_high"], 100),
+        "work diff ms": own["work_s"] * 1e3,
+        "own pinned": own["pinned"],
+    }
 
 
 def _run_medians(runs: list[RunResult]) -> dict[int, float]:
@@ -186,7 +204,7 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             "PyTorch samples/s": table.loc[(*key, PLAIN), "samples/s"],
         }
         plain = table.loc[(*key, PLAIN)]
-        predicted, agree = [], []
+        predicted, agree, own = [], [], []
         for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
             if (*key, impl) in ov.index:
                 o = ov.loc[(*key, impl)]
@@ -200,6 +218,10 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             ends = [probe_report.prediction(a, task, impl, *step, delta=d) for d in ("delta_low", "delta_high")]
             o = ov.loc[(*key, impl)] if (*key, impl) in ov.index else None
             agree.append("–" if o is None else stats.agreement(o["95% CI low"], o["95% CI high"], *ends))
+            text = None if o is None else o.get("Trainer's own time")
+            own.append(text if isinstance(text, str) else "–")
+        if any(x != "–" for x in own):
+            row["Trainer's own time (L / Ld)"] = " / ".join(own)
         row |= counts_report.headline_cells(counts, *key)
         if probes:
             row["probe predicts (L / Ld)"] = " / ".join(predicted)
