@@ -56,6 +56,8 @@ def test_bench_table_is_the_reports_story_its_compare_catches_a_slowdown_and_it_
         info = b["extra_info"]
         assert info["ratio_vs_plain"]["low"] == pytest.approx(low) and info["ratio_vs_plain"]["pairs"] == ROUNDS
         assert info["parity"]["verdict"] == "bitwise" and info["fresh_run"]["peak_rss_bytes"] > 0
+        own = info["trainer_own_time"]  # the in-place split, with its interval from the rounds
+        assert own["share_low"] <= own["share_of_step"] <= own["share_high"] and "of the step" in own["label"]
         verdicts = ("agrees", "measured above", "measured below", NOT_PREDICTED)  # the last: a reason beside it
         assert info["probe_predicts"]["measured_vs_predicted"] in verdicts
         assert info["probe_predicts"]["ratio"] is not None or info["probe_predicts"]["why"]

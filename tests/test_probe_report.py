@@ -161,3 +161,9 @@ def test_a_report_of_the_probe_alone_renders(tmp_path):
     text = write_report(probe_runs(), tmp_path).read_text()
     assert "No task runs" in text and "the lean Trainer +410 [" in text
     assert (tmp_path / "pay_curve_cpu.png").is_file() and (tmp_path / "ladder_cpu.png").is_file()
+
+
+def test_a_figure_without_an_interval_says_so_rather_than_failing():
+    v = {"in_place_own_us": 412.0, "in_place_own_low_us": None, "in_place_own_high_us": None}
+    assert probe_report.interval_text(v, "in_place_own") == "+412 (no interval: too few pairs)"
+    assert probe_report.interval_text({}, "in_place_own") == "–"

@@ -81,6 +81,15 @@ def extra_info(everything: list[RunResult], key: tuple, impl: str) -> dict[str, 
             "label": o["label"],
             "target_half_width": TARGET,
         }
+        if _num(o.get("own ms")) is not None:  # the in-place split: the Trainer's own time outside the model's work
+            info["trainer_own_time"] = {
+                "ms_per_step": float(o["own ms"]),
+                "share_of_step": float(o["own share %"]) / 100,
+                "share_low": _scale(o.get("own share low %")),
+                "share_high": _scale(o.get("own share high %")),
+                "pinned": bool(o["own pinned"]),
+                "label": o["Trainer's own time"],
+            }
     info |= _predicted(everything, group, task, impl, info.get("ratio_vs_plain"))
     counts = counts_report.table(everything, probe_report.predictors(everything))
     if len(counts):
@@ -146,6 +155,11 @@ def _fresh(group: list[RunResult], impl: str) -> dict[str, Any] | None:
 
 def _num(x: Any) -> float | None:
     return None if x is None or x != x else float(x)
+
+
+def _scale(percent: Any) -> float | None:
+    x = _num(percent)
+    return None if x is None else x / 100
 
 
 def ratio_of_medians(samples: dict[str, list[float]], impl: str) -> float | None:

@@ -49,6 +49,8 @@ def predictors(results: list[RunResult]) -> dict[str, dict[str, Any]]:
 def interval_text(v: dict[str, Any], key: str = "delta") -> str:
     if v.get(f"{key}_us") is None:
         return "–"
+    if v.get(f"{key}_low_us") is None:  # too few pairs for an interval: the middle alone, said so
+        return f"{v[f'{key}_us']:+,.0f} (no interval: too few pairs)"
     return f"{v[f'{key}_us']:+,.0f} [{v[f'{key}_low_us']:+,.0f}, {v[f'{key}_high_us']:+,.0f}]"
 
 
