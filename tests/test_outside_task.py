@@ -21,6 +21,7 @@ def test_a_task_in_a_folder_runs_through_the_suite_and_trains_the_same_bits(tmp_
     fresh = {r.config["impl"]: r for r in results if not r.config.get("slot")}
     assert fresh["pytorch"].weights_digest == fresh["lightning"].weights_digest  # bitwise, in fresh processes
     assert (tmp_path / "losses_sine_mlp_cpu.png").is_file() and EXAMPLE in (tmp_path / "REPORT.md").read_text()
+    assert sorted(p.name for p in Path(EXAMPLE).parent.glob("*.pt")) == []  # its data cached by name, not beside it
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,7 @@ def build_data(task: str, cfg: Any, source: DataSource) -> Any:
     h = hashlib.sha256(json.dumps([task, dataclasses.asdict(cfg), torch.__version__], default=str).encode())
     for module in (spec, common):
         h.update(Path(module.__file__).read_bytes())
-    path = folder / f"{task}-{h.hexdigest()[:16]}.pt"
+    path = folder / f"{Path(task).name}-{h.hexdigest()[:16]}.pt"  # a task named by its folder's path: its name
     if path in _BUILT:  # the segments of a round share one process: one set for all of them
         return _BUILT[path]
     with contextlib.suppress(Exception):  # missing, or unreadable (a partial write): generate it
