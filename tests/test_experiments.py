@@ -91,3 +91,29 @@ def test_the_gan_count_experiment_sets_each_delta_beside_the_probes_and_checks_t
     assert a["same_bits"]["mnist_gan"] == {LEAN: True, DEFAULTS: False}  # the hand-made losses differ
     assert "NOT bitwise" in "\n".join(gan_counts.lines(a))
     assert gan_counts.tensors()["overhead_probe"] == 4  # two Linear(8, 1): weight and bias each
+
+
+def test_the_split_cost_experiment_pairs_each_split_segment_with_its_unsplit_twin():
+    """experiments/split_cost.py: its rounds alternate P+ P- L+ L-, and its analysis, on hand-made times and counts."""
+    from experiments import split_cost
+    from loopbench.core.trainers import LEAN, PLAIN
+    from loopbench.core.types import RunResult
+
+    first, second = split_cost.round_cells(0), split_cost.round_cells(1)
+    assert [(c.impl, c.split) for c in first] == [(PLAIN, True), (PLAIN, False), (LEAN, True), (LEAN, False)]
+    assert [(c.impl, c.split) for c in second] == [(c.impl, c.split) for c in first][::-1]
+    assert [c.slot for c in first] == [1, 2, 3, 4] and {c.repeat for c in second} == {1}
+
+    def result(c, step_us: float, counted: float | None = None) -> RunResult:
+        return RunResult(config=c.to_dict(), step_time_median_s=step_us * 1e-6, instructions_per_step=counted)
+
+    cost_us = {PLAIN: 20.0, LEAN: 30.0}
+    timed = [result(c, 500 + (700 if c.impl == LEAN else 0) + (cost_us[c.impl] if c.split else 0))
+             for k in range(6) for c in split_cost.round_cells(k)]  # fmt: skip
+    counted = [result(c, 0, 1e6 + (5e4 if c.split else 0) * (2 if c.impl == LEAN else 1)) for c in first]
+    a = split_cost.analyse(timed, counted)
+    assert a[PLAIN]["split_us"] == pytest.approx(20) and a[LEAN]["split_us"] == pytest.approx(30)
+    assert a[LEAN]["rounds"] == 6 and a[PLAIN]["step_unsplit_us"] == pytest.approx(500)
+    assert a["trainer_minus_plain_us"] == pytest.approx(10)
+    assert a["trainer_minus_plain_instructions"] == pytest.approx(5e4)
+    assert "what it adds to the Trainer's own time" in "\n".join(split_cost.lines(a))

@@ -83,6 +83,14 @@ def test_the_split_is_taken_only_where_it_means_something(config):
     assert splits(RunConfig(task="overhead_probe", impl="pytorch"))
 
 
+def test_a_count_takes_the_split_only_when_asked_so_its_timers_can_be_counted():
+    from loopbench.harness.run import splits
+
+    asked = RunConfig(task="overhead_probe", impl="pytorch", clock="instructions", split=True)
+    assert splits(asked) and "/cpu/split/32-true/" in asked.label
+    assert not splits(RunConfig(task="overhead_probe", impl="pytorch", clock="instructions"))
+
+
 def _segment(impl: str, k: int, slot: int, step: float, rest: float) -> RunResult:
     config = RunConfig(task="t", impl=impl, repeat=k, slot=slot).to_dict()
     return RunResult(config=config, step_times_s=[step] * 40, step_time_median_s=step, rest_time_median_s=rest)

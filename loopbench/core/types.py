@@ -43,7 +43,9 @@ class RunConfig:
     threads: int | None = None  # torch's intra-op threads for the run (None: torch's default, one per core)
     slowdown_us: float = 0.0  # busy work added to every step by the harness: a known slowdown, to test a compare
     segment_s: float | None = None  # a segment sized by time (CUDA): its steps follow from the cell's plain step
-    split: bool = True  # time the model's own work in each step (loopbench.measure.split), where it applies
+    # the in-place split (loopbench.measure.split): None where it applies (timed CPU runs of one process); True also
+    # under a count (to count what its timers cost); False never
+    split: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -58,7 +60,7 @@ class RunConfig:
         release = f"/pl{self.lightning}" if self.lightning else ""
         ranks += f"/t{self.threads}" if self.threads else ""
         ranks += f"/slowdown{self.slowdown_us:g}us" if self.slowdown_us else ""
-        ranks += "" if self.split else "/unsplit"
+        ranks += {None: "", True: "/split", False: "/unsplit"}[self.split]
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 
