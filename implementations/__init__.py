@@ -27,7 +27,8 @@ from loopbench.core.trainers import TRAINERS
 
 TASKS = ("mnist_gan", "efficientnet_binary", "cifar_cnn")  # the default matrix
 PROBES = ("overhead_probe",)  # jobs that measure the framework itself; runnable by name, not in the matrix
-RUNNABLE = TASKS + PROBES
+OWN = ("module",)  # a user's own LightningModule, named by its factory (`loopbench module PKG.MOD:FACTORY`)
+RUNNABLE = TASKS + PROBES + OWN
 IMPLS = {  # the default matrix
     "pytorch": "pytorch_loop",
     "lightning": "lightning_loop",  # lean Trainer: the fair comparison

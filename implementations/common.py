@@ -25,6 +25,7 @@ class Harness:
     segment: tuple[int, int]  # a time-only segment of a round, within one epoch: about half a second on 2 cores
     count: tuple[int, int]  # an instruction count, one thread under valgrind, where a step runs ~50x slower
     probe_shape: str  # the overhead probe's shape this task has: "auto" (one optimizer) or "manual" (two)
+    by_time: bool = False  # segments sized by time on every device (a user's module: its step time is unknown)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""loopbench run | parity | suite | overhead | history | paycurve | report | compare.
+"""loopbench run | parity | suite | module | overhead | history | paycurve | report | compare.
 
 The parser, from the table of options (options.py); the verbs are in commands/.
 
@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from loopbench import options
-from loopbench.commands import cells, probe, results
+from loopbench.commands import cells, module, probe, results
 from loopbench.core.types import UsageError
 
 PREFIX = "loopbench: error:"  # every refusal, argparse's own included
@@ -48,6 +48,7 @@ VERBS = {
     "run": ("train one cell and print its measurements", cells.cmd_run),
     "parity": ("train pytorch and a Lightning variant; exit 0 if parity holds", cells.cmd_parity),
     "suite": ("run a matrix of cells and write the report into a run folder", cells.cmd_suite),
+    "module": ("your own LightningModule: a plain loop from its hooks against the Trainers", module.cmd_module),
     "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", probe.cmd_overhead),
     "history": ("the overhead probe and parity across Lightning releases, and what changed", probe.cmd_history),
     "paycurve": ("the pay curve measured: real tasks over two decades of step time vs the probe", probe.cmd_paycurve),
@@ -70,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "compare":
             p.add_argument("old", type=Path, help="the earlier results: a results.json / results.jsonl or its folder")
             p.add_argument("new", type=Path, help="the later results")
+        if verb == "module":
+            p.add_argument(
+                "factory",
+                help="PKG.MOD:FACTORY, a function that returns a LightningModule or "
+                "(module, DataLoader or LightningDataModule); imported from the current folder too",
+            )
         if verb == "report":
             p.add_argument("results", nargs="+", type=Path, help="results.json / results.jsonl files, or their folders")
             p.add_argument("--out", type=Path, required=True, help="the report's folder")

@@ -21,7 +21,7 @@ from loopbench.studies.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, 
 
 PRESETS = ("smoke", "quick", "full")
 CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
-MATRIX = ("suite",)  # a matrix (and the bench): plural --tasks, --devices, --precisions
+MATRIX = ("suite", "module")  # a matrix (and the bench): plural --tasks, --devices, --precisions
 PROBES = ("overhead", "history", "paycurve")  # the overhead probe in rounds: on one release, or across releases
 
 
@@ -80,17 +80,18 @@ def _o(name: str, verbs: tuple[str, ...], help: str, **kw: Any) -> Option:
     return Option(name, verbs, help, kw, **fields)
 
 
-TASK_NAMES = implementations.RUNNABLE
+TASK_NAMES = implementations.TASKS + implementations.PROBES
+MODULE_IMPLS = ["pytorch", "lightning", "lightning-defaults", "lightning-barebones"]  # a user's module: barebones too
 OPTIONS: tuple[Option, ...] = (
     # what to run
     _o("task", CELL, f"the task ({', '.join(TASK_NAMES)}, a registered one, or a task's folder)",
        type=implementations.task_name, required=True, metavar="TASK"),
-    _o("tasks", MATRIX, f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
+    _o("tasks", ("suite",), f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
        type=implementations.task_name, shown="every task", metavar="TASK"),
     _o("impl", ("run",), f"implementation: {', '.join(implementations.ALL_IMPLS)}",
        choices=tuple(implementations.ALL_IMPLS), metavar="IMPL", required=True),
     _o("impls", MATRIX, "implementations (see --impl of run)", nargs="+", choices=tuple(implementations.ALL_IMPLS),
-       metavar="IMPL", default=list(implementations.IMPLS)),
+       metavar="IMPL", default=list(implementations.IMPLS), by_verb={"module": MODULE_IMPLS}),
     _o("against", ("parity",), "the Lightning Trainer compared with the plain loop", choices=tuple(TRAINERS),
        default="lightning"),
     _o("device", (*CELL, "overhead"), "cpu, cuda or cuda:N", default="cpu"),
@@ -131,7 +132,9 @@ OPTIONS: tuple[Option, ...] = (
        help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
        | {"paycurve": "sequential repeats: rounds of every point and of the probe"}),
     _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
-       type=int, default=1),
+       type=int, default=1, by_verb={"module": 2},
+       help_by_verb={"module": "fresh-process runs per implementation (memory, parity; two runs of one seed that "
+                               "differ make the module not comparable)"}),
     _o("probe-repeats", MATRIX, "overhead probe before the tasks: rounds of paired segments (0: no probe)",
        type=int, default=SUITE_ROUNDS),
     _o("probe-steps", MATRIX, "overhead probe: steps per segment", type=int, default=SUITE_STEPS),
@@ -171,8 +174,8 @@ OPTIONS: tuple[Option, ...] = (
        type=Path, shown="runs/<machine>/<date-time>/"),
     _o("resume", MATRIX, "run only what --out does not hold yet (without --out: the newest run folder)",
        action="store_true", default=False),
-    _o("publish", MATRIX, "also write the report to reports/<machine>/ (the committed reports)", action="store_true",
-       default=False),
+    _o("publish", ("suite",), "also write the report to reports/<machine>/ (the committed reports)",
+       action="store_true", default=False),
     _o("publish", ("history",), "also write the report to reports/<machine>/lightning-history/", action="store_true",
        default=False),
     _o("publish", ("paycurve",), "also write the report to reports/<machine>/pay-curve/", action="store_true",
@@ -183,6 +186,7 @@ EXAMPLES = {
     "run": "loopbench run --task cifar_cnn --impl lightning --precision bf16-mixed --steps 20",
     "parity": "loopbench parity --task mnist_gan --against lightning-defaults --precision bf16-mixed",
     "suite": "loopbench suite --tasks cifar_cnn --precisions 32-true --repeats 4",
+    "module": "loopbench module examples.demos.factories:boring --precisions 32-true --out runs/boring",
     "overhead": "loopbench overhead --json overhead.json",
     "history": "loopbench history --versions 2.4.0 2.5.6 2.6.6 --publish",
     "paycurve": "loopbench paycurve --repeats 8 --publish",

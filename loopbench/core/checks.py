@@ -77,11 +77,11 @@ def _check_ranges(config: RunConfig, cfg: Any) -> None:
         values = value if isinstance(value, tuple) else (value,)
         if any(not isinstance(v, bool) and isinstance(v, (int, float)) and v < 0 for v in values):
             raise UsageError(f"{config.task} setting {f.name} must not be negative, got {value}")
-    if cfg.lr <= 0 or cfg.test_size < 1:
+    if getattr(cfg, "lr", 1) <= 0 or getattr(cfg, "test_size", 1) < 1:  # a user's module (task `module`) has neither
         raise UsageError(
             f"{config.task}: lr and test_size must be positive (got lr={cfg.lr}, test_size={cfg.test_size})"
         )
-    if cfg.batch_size > cfg.train_size:
+    if cfg.batch_size > getattr(cfg, "train_size", math.inf):
         raise UsageError(
             f"--batch-size {cfg.batch_size} is larger than the training set ({cfg.train_size} samples in the "
             f"{config.preset} preset); lower --batch-size or raise --set train_size=N"

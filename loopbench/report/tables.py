@@ -164,21 +164,31 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
             if impl == PLAIN or not refs or not runs:
                 continue
             p = parity.compare_cell(refs[0], runs[0])
-            rows.append(
-                {
-                    "task": task,
-                    "device": device,
-                    "precision": precision,
-                    "impl": impl,
-                    "verdict": p.verdict,
-                    "expected": p.expected,
-                    "holds": p.holds,
-                    "steps": p.steps,
-                    "max |loss diff|": p.max_abs_loss_diff,
-                    "weights equal": p.weights_equal,
-                }
-            )
+            row = {
+                "task": task,
+                "device": device,
+                "precision": precision,
+                "impl": impl,
+                "verdict": p.verdict,
+                "expected": p.expected,
+                "holds": p.holds,
+                "steps": p.steps,
+                "max |loss diff|": p.max_abs_loss_diff,
+                "weights equal": p.weights_equal,
+            }
+            unrepeated = [i for i, rs in ((PLAIN, refs), (impl, runs)) if _unrepeatable(rs)]
+            if unrepeated:  # the job itself differs between runs: a verdict on the module, not on Lightning
+                row |= {"verdict": "not comparable", "holds": None,
+                        "why": f"two runs of {' and of '.join(unrepeated)} with one seed trained different weights "
+                               "(the job draws from a generator of its own, or runs nondeterministic ops)"}  # fmt: skip
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _unrepeatable(runs: list[RunResult]) -> bool:
+    """Do two successful fresh runs of the same seed hold different weights?"""
+    seed = runs[0].config["seed"]
+    return len({r.weights_digest for r in runs if r.config["seed"] == seed}) > 1
 
 
 def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFrame:

@@ -153,8 +153,9 @@ class Matrix:
         for repeat in range(min(runs, limit.repeats) if limit else runs):
             cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
-            seg_steps, seg_warmup = implementations.spec(task).HARNESS.segment
-            by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" else {}
+            harness = implementations.spec(task).HARNESS
+            seg_steps, seg_warmup = harness.segment
+            by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" or harness.by_time else {}
             for k in range(self.repeats):
                 cells += [
                     dataclasses.replace(cell(impl, k, slot, seg_steps, seg_warmup), **by_time)
