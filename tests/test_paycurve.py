@@ -101,3 +101,36 @@ def test_the_sign_test_counts_points_per_trainer_not_a_points_two_trainers_twice
     lines = verdicts({"threads": [1], "points": points})
     assert "lightning above at 4 of 4 points (sign test, two-sided: p = 0.12)" in lines[-1]
     assert "lightning-defaults above at 4 of 4 points" in lines[-1] and sign_test(8, 8) < 0.01  # not what 4 points say
+
+
+OWN_US = {"overhead_probe": 300.0, "mnist_gan": 500.0, "cifar_cnn": 700.0}  # the lean Trainer's, one per decade
+
+
+def test_a_trainer_whose_own_time_grows_with_the_step_is_told_from_one_whose_time_is_constant(tmp_path):
+    """In place: the lean Trainer's own time grows by 200 us per decade of step (0.2, 2, 20 ms); the default's is
+    a constant 900 us. The fit says which is which; the counted point gives instructions per us of own time."""
+    points = (POINTS[0], POINTS[1])
+    runs = []
+    for cfg in paycurve.plan(points, 6, 1, counts=True):
+        own = {PLAIN: 0.0, LEAN: OWN_US[cfg.task], DEFAULTS: 900.0}[cfg.impl]
+        plain = {"overhead_probe": 200.0, "mnist_gan": 2_000.0, "cifar_cnn": 20_000.0}[cfg.task]
+        r = _run(cfg, plain + own)
+        r.rest_time_median_s = (50 + own + (5 if cfg.repeat % 2 else -5) * (cfg.impl != PLAIN)) * 1e-6  # +-5 us
+        if cfg.clock == "instructions":
+            r.instructions_per_step = {PLAIN: 1e6, LEAN: 2.8e6, DEFAULTS: 6e6}[cfg.impl]
+        runs.append(r)
+    assert {c.clock for c in paycurve.plan(points, 6, 1, counts=True)} == {"time", "instructions"}
+    a = analyse(runs, points)
+    by = {(p["task"], p["impl"]): p for p in a["points"]}
+    assert by[("mnist_gan", LEAN)]["own_us"] == pytest.approx(500) and by[("mnist_gan", LEAN)][
+        "share"
+    ] == pytest.approx(0.25)
+    assert by[("overhead_probe", LEAN)]["own_us"] == pytest.approx(300)  # the probe: the shortest point
+    assert by[("mnist_gan", LEAN)]["instructions_delta"] == pytest.approx(1.8e6)
+    assert by[("mnist_gan", LEAN)]["instructions_per_us"] == pytest.approx(1.8e6 / 500)
+    lean, default = a["models"][LEAN], a["models"][DEFAULTS]
+    assert lean["b_us_per_decade"] == pytest.approx(200, rel=0.01) and lean["fitted_inside"] == 3
+    assert default["b_us_per_decade"] == pytest.approx(0, abs=1) and default["constant_inside"] == 3
+    text = write(runs, tmp_path).read_text()
+    assert "the Trainer's time per step grows with the step" in text and "+500 [+495, +505], 25.0%" in text
+    assert (tmp_path / "own_time.png").is_file()

@@ -1,17 +1,23 @@
 """The pay curve, from the runs: each point (a real task at a size, from about a millisecond to hundreds of
 milliseconds per step) with its Lightning / plain ratio over rounds and 95% order-statistic interval, set
-beside the overhead probe's prediction (T + delta) / T at one torch thread and at the tasks' thread count.
-The points are defined here, since the analysis names each run by its point. docs/pay-curve.md has the method.
+beside the overhead probe's prediction (T + delta) / T at one torch thread and at the tasks' thread count;
+the Trainer's own time in place (loopbench.analysis.inplace) with its interval, and where the point is
+counted, the Trainer's extra instructions per step. The points are defined here, since the analysis names
+each run by its point. docs/pay-curve.md has the method.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from scipy import stats as scipy_stats
+
 import implementations
-from loopbench.analysis import rounds, stats
+from loopbench.analysis import inplace, rounds, stats
 from loopbench.analysis.probe import PROBE, answer, predicted_ratio
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
@@ -25,6 +31,7 @@ class Point:
     task: str
     overrides: dict[str, Any]
     segment: tuple[int, int]  # steps, warm-up: about half a second to a second of steps on 2 cores
+    count: tuple[int, int] | None = None  # steps, warm-up of an instruction count (one thread); None: not counted
 
     def cells(self, k: int) -> list[RunConfig]:
         steps, warmup = self.segment
@@ -36,22 +43,50 @@ class Point:
             for slot, impl in enumerate(rounds.sequence(IMPLS, k), 1)
         ]
 
+    def count_cells(self) -> list[RunConfig]:
+        """One instruction count per implementation, one torch thread, in one process (empty where not counted)."""
+        if self.count is None:
+            return []
+        steps, warmup = self.count
+        over = {"validate_every_epoch": False} | self.overrides
+        return [
+            RunConfig(
+                self.task,
+                impl,
+                preset="quick",
+                steps=steps,
+                warmup_steps=warmup,
+                overrides=over,
+                clock="instructions",
+                threads=1,
+            )
+            for impl in IMPLS
+        ]
+
 
 _GAN_TINY = {"latent_dim": 16, "d_widths": (16, 16)}
 
 
 POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measured on 2 cores
+    # counted where a count takes minutes: under valgrind a step runs ~50x slower, after ~1 min of start-up
     Point(
-        "GAN, widths 16, batch 2", "mnist_gan", _GAN_TINY | {"g_widths": (16, 16, 16, 16), "batch_size": 2}, (400, 50)
+        "GAN, widths 16, batch 2",
+        "mnist_gan",
+        _GAN_TINY | {"g_widths": (16, 16, 16, 16), "batch_size": 2},
+        (400, 50),
+        (40, 10),
     ),
-    Point("CIFAR, widths 4-8, batch 2", "cifar_cnn", {"widths": (4, 4, 8, 8), "batch_size": 2}, (400, 50)),
+    Point("CIFAR, widths 4-8, batch 2", "cifar_cnn", {"widths": (4, 4, 8, 8), "batch_size": 2}, (400, 50), (40, 10)),
     Point(
         "GAN, widths 16-128, batch 16",
         "mnist_gan",
         _GAN_TINY | {"g_widths": (16, 32, 64, 128), "batch_size": 16},
         (200, 30),
+        (24, 8),
     ),
-    Point("CIFAR, widths 8-32, batch 16", "cifar_cnn", {"widths": (8, 16, 16, 32), "batch_size": 16}, (120, 20)),
+    Point(
+        "CIFAR, widths 8-32, batch 16", "cifar_cnn", {"widths": (8, 16, 16, 32), "batch_size": 16}, (120, 20), (16, 6)
+    ),
     Point("GAN quick, batch 64", "mnist_gan", {"batch_size": 64}, (40, 10)),
     Point("CIFAR, widths 8-32, batch 64", "cifar_cnn", {"widths": (8, 16, 16, 32), "batch_size": 64}, (40, 8)),
     Point("GAN quick, batch 512", "mnist_gan", {"batch_size": 512, "train_size": 8_192}, (12, 3)),
@@ -82,20 +117,27 @@ def probes(results: list[RunResult]) -> dict[int, dict[str, Any]]:
 
 
 def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dict[str, Any]:
-    """Per point: the plain step, each Trainer's measured ratio with its interval, and the predictions of the
-    probe at one thread and at the tasks' thread count, with whether each lies inside the interval."""
+    """Per point: the plain step, each Trainer's measured ratio with its interval, the predictions of the probe at
+    one thread and at the tasks' thread count with whether each lies inside the interval, the Trainer's own time
+    in place, and its counted instructions; then the constant-delta model and a fitted one, tested in place."""
     tasks = [r for r in results if r.config["task"] != PROBE]
     by_probe = probes(results)
     rows = []
     for point in points:
         runs = [r for r in tasks if _point(r, points) is point]
-        plain = [r.step_time_median_s for r in runs if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s]
+        timed = [r for r in runs if r.config.get("clock", "time") == "time"]
+        plain = [r.step_time_median_s for r in timed if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s]
         if not plain:
             continue
         step_s = statistics.median(plain)
+        counted = _counted(runs)
         for impl in (LEAN, DEFAULTS):
-            measured = _measured(runs, impl)
+            measured = _measured(timed, impl)
             row = {"point": point.name, "task": point.task, "impl": impl, "step_ms": step_s * 1e3} | measured
+            if impl in counted:
+                row |= counted[impl]
+                if row.get("own_us"):
+                    row["instructions_per_us"] = row["instructions_delta"] / row["own_us"]
             shape = implementations.spec(point.task).HARNESS.probe_shape
             for t, a in by_probe.items():
                 v = a["shapes"].get(shape, {}).get(impl, {})
@@ -107,17 +149,105 @@ def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dic
                 row[f"predicted_t{t}"] = predicted
                 row[f"agrees_t{t}"] = stats.agreement(measured["low"], measured["high"], low, high) == "agrees"
             rows.append(row)
-    return {"threads": sorted(by_probe), "points": rows, "probes": by_probe}
+    rows += _probe_points(by_probe)
+    return {"threads": sorted(by_probe), "points": rows, "probes": by_probe, "models": models(rows)}
+
+
+def _probe_points(by_probe: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The probe at one thread as the curve's shortest point: its plain step and the Trainer's own time in place."""
+    one = by_probe.get(1, {}).get("shapes", {}).get("auto", {})
+    if PLAIN not in one:
+        return []
+    out = []
+    for impl in (LEAN, DEFAULTS):
+        v = one.get(impl, {})
+        if v.get("in_place_own_us") is None:
+            continue
+        step_us = one[PLAIN]["us_per_step"]
+        own = {k.removeprefix("in_place_"): x for k, x in v.items() if k.startswith("in_place_")}
+        out.append(
+            {
+                "point": "the probe (1 thread, auto)",
+                "task": PROBE,
+                "impl": impl,
+                "step_ms": step_us / 1e3,
+                "ratio": None,
+                "low": None,
+                "high": None,
+                "pairs": None,
+                "in_place_pairs": v.get("runs"),
+                **{k: x for k, x in own.items() if k.startswith(("own", "work"))},
+                "share": own["own_us"] / step_us,
+                "share_low": _div(own.get("own_low_us"), step_us),
+                "share_high": _div(own.get("own_high_us"), step_us),
+            }
+        )
+    return out
+
+
+def _div(x: float | None, y: float) -> float | None:
+    return None if x is None else x / y
 
 
 def _measured(runs: list[RunResult], impl: str) -> dict[str, Any]:
-    """The point's ratio from its rounds: each Lightning segment over the plain segments beside it."""
+    """The point's ratio from its rounds (each Lightning segment over the plain segments beside it), and the
+    Trainer's own time in place from the same pairs."""
     segments = [r for r in runs if r.config.get("slot", 0) > 0]
     found, _ = rounds.pairs(segments, "point")
     pairs = [
         (rounds.of_plain(p, lambda r: r.step_time_median_s), p.mine.step_time_median_s) for p in found.get(impl, [])
     ]
-    if not pairs:
-        return {"ratio": None, "low": None, "high": None, "pairs": 0}
-    r = stats.robust_ratio(pairs)
-    return {"ratio": r.ratio, "low": r.low, "high": r.high, "pairs": r.pairs}
+    out: dict[str, Any] = {"ratio": None, "low": None, "high": None, "pairs": 0}
+    if pairs:
+        r = stats.robust_ratio(pairs)
+        out = {"ratio": r.ratio, "low": r.low, "high": r.high, "pairs": r.pairs}
+    own = inplace.trainer_time(found.get(impl, []))
+    if own:
+        out |= {k.removesuffix("_s") + "_us": v * 1e6 if v is not None else None for k, v in own.items()
+                if k.endswith("_s")}  # fmt: skip
+        out |= {k: own[k] for k in ("share", "share_low", "share_high")} | {"in_place_pairs": own["pairs"]}
+    return out
+
+
+def _counted(runs: list[RunResult]) -> dict[str, dict[str, float]]:
+    """{Trainer: its instructions per step over the plain loop's} from the point's counts, where both counted."""
+    counts = {r.config["impl"]: r.instructions_per_step for r in runs if r.ok and r.instructions_per_step}
+    if PLAIN not in counts:
+        return {}
+    return {
+        impl: {"instructions_plain": counts[PLAIN], "instructions_delta": counts[impl] - counts[PLAIN]}
+        for impl in (LEAN, DEFAULTS)
+        if impl in counts
+    }
+
+
+def models(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per Trainer, the Trainer's own time in place against the plain step T, over every point with an interval:
+    the constant model (own = a: is every point's interval around one value?) and own = a + b * log10(T / 1 ms),
+    fitted by least squares with 95% t intervals on a and b; each point's fitted value inside its interval or
+    not. A b whose interval excludes 0 says the Trainer's time per step grows with the step."""
+    out = {}
+    for impl in (LEAN, DEFAULTS):
+        pts = [r for r in rows if r["impl"] == impl and r.get("own_low_us") is not None]
+        if len(pts) < 3:
+            continue
+        x = np.log10([r["step_ms"] for r in pts])
+        y = np.array([r["own_us"] for r in pts])
+        fit = scipy_stats.linregress(x, y)
+        t = float(scipy_stats.t.ppf(0.975, len(pts) - 2))
+        constant = float(np.median(y))
+        out[impl] = {
+            "points": len(pts),
+            "constant_us": constant,
+            "constant_inside": sum(r["own_low_us"] <= constant <= r["own_high_us"] for r in pts),
+            "a_us": float(fit.intercept), "a_half_us": t * float(fit.intercept_stderr),
+            "b_us_per_decade": float(fit.slope), "b_half_us": t * float(fit.stderr),
+            "fitted_inside": sum(r["own_low_us"] <= fit.intercept + fit.slope * xi <= r["own_high_us"]
+                                 for r, xi in zip(pts, x, strict=True)),
+        }  # fmt: skip
+    return out
+
+
+def fitted_us(model: dict[str, Any], step_ms: float) -> float:
+    """The fitted model's Trainer time per step at a plain step of `step_ms`."""
+    return model["a_us"] + model["b_us_per_decade"] * math.log10(step_ms)

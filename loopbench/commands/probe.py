@@ -148,8 +148,11 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
     out = args.out or run_folder(Path("runs"), ("cpu",), False)
     folder("--out", out)
     points = paycurve.select(args.points)
-    cells = paycurve.plan(points, args.repeats, paycurve.threads(), args.probe == "on")
+    missing = unavailable("cpu") if args.counts == "on" else None
+    counts = args.counts == "on" and missing is None
+    cells = paycurve.plan(points, args.repeats, paycurve.threads(), args.probe == "on", counts)
     probe = f", and the probe at 1 and {paycurve.threads()} threads" if args.probe == "on" else ", no probe"
+    probe += f"; {missing}" if missing else ", then instruction counts" if counts else ""
     print(
         f"loopbench paycurve: {len(points)} points x {args.repeats} rounds of P L P D P{probe}: {len(cells)} short "
         f"runs into {out} (the report: every run there)",

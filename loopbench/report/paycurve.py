@@ -31,15 +31,31 @@ def _ratio(p: dict[str, Any]) -> str:
     return f"{p['ratio']:.3f}x [{p['low']:.3f}, {p['high']:.3f}]"
 
 
+def _own(p: dict[str, Any]) -> str:
+    """The Trainer's own time in place: 'us [95%], share of the step'."""
+    if p.get("own_us") is None:
+        return "–"
+    if p.get("own_low_us") is None:
+        return f"{p['own_us']:+,.0f} (no interval)"
+    return (f"{p['own_us']:+,.0f} [{p['own_low_us']:+,.0f}, {p['own_high_us']:+,.0f}], "
+            f"{p['share']:.1%} [{p['share_low'] * 100:.1f}, {p['share_high'] * 100:.1f}]")  # fmt: skip
+
+
 def table(a: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for p in a["points"]:
+        counted = p.get("instructions_delta")
         row = {
             "point": p["point"],
             "Trainer": p["impl"],
             "plain step (ms)": round(p["step_ms"], 2),
-            "measured [95%]": _ratio(p),
+            "measured [95%]": _ratio(p) if p["ratio"] else "–",
             "rounds": p["pairs"],
+            "own time in place, us [95%], share of the step": _own(p),
+            "counted, M instr./step": "–" if counted is None else f"{counted / 1e6:+.3f}",
+            "instr. per us of own time": "–"
+            if not p.get("instructions_per_us")
+            else f"{p['instructions_per_us']:,.0f}",
         }
         for t in a["threads"]:
             if f"predicted_t{t}" in p:
@@ -77,7 +93,7 @@ def verdicts(a: dict[str, Any]) -> list[str]:
             if not p[f"agrees_t{t}"]
         ]
     t = a["threads"][0] if a["threads"] else 1
-    for task in dict.fromkeys(p["task"] for p in a["points"]):
+    for task in dict.fromkeys(p["task"] for p in a["points"] if p["ratio"]):
         sides = []
         for impl in (LEAN, DEFAULTS):  # per Trainer: a point's two Trainers share its plain segments (not independent)
             mine = [p for p in a["points"] if (p["task"], p["impl"]) == (task, impl) and p["ratio"]]
@@ -85,6 +101,21 @@ def verdicts(a: dict[str, Any]) -> list[str]:
             sides.append(f"{impl} above at {above} of {len(mine)} points (sign test, two-sided: p = "
                          f"{sign_test(above, len(mine)):.2g})")  # fmt: skip
         out.append(f"- {task}, measured against the prediction: {'; '.join(sides)}.")
+    return out
+
+
+def model_lines(a: dict[str, Any]) -> list[str]:
+    """The Trainer's own time in place against the plain step: the constant model and the fitted one."""
+    out = []
+    for impl, m in a.get("models", {}).items():
+        grows = m["b_us_per_decade"] - m["b_half_us"] > 0
+        out.append(
+            f"- {NAMES[impl]}, in place over {m['points']} points: constant at {m['constant_us']:,.0f} us lies inside "
+            f"{m['constant_inside']} of the {m['points']} intervals; fitted, own = {m['a_us']:,.0f} ± "
+            f"{m['a_half_us']:,.0f} us + ({m['b_us_per_decade']:+,.0f} ± {m['b_half_us']:,.0f}) us per decade of T "
+            f"(T in ms), inside {m['fitted_inside']} of {m['points']}: "
+            + ("**the Trainer's time per step grows with the step**" if grows else "no growth shown")
+        )
     return out
 
 
@@ -145,6 +176,37 @@ def plot(a: dict[str, Any], path: Path) -> Path | None:
     return save(fig, path)
 
 
+def plot_own(a: dict[str, Any], path: Path) -> Path | None:
+    """The Trainer's own time in place against the plain step, each point with its interval, and the fitted line."""
+    pts = [p for p in a["points"] if p.get("own_low_us") is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    t = np.logspace(np.log10(min(p["step_ms"] for p in pts) / 1.5), np.log10(max(p["step_ms"] for p in pts) * 1.5))
+    for impl in (LEAN, DEFAULTS):
+        color = IMPL_STYLE[impl]["color"]
+        for p in (p for p in pts if p["impl"] == impl):
+            err = [[p["own_us"] - p["own_low_us"]], [p["own_high_us"] - p["own_us"]]]
+            marker = MARKERS.get(p["task"], "D")
+            ax.errorbar(p["step_ms"], p["own_us"], yerr=err, fmt=marker, color=color, capsize=3)
+        m = a.get("models", {}).get(impl)
+        if m:
+            ax.plot(t, m["a_us"] + m["b_us_per_decade"] * np.log10(t), "-", color=color, linewidth=1,
+                    label=f"{NAMES[impl]}: fitted a + b log10(T)")  # fmt: skip
+            ax.axhline(m["constant_us"], color=color, linestyle=":", linewidth=1, label=f"{NAMES[impl]}: constant")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], marker=m, linestyle="", color="black", label=f"{name}: in place (95% interval)")
+        for name, m in (*MARKERS.items(), ("the probe", "D"))
+    ]
+    ax.set_xscale("log")
+    ax.set_xlabel("the plain loop's time per step, ms (log scale)")
+    ax.set_ylabel("the Trainer's own time per step, us (in place)")
+    ax.set_title("The Trainer's own time per step, measured in place, against the plain step (CPU)", fontsize=10)
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    return save(fig, path)
+
+
 def write(results: list[RunResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     a = analyse(results)
@@ -165,9 +227,18 @@ def write(results: list[RunResult], out: Path) -> Path:
         "",
         *verdicts(a),
         "",
+        "The Trainer's own time in place: each step split into the model's own work and the rest (docs/own-module.md), "
+        "rest(Lightning) - rest(plain) per round, median and 95% order-statistic interval; the probe is the "
+        "shortest point. Counted: the Trainer's extra instructions per step, one thread, under callgrind.",
+        "",
+        *model_lines(a),
+        "",
     ]
     if figure:
         lines += [f"![the pay curve]({figure.name})", ""]
+    own_figure = plot_own(a, out / "own_time.png")
+    if own_figure:
+        lines += [f"![the Trainer's own time in place]({own_figure.name})", ""]
     lines += [
         "## Points",
         "",

@@ -34,9 +34,11 @@ def threads() -> int:
     return torch.get_num_threads()
 
 
-def plan(points: tuple[Point, ...], count: int, task_threads: int, probe: bool = True) -> list[RunConfig]:
+def plan(
+    points: tuple[Point, ...], count: int, task_threads: int, probe: bool = True, counts: bool = False
+) -> list[RunConfig]:
     """Round by round: every point's segments, then (with `probe`) the probe's, both shapes, at one thread and at
-    the tasks' thread count."""
+    the tasks' thread count; then (with `counts`) each counted point's instruction counts."""
     cells = []
     for k in range(count):
         for point in points if k % 2 == 0 else points[::-1]:
@@ -47,4 +49,4 @@ def plan(points: tuple[Point, ...], count: int, task_threads: int, probe: bool =
                     dataclasses.replace(c, overrides=c.overrides | {"threads": t})
                     for c in overhead.plan("cpu", shape, 1, impls=IMPLS, first=k)
                 ]
-    return cells
+    return cells + [c for point in points if counts for c in point.count_cells()]
