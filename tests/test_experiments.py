@@ -117,3 +117,30 @@ def test_the_split_cost_experiment_pairs_each_split_segment_with_its_unsplit_twi
     assert a["trainer_minus_plain_us"] == pytest.approx(10)
     assert a["trainer_minus_plain_instructions"] == pytest.approx(5e4)
     assert "what it adds to the Trainer's own time" in "\n".join(split_cost.lines(a))
+
+
+def test_the_cache_experiment_loads_the_models_work_without_changing_what_it_trains():
+    """experiments/trainer_cache.py: the ballast and the matmuls make the probe's forward longer, never different;
+    its rounds are P L P per variant, and its counts pair plain and lean per variant."""
+    from experiments import trainer_cache
+    from loopbench.analysis.parity import compare_cell
+    from loopbench.core.types import RunConfig, RunResult
+    from loopbench.launch.cell import run_cell
+
+    def run(impl: str, **load) -> object:
+        return run_cell(RunConfig("overhead_probe", impl, preset="smoke", overrides=load))
+
+    plain, loaded = run("pytorch"), run("pytorch", ballast_mib=1, spin=3)
+    assert plain.ok and loaded.ok and plain.weights_digest == loaded.weights_digest
+    assert compare_cell(loaded, run("lightning", ballast_mib=1, spin=3)).verdict == "bitwise"
+    first = trainer_cache.round_cells(0)
+    assert len(first) == len(trainer_cache.VARIANTS) and [c.impl for c in first[0]] == [
+        "pytorch",
+        "lightning",
+        "pytorch",
+    ]
+    assert {trainer_cache._variant(RunResult(config=c.to_dict())) for b in first for c in b} == set(
+        trainer_cache.VARIANTS
+    )
+    counts = trainer_cache.count_cells()
+    assert {c.clock for c in counts} == {"instructions"} and len(counts) == 2 * len(trainer_cache.VARIANTS)

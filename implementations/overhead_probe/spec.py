@@ -36,6 +36,9 @@ class Config:
     train_size: int = 4_096  # 512 batches per epoch: a quick run crosses epoch boundaries
     test_size: int = 256
     data_seed: int = 0
+    # experiments only (experiments/trainer_cache.py): the model's own work made longer in two ways
+    ballast_mib: float = 0.0  # MiB of memory each forward reads: evicts the caches
+    spin: int = 0  # 64x64 matmuls each forward runs: compute that stays in the L1 cache
 
 
 PRESETS = {"smoke": Config(steps=20, warmup_steps=2, train_size=64), "quick": Config(), "full": Config()}
@@ -46,7 +49,9 @@ def check(cfg: Config) -> str | None:
     """What is wrong with a config that parses (one line for the user), or None."""
     if cfg.shape not in SHAPES:
         return f"shape must be one of {', '.join(SHAPES)}, got {cfg.shape!r}"
-    return out_of_range(cfg, features=(1, math.inf), threads=(1, 1025), gamma=(0.5, 1.0001))
+    return out_of_range(
+        cfg, features=(1, math.inf), threads=(1, 1025), gamma=(0.5, 1.0001), ballast_mib=(0, 4097), spin=(0, 10**5)
+    )
 
 
 def build_data(cfg: Config, source) -> Data:
@@ -62,9 +67,30 @@ def build_data(cfg: Config, source) -> Data:
     return Data(train, test, info)
 
 
+class Loaded(nn.Linear):
+    """A Linear whose forward first reads `ballast_mib` MiB (evicting the caches) and runs `spin` 64x64 matmuls
+    (compute that stays in L1): longer model work of two kinds, same weights, same bits, no random draws."""
+
+    def __init__(self, features: int, ballast_mib: float, spin: int):
+        super().__init__(features, 1)
+        self.ballast = torch.ones(int(ballast_mib * 2**20) // 4)  # plain attributes: no state, never moved
+        self.small = torch.full((64, 64), 1 / 64)
+        self.spin = spin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.ballast.numel():
+            self.ballast.sum()
+        m = self.small
+        for _ in range(self.spin):
+            m = m @ self.small
+        return super().forward(x)
+
+
 def build_models(cfg: Config) -> nn.ModuleDict:
     """One Linear for `auto`; two (a and b, each with its own optimizer) for `manual`. Seed first."""
     names = ("a",) if cfg.shape == "auto" else ("a", "b")
+    if cfg.ballast_mib or cfg.spin:
+        return nn.ModuleDict({name: Loaded(cfg.features, cfg.ballast_mib, cfg.spin) for name in names})
     return nn.ModuleDict({name: nn.Linear(cfg.features, 1) for name in names})
 
 
