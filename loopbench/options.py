@@ -179,6 +179,8 @@ OPTIONS: tuple[Option, ...] = (
        action="store_true", default=False),
     _o("publish", ("suite",), "also write the report to reports/<machine>/ (the committed reports)",
        action="store_true", default=False),
+    _o("publish", ("module",), "also write the report to reports/<machine>/own-module/<FACTORY>/ (runs compacted)",
+       action="store_true", default=False),
     _o("publish", ("history",), "also write the report to reports/<machine>/lightning-history/", action="store_true",
        default=False),
     _o("publish", ("paycurve",), "also write the report to reports/<machine>/pay-curve/", action="store_true",

@@ -65,6 +65,8 @@ def test_write_report_produces_markdown_and_figures(results, tmp_path):
         assert f"]({png})" in text
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert load_results(tmp_path / "results.json")[0].losses == results[0].losses
+    compacted = write_report(results, tmp_path / "published", "results.json.gz")  # a published report's runs
+    assert compacted.read_text() == text and len(load_results(tmp_path / "published")) == len(results)
 
 
 def test_report_of_only_failures_still_renders(results, tmp_path):

@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -118,7 +119,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if holds else 1
 
 
-def cmd_suite(args: argparse.Namespace) -> int:
+def cmd_suite(args: argparse.Namespace, publish: Callable[[list, tuple], Path] | None = None) -> int:
+    """The matrix the options ask for, its report in the run folder, and with --publish in reports/<machine>/
+    (or where `publish(results, devices)` writes it)."""
     matrix = matrix_from(lambda name: getattr(args, name), lambda name: f"--{name}")
     out = args.out or run_folder(Path("runs"), matrix.devices, args.resume)
     progress = Progress(matrix, out, args.resume)
@@ -142,7 +145,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     if results:
         print(f"report: {write_report(results, out)}")
         if args.publish:
-            print(f"published: {write_report(results, machine_folder(Path('reports'), matrix.devices))}")
+            folder = machine_folder(Path("reports"), matrix.devices)
+            print(f"published: {publish(results, matrix.devices) if publish else write_report(results, folder)}")
     if interrupted:
         again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
         again += "" if args.out else f" --out {shlex.quote(str(out))}"

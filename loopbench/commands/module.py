@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+from pathlib import Path
 
 from loopbench.commands.cells import cmd_suite
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch.cell import run_cell
+from loopbench.report import write_report
+from loopbench.studies.suite import machine_folder
 
 NEEDS_TRAINER = "is not attached to a `Trainer`"  # LightningModule.trainer's message, where there is none
 
@@ -52,6 +56,11 @@ def cmd_module(args: argparse.Namespace) -> int:
         raise UsageError("name the factory as the verb's argument, not with --set factory=")
     for precision in args.precisions or ["32-true"]:
         check_module(args.factory, settings, precision)
-    args.tasks, args.publish = ["module"], False
+    args.tasks = ["module"]
     args.set = [*args.set, ("factory", args.factory)]
-    return cmd_suite(args)
+    name = re.sub(r"[^\w.-]", "_", args.factory.replace(":", "-"))
+
+    def publish(results: list, devices: tuple) -> Path:
+        return write_report(results, machine_folder(Path("reports"), devices) / "own-module" / name, "results.json.gz")
+
+    return cmd_suite(args, publish)
