@@ -16,7 +16,7 @@ from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.report import probe as probe_report
 from loopbench.report import tasks_only
 from loopbench.report.paycurve import sign_test
-from loopbench.report.tables import fresh, headline, overheads
+from loopbench.report.tables import fresh, headline, overheads, parities
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -131,12 +131,37 @@ def history_facts() -> list[str]:
     ]
 
 
+def own_module_facts() -> list[str]:
+    """`loopbench module` on Lightning's demo Transformer: the whole-step ratio against the in-place figure."""
+    folder = _source("own module")
+    o = overheads(tasks_only(load_results(folder))).set_index("impl").loc[LEAN]
+    return [o["label"].split(" (")[0], o["Trainer's own time"].split("], ")[1].removesuffix(" of the step")]
+
+
+def test_the_own_module_guide_states_each_committed_demo_report_and_what_the_split_costs():
+    doc = (ROOT / "docs" / "own-module.md").read_text()
+    folders = sorted((ROOT / "reports" / "amd-epyc-2c-avx2" / "own-module").glob("*/"))
+    assert len(folders) == 5
+    for folder in folders:
+        results = tasks_only(load_results(folder))
+        verdicts = {p["impl"]: p["verdict"] for _, p in parities(results).iterrows()}
+        for _, o in overheads(results).iterrows():
+            row = f"| {o['impl']} | "
+            line = next(x for x in doc.splitlines() if f"{folder.name}/REPORT.md" in x and row in x)
+            assert o["label"].split(" (")[0] in line and o["Trainer's own time"] in line
+            assert line.endswith(f"| {verdicts[o['impl']]} |")
+    cost = json.loads((ROOT / "reports" / "amd-epyc-2c-avx2" / "own-module" / "split-cost.json").read_text())
+    for fact in (f"{cost[PLAIN]['instructions_delta']:+,.0f}", f"{cost[LEAN]['instructions_delta']:+,.0f}",
+                 f"{cost['trainer_minus_plain_instructions']:+,.0f}"):  # fmt: skip
+        assert fact in doc
+
+
 # numbers that no run measures: budgets the commands are held to, names of precisions, the probe's own size
 CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95", "10"}
 
 
 def _facts() -> list[str]:
-    return headline_facts() + overhead_facts() + paycurve_facts() + history_facts()
+    return headline_facts() + overhead_facts() + paycurve_facts() + history_facts() + own_module_facts()
 
 
 def test_the_readme_is_short_and_answers_on_its_first_screen():
