@@ -15,20 +15,17 @@ installed): the count is the split's cost in instructions, free of the machine's
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from experiments import measured
 from loopbench.analysis.stats import robust_difference
 from loopbench.core.trainers import LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.studies import overhead
 
 IMPLS = (PLAIN, LEAN)
-COUNT_TIMEOUT_S = 1_800.0
 
 
 def variants(configs: list[RunConfig]) -> list[RunConfig]:
@@ -85,30 +82,10 @@ def lines(a: dict[str, Any]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from loopbench.launch import valgrind
-    from loopbench.launch.forked import run_forked_batch
-
-    parser = argparse.ArgumentParser(prog="python -m experiments.split_cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=12, help="rounds of P+ P- L+ L- (default: 12)")
-    parser.add_argument("--json", type=Path, help="write the answer here")
-    args = parser.parse_args(argv)
-    if args.rounds < 6:
-        parser.error("--rounds must be at least 6 (for an order-statistic interval)")
-    timed: list[RunResult] = []
-    for k in range(args.rounds):
-        timed += run_forked_batch(round_cells(k))
-        print(f"round {k + 1} of {args.rounds} done", flush=True)
-    counted = valgrind.count(variants(overhead.count_plan("cpu", "auto", impls=IMPLS)), COUNT_TIMEOUT_S)
-    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]
-    if failed:
-        print("\n".join(failed), file=sys.stderr)
-    a = analyse(timed, [r for r in counted if r.ok])
-    print("\n".join(lines(a)))
-    if args.json:
-        args.json.write_text(json.dumps(a, indent=1) + "\n")
-    return 1 if any(not r.ok for r in timed) else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        measured.main(
+            None, "split_cost", __doc__, 12, lambda k: [round_cells(k)],
+            variants(overhead.count_plan("cpu", "auto", impls=IMPLS)), analyse, lines,
+        )
+    )  # fmt: skip

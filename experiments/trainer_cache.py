@@ -18,13 +18,11 @@ level over longer steps).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from experiments import measured
 from loopbench.analysis import inplace, rounds
 from loopbench.analysis.stats import robust_difference
 from loopbench.core.trainers import LEAN, PLAIN
@@ -40,7 +38,6 @@ VARIANTS: dict[str, dict[str, Any]] = {  # name: probe settings, (segment steps,
 }
 SEGMENTS = {"none": (296, 40), "ballast 4 MiB": (200, 30), "ballast 64 MiB": (60, 12), "matmuls in L1": (60, 12)}
 COUNT = (40, 10)
-COUNT_TIMEOUT_S = 1_800.0
 
 
 def _with(c: RunConfig, name: str) -> RunConfig:
@@ -106,31 +103,5 @@ def lines(a: dict[str, Any]) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    from loopbench.launch import valgrind
-    from loopbench.launch.forked import run_forked_batch
-
-    parser = argparse.ArgumentParser(prog="python -m experiments.trainer_cache", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=10, help="rounds of every variant (default: 10)")
-    parser.add_argument("--json", type=Path, help="write the answer here")
-    args = parser.parse_args(argv)
-    if args.rounds < 6:
-        parser.error("--rounds must be at least 6 (for an order-statistic interval)")
-    timed: list[RunResult] = []
-    for k in range(args.rounds):
-        for batch in round_cells(k):
-            timed += run_forked_batch(batch)
-        print(f"round {k + 1} of {args.rounds} done", flush=True)
-    counted = valgrind.count(count_cells(), COUNT_TIMEOUT_S)
-    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]
-    if failed:
-        print("\n".join(failed), file=sys.stderr)
-    a = analyse(timed, counted)
-    print("\n".join(lines(a)))
-    if args.json:
-        args.json.write_text(json.dumps(a, indent=1) + "\n")
-    return 1 if any(not r.ok for r in timed) else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(measured.main(None, "trainer_cache", __doc__, 10, round_cells, count_cells(), analyse, lines))

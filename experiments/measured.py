@@ -1,0 +1,55 @@
+"""What the experiments that pair segments in rounds and then count share: their command line and their run.
+
+Each experiment gives its rounds (one process per batch of segments), the runs to count under callgrind,
+its analysis and its lines; this parses --rounds and --json, runs the rounds, then the counts, prints the
+failed runs and the answer, and writes the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from loopbench.core.types import RunConfig, RunResult
+
+COUNT_TIMEOUT_S = 1_800.0
+
+
+def main(
+    argv: list[str] | None,
+    prog: str,
+    doc: str,
+    default_rounds: int,
+    round_batches: Callable[[int], list[list[RunConfig]]],
+    counts: list[RunConfig],
+    analyse: Callable[[list[RunResult], list[RunResult]], dict[str, Any]],
+    lines: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """Run the experiment; exit 1 if a timed run failed (a failed count only leaves its figure out)."""
+    from loopbench.launch import valgrind
+    from loopbench.launch.forked import run_forked_batch
+
+    parser = argparse.ArgumentParser(prog=f"python -m experiments.{prog}", description=doc.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=default_rounds, help=f"rounds (default: {default_rounds})")
+    parser.add_argument("--json", type=Path, help="write the answer here")
+    args = parser.parse_args(argv)
+    if args.rounds < 6:
+        parser.error("--rounds must be at least 6 (for an order-statistic interval)")
+    timed: list[RunResult] = []
+    for k in range(args.rounds):
+        for batch in round_batches(k):
+            timed += run_forked_batch(batch)
+        print(f"round {k + 1} of {args.rounds} done", flush=True)
+    counted = valgrind.count(counts, COUNT_TIMEOUT_S)
+    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]
+    if failed:
+        print("\n".join(failed), file=sys.stderr)
+    a = analyse(timed, [r for r in counted if r.ok])
+    print("\n".join(lines(a)))
+    if args.json:
+        args.json.write_text(json.dumps(a, indent=1) + "\n")
+    return 1 if any(not r.ok for r in timed) else 0
