@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -96,3 +98,11 @@ def test_every_documented_form_of_configure_optimizers_is_read():
         configure({"optimizer": o, "lr_scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(o)}, "f")
     with pytest.raises(UsageError, match="not one of the forms"):
         configure("adam", "f")
+
+
+def test_samples_per_second_count_the_modules_own_batch_on_both_sides():
+    from loopbench.launch.cell import run_cell
+
+    config = RunConfig(task="module", impl="pytorch", preset="smoke", overrides={"factory": f"{DEMOS}:demo_model"})
+    runs = [run_cell(dataclasses.replace(config, impl=impl)) for impl in ("pytorch", "lightning")]
+    assert [r.batch_size for r in runs] == [16, 16] and all(r.samples_per_s for r in runs)

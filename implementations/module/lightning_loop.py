@@ -17,6 +17,7 @@ class StepRecorder(pl.Callback):
         self.cfg, self.run, self.first = cfg, run, first
 
     def on_train_start(self, trainer, pl_module):
+        self.run.batch_size = spec.samples_per_batch(trainer.train_dataloader)
         if not pl_module.automatic_optimization:  # global_step counts every optimizer's steps, a run counts batches
             trainer.fit_loop.epoch_loop.max_steps = self.cfg.steps * len(trainer.optimizers)
 

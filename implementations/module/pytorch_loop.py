@@ -37,6 +37,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     module.to(run.device)
     opt = configure(module.configure_optimizers(), cfg.factory)
     loader = (datamodule or module).train_dataloader() if datamodule or data is None else data
+    run.batch_size = spec.samples_per_batch(loader)
     scaler = run.grad_scaler()  # float16 only; a no-op otherwise
     if module.automatic_optimization and len(opt.optimizers) != 1:
         raise UsageError(f"{cfg.factory}: automatic optimization takes one optimizer; the Trainer refuses more")

@@ -28,7 +28,7 @@ class Config:
     factory: str = ""  # PKG.MOD:FACTORY
     steps: int = 200  # optimizer steps
     warmup_steps: int = 20
-    batch_size: int = 1  # the module's own loader decides its batch: samples/s here counts batches
+    batch_size: int = 1  # the module's own loader decides its batch (recorded from it; 1 where it has none)
     accumulate_grad_batches: int = 1  # Trainer(accumulate_grad_batches=...), mirrored by the plain loop
     gradient_clip_val: float = 0.0  # Trainer(gradient_clip_val=...) by norm; 0: none
 
@@ -86,6 +86,11 @@ def load(cfg: Config) -> tuple[Any, Any]:
     if data is None and not overrides(module, "train_dataloader"):
         raise UsageError(f"{text}: the module has no training data (no train_dataloader, and no data returned)")
     return module, data
+
+
+def samples_per_batch(loader: Any) -> int:
+    """The loader's batch size, as samples/s counts them (1 where it has none: a batch sampler's own)."""
+    return getattr(loader, "batch_size", None) or 1
 
 
 def overrides(module: Any, hook: str) -> bool:

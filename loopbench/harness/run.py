@@ -63,6 +63,7 @@ class Run:
         memory.reset_cuda_peak(self.device)
         self.clock = clock.StepClock(self.device, cfg.warmup_steps)
         self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
+        self.batch_size: int = cfg.batch_size  # samples per batch; a job whose loader decides it says so here
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -186,8 +187,8 @@ class Run:
             task_config=dataclasses.asdict(self.cfg),
             data=dict(self.data.info),
             losses={k: torch.stack(v).float().cpu().tolist() for k, v in self._losses.items()},
-            batch_size=self.cfg.batch_size,
-            **self.clock.summary(self.cfg.batch_size),
+            batch_size=self.batch_size,
+            **self.clock.summary(self.batch_size),
             **self.split_summary(),
             **self._peaks,
             rss_at_start_bytes=self.rss_at_start,
