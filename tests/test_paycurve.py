@@ -131,6 +131,9 @@ def test_a_trainer_whose_own_time_grows_with_the_step_is_told_from_one_whose_tim
     lean, default = a["models"][LEAN], a["models"][DEFAULTS]
     assert lean["b_us_per_decade"] == pytest.approx(200, rel=0.01) and lean["fitted_inside"] == 3
     assert default["b_us_per_decade"] == pytest.approx(0, abs=1) and default["constant_inside"] == 3
+    assert lean["tasks"] == 2 and lean["tasks_constant_us"] == pytest.approx(600) and lean["tasks_constant_inside"] == 0
+    assert lean["probe_own_us"][0] == pytest.approx(300)  # the tasks pay twice the probe's figure
     text = write(runs, tmp_path).read_text()
     assert "the Trainer's time per step grows with the step" in text and "+500 [+495, +505], 25.0%" in text
+    assert "a real job pays 2.0 times the probe's figure" in text
     assert (tmp_path / "own_time.png").is_file()

@@ -236,14 +236,22 @@ def models(rows: list[dict[str, Any]]) -> dict[str, Any]:
         fit = scipy_stats.linregress(x, y)
         t = float(scipy_stats.t.ppf(0.975, len(pts) - 2))
         constant = float(np.median(y))
+        tasks = [r for r in pts if r["task"] != PROBE]  # the real jobs, without the near-zero-compute probe
+        level = float(np.median([r["own_us"] for r in tasks])) if tasks else None
+        probe = next((r for r in pts if r["task"] == PROBE), None)
         out[impl] = {
+            "tasks": len(tasks),
+            "tasks_step_ms": [min(r["step_ms"] for r in tasks), max(r["step_ms"] for r in tasks)] if tasks else None,
+            "tasks_constant_us": level,
+            "tasks_constant_inside": int(sum(r["own_low_us"] <= level <= r["own_high_us"] for r in tasks)),
+            "probe_own_us": probe and [probe["own_us"], probe["own_low_us"], probe["own_high_us"]],
             "points": len(pts),
             "constant_us": constant,
-            "constant_inside": sum(r["own_low_us"] <= constant <= r["own_high_us"] for r in pts),
+            "constant_inside": int(sum(r["own_low_us"] <= constant <= r["own_high_us"] for r in pts)),
             "a_us": float(fit.intercept), "a_half_us": t * float(fit.intercept_stderr),
             "b_us_per_decade": float(fit.slope), "b_half_us": t * float(fit.stderr),
-            "fitted_inside": sum(r["own_low_us"] <= fit.intercept + fit.slope * xi <= r["own_high_us"]
-                                 for r, xi in zip(pts, x, strict=True)),
+            "fitted_inside": int(sum(r["own_low_us"] <= fit.intercept + fit.slope * xi <= r["own_high_us"]
+                                     for r, xi in zip(pts, x, strict=True))),
         }  # fmt: skip
     return out
 

@@ -108,6 +108,16 @@ def model_lines(a: dict[str, Any]) -> list[str]:
     """The Trainer's own time in place against the plain step: the constant model and the fitted one."""
     out = []
     for impl, m in a.get("models", {}).items():
+        if m.get("tasks") and m.get("probe_own_us"):
+            own, low, high = m["probe_own_us"]
+            out.append(
+                f"- {NAMES[impl]}, in place: over the tasks' {m['tasks']} points (plain steps "
+                f"{m['tasks_step_ms'][0]:.3g}-{m['tasks_step_ms'][1]:.3g} ms) a constant "
+                f"{m['tasks_constant_us']:,.0f} us "
+                f"lies inside {m['tasks_constant_inside']} of {m['tasks']} intervals; the probe's own time is "
+                f"{own:,.0f} [{low:,.0f}, {high:,.0f}] us: a real job pays {m['tasks_constant_us'] / own:.1f} times "
+                "the probe's figure"
+            )
         grows = m["b_us_per_decade"] - m["b_half_us"] > 0
         out.append(
             f"- {NAMES[impl]}, in place over {m['points']} points: constant at {m['constant_us']:,.0f} us lies inside "
