@@ -22,6 +22,7 @@ from loopbench.launch.isolate import interrupts_raise
 from loopbench.launch.valgrind import unavailable
 from loopbench.report import history as history_report
 from loopbench.report import paycurve as paycurve_report
+from loopbench.report import probe as probe_report
 from loopbench.studies import history, paycurve
 from loopbench.studies.batches import run_cells
 from loopbench.studies.overhead import PROBE_IMPLS, plan, run_rounds
@@ -82,6 +83,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
         )  # fmt: skip
     answer["elapsed_s"] = round(time.monotonic() - started, 1)  # the whole measurement: rounds and counts
     print("\n".join(lines(answer)))
+    print(f"a job whose plain step takes T pays about delta / T: {probe_report.WHERE_IT_HOLDS}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(answer, indent=1) + "\n")

@@ -76,8 +76,16 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
             if len(counted) == 2 and "pytorch" in counts
             else ""
         )
-        + ". A job whose plain step takes T pays about that delta / T."
+        + ". A job whose plain step takes T pays about that delta / T: "
+        + WHERE_IT_HOLDS
     )
+
+
+# where the constant-delta model holds, as the pay curve measured in place found it (docs/pay-curve.md)
+WHERE_IT_HOLDS = (
+    "a floor, measured after a near-zero step; after real model work the Trainer's own time per step was "
+    "larger (the pay curve in place, docs/pay-curve.md), so measure your job in place with `loopbench module`."
+)
 
 
 def probe_table(a: dict[str, Any]) -> pd.DataFrame:
