@@ -131,6 +131,18 @@ def history_facts() -> list[str]:
     ]
 
 
+def paycurve_in_place_facts() -> list[str]:
+    """The pay curve measured in place: the tasks' level of the lean Trainer's own time against the probe's."""
+    m = json.loads((_source("pay curve in place") / "paycurve.json").read_text())["models"][LEAN]
+    own, low, high = m["probe_own_us"]
+    first, last = m["tasks_step_ms"]
+    return [
+        f"{m['tasks']} points from {first:.1f} ms to {last:.0f} ms",
+        f"flat at about {m['tasks_constant_us']:,.0f} us, {m['tasks_constant_us'] / own:.1f} times",
+        f"the probe's {own:,.0f} [{low:,.0f}, {high:,.0f}] us",
+    ]
+
+
 def own_module_facts() -> list[str]:
     """`loopbench module` on Lightning's demo Transformer: the whole-step ratio against the in-place figure."""
     folder = _source("own module")
@@ -161,7 +173,8 @@ CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95
 
 
 def _facts() -> list[str]:
-    return headline_facts() + overhead_facts() + paycurve_facts() + history_facts() + own_module_facts()
+    facts = headline_facts() + overhead_facts() + paycurve_facts() + history_facts()
+    return facts + own_module_facts() + paycurve_in_place_facts()
 
 
 def test_the_readme_is_short_and_answers_on_its_first_screen():
