@@ -61,6 +61,9 @@ def headline_facts() -> list[str]:
     resolved = ov[ov["95% CI low"].notna()]
     half = (resolved["95% CI high"] - resolved["95% CI low"]) / 2 / resolved["step-time ratio"]
     facts.append(f"+-{half.min():.0%}-{half.max():.0%}")
+    for _, o in ov[ov["impl"] == LEAN].iterrows():  # the Trainer's own time in place, as a share of the step
+        if o["task"] in ("cifar_cnn", "mnist_gan") and "of the step" in str(o.get("Trainer's own time")):
+            facts.append(o["Trainer's own time"].split("], ")[1].removesuffix(" of the step"))
     table = headline(tasks_only(results), probe_report.predictors(results))
     verdicts = [v for cell in table["measured vs predicted (L / Ld)"] for v in cell.split(" / ") if v != "–"]
     facts.append(f"{len(resolved)} (cell, Trainer) ratios, {verdicts.count('agrees')} of them agreeing")
