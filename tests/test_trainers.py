@@ -35,6 +35,7 @@ def test_every_trainer_that_writes_files_gets_a_temporary_folder(tmp_path):
 
     class Cfg:
         warmup_steps = 0
+        batch_size = 8
 
     for impl, setup in TRAINERS.items():
         run = Run(RunConfig("overhead_probe", impl), Cfg(), data=None)
