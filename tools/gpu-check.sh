@@ -16,4 +16,8 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   export PYTHONPATH="/tmp/loopbench-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 LOOPBENCH_INSTRUCTIONS=off
+if ! python3 -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('torch') and u.find_spec('pytorch_lightning')))"; then
+  echo "gpu-check: $(command -v python3) cannot import torch and pytorch_lightning: run it where they are installed" >&2
+  exit 2
+fi
 exec python3 -m loopbench.gpucheck "$1"
