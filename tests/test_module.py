@@ -37,6 +37,21 @@ def test_a_module_the_plain_loop_cannot_train_is_refused_in_one_line(factory, ex
     assert not (tmp_path / "run").exists()  # refused before anything ran
 
 
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--processes", "1", "2"], "--processes: a module runs in one process"),
+        (["--data", "real", "--data-dir", "."], "--data/--data-dir: a module brings its own data"),
+        (["--pretrained"], "--pretrained: EfficientNet's ImageNet weights"),
+    ],
+)
+def test_a_suite_option_that_means_nothing_for_a_module_is_refused_in_one_line(option, expected, capsys, tmp_path):
+    assert main(["module", f"{DEMOS}:boring", *option, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("demo", ["boring", "manual_boring", "demo_model", "transformer", "torchvision_resnet"])
 def test_lightnings_own_demo_modules_train_bitwise_the_same_in_the_plain_loop(demo, capsys):
     argv = ["parity", "--task", "module", "--set", f"factory={DEMOS}:{demo}", "--steps", "6", "--warmup-steps", "1"]

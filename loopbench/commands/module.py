@@ -47,7 +47,19 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [""])[0]
 
 
+def refuse_meaningless(args: argparse.Namespace) -> None:
+    """The suite's options that mean nothing for a user's module, refused in one line rather than run regardless."""
+    if args.processes != [1]:
+        raise UsageError("--processes: a module runs in one process (the plain loop built from its hooks has no "
+                         "data parallel); --processes is for the suite's tasks")  # fmt: skip
+    if args.data != "synthetic" or args.data_dir is not None:
+        raise UsageError("--data/--data-dir: a module brings its own data (its factory or its train_dataloader)")
+    if args.pretrained:
+        raise UsageError("--pretrained: EfficientNet's ImageNet weights; a module's factory builds its own weights")
+
+
 def cmd_module(args: argparse.Namespace) -> int:
+    refuse_meaningless(args)
     if os.getcwd() not in sys.path:  # PKG.MOD is found from the current folder, as the run processes find it
         sys.path.insert(0, os.getcwd())
     quiet_lightning()
