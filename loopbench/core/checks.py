@@ -64,6 +64,9 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
+SHARED_POSITIVE = ("lr", "test_size", "val_batch_size")
+
+
 def _check_ranges(config: RunConfig, cfg: Any) -> None:
     """Values that parse but make no sense: caught here, before any data is built."""
     if cfg.steps < 1 or cfg.batch_size < 1:
@@ -77,11 +80,11 @@ def _check_ranges(config: RunConfig, cfg: Any) -> None:
         values = value if isinstance(value, tuple) else (value,)
         if any(not isinstance(v, bool) and isinstance(v, (int, float)) and v < 0 for v in values):
             raise UsageError(f"{config.task} setting {f.name} must not be negative, got {value}")
-    if getattr(cfg, "lr", 1) <= 0 or getattr(cfg, "test_size", 1) < 1:  # a user's module (task `module`) has neither
-        raise UsageError(
-            f"{config.task}: lr and test_size must be positive (got lr={cfg.lr}, test_size={cfg.test_size})"
-        )
-    if cfg.batch_size > getattr(cfg, "train_size", math.inf):
+    # the settings that several tasks share, checked in every task that has them (a user's module has none)
+    for name in SHARED_POSITIVE:
+        if hasattr(cfg, name) and getattr(cfg, name) <= 0:
+            raise UsageError(f"{config.task}: {name} must be positive, got {getattr(cfg, name)}")
+    if hasattr(cfg, "train_size") and cfg.batch_size > cfg.train_size:
         raise UsageError(
             f"--batch-size {cfg.batch_size} is larger than the training set ({cfg.train_size} samples in the "
             f"{config.preset} preset); lower --batch-size or raise --set train_size=N"
@@ -90,8 +93,6 @@ def _check_ranges(config: RunConfig, cfg: Any) -> None:
         raise UsageError(
             f"{config.task}: patience={cfg.patience} needs validate_every_epoch=True (it counts validations)"
         )
-    if getattr(cfg, "val_batch_size", 1) < 1:
-        raise UsageError(f"{config.task}: val_batch_size must be at least 1, got {cfg.val_batch_size}")
     problem = getattr(implementations.spec(config.task), "check", lambda cfg: None)(cfg)
     if problem:
         raise UsageError(f"{config.task}: {problem}")
