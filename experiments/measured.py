@@ -44,7 +44,7 @@ def main(
         for batch in round_batches(k):
             timed += run_forked_batch(batch)
         print(f"round {k + 1} of {args.rounds} done", flush=True)
-    counted = valgrind.count(counts, COUNT_TIMEOUT_S)
+    counted = valgrind.count(counts, COUNT_TIMEOUT_S) if counts else []
     failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]
     if failed:
         print("\n".join(failed), file=sys.stderr)
