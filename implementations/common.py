@@ -26,6 +26,7 @@ class Harness:
     count: tuple[int, int]  # an instruction count, one thread under valgrind, where a step runs ~50x slower
     probe_shape: str  # the overhead probe's shape this task has: "auto" (one optimizer) or "manual" (two)
     by_time: bool = False  # segments sized by time on every device (a user's module: its step time is unknown)
+    rounds: int = 8  # rounds of a task cell where --repeats does not say (the suite and the bench)
 
 
 @dataclass

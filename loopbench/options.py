@@ -127,7 +127,8 @@ OPTIONS: tuple[Option, ...] = (
        "hash-checked)", nargs="+", shown="every release in loopbench/core/releases.py"),
     # how often, how long
     _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (fresh runs "
-       "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=8,
+       "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=None,
+       shown="each task's own, its spec's HARNESS.rounds (fresh runs: 8)",
        by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8},
        help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
        | {"paycurve": "sequential repeats: rounds of every point and of the probe"}),

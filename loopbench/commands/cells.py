@@ -128,9 +128,10 @@ def cmd_suite(args: argparse.Namespace, publish: Callable[[list, tuple], Path] |
     todo = progress.todo()
     planned = len(progress.planned)
     probe = sum(c.task in implementations.PROBES for c in progress.planned)
+    rounds = args.repeats or "each task's"
     print(
         f"loopbench suite: {planned} runs into {out} ({len(matrix.groups())} groups x {len(matrix.impls)} "
-        f"implementations x {args.repeats} repeats, preset {matrix.preset}"
+        f"implementations x {rounds} repeats, preset {matrix.preset}"
         + (f"; first the overhead probe, {probe} short runs in rounds)" if probe else ")")
         + (f"; resuming: {planned - len(todo)} already there" if args.resume else ""),
         flush=True,

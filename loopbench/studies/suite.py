@@ -34,6 +34,7 @@ from loopbench.studies.overhead import plan as probe_plan
 # steps are the least, and MAX_SEGMENT_STEPS the most.
 SEGMENT_S = 0.5
 MAX_SEGMENT_STEPS = 2_000
+FRESH_REPEATS = 8  # fresh-process runs of a cell that has no rounds (data parallel), where --repeats does not say
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Matrix:
     devices: tuple[str, ...] = ("cpu",)
     precisions: tuple[str, ...] | None = None  # None: the default precisions of each device
     preset: str = "quick"
-    repeats: int = 8  # rounds of time-only segments per task cell (fresh runs where a cell cannot have rounds)
+    repeats: int | None = None  # rounds of time-only segments per task cell (None: the task's HARNESS.rounds)
     fresh_runs: int = 1  # fresh-process runs per implementation and cell: memory, the whole job, parity
     seed: int = 0
     data: str = "synthetic"
@@ -142,7 +143,9 @@ class Matrix:
         each). A cell with a step limit, or with several processes, has no rounds: `repeats` fresh runs."""
         limit = self.limit(task, device, precision)
         has_rounds = limit is None and processes == 1
-        runs = self.fresh_runs if has_rounds else self.repeats
+        harness = implementations.spec(task).HARNESS
+        rounds_here = self.repeats or harness.rounds
+        runs = self.fresh_runs if has_rounds else (self.repeats or FRESH_REPEATS)
         steps, warmup = (limit.steps, limit.warmup_steps) if limit else (self.steps, self.warmup_steps)
 
         def cell(impl: str, repeat: int, slot: int = 0, steps=steps, warmup=warmup) -> RunConfig:
@@ -153,10 +156,9 @@ class Matrix:
         for repeat in range(min(runs, limit.repeats) if limit else runs):
             cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
-            harness = implementations.spec(task).HARNESS
             seg_steps, seg_warmup = harness.segment
             by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" or harness.by_time else {}
-            for k in range(self.repeats):
+            for k in range(rounds_here):
                 cells += [
                     dataclasses.replace(cell(impl, k, slot, seg_steps, seg_warmup), **by_time)
                     for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)
