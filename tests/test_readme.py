@@ -10,6 +10,7 @@ import re
 import statistics
 from pathlib import Path
 
+from loopbench.analysis.inplace import TARGET_POINTS
 from loopbench.analysis.paycurve import analyse
 from loopbench.core.store import load_results
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
@@ -61,6 +62,8 @@ def headline_facts() -> list[str]:
     resolved = ov[ov["95% CI low"].notna()]
     half = (resolved["95% CI high"] - resolved["95% CI low"]) / 2 / resolved["step-time ratio"]
     facts.append(f"+-{half.min():.0%}-{half.max():.0%}")
+    placed = ov[ov["own pinned"].notna()] if "own pinned" in ov else ov.iloc[:0]
+    facts.append(f"{int(placed['own pinned'].sum())} of {len(placed)} within +-{TARGET_POINTS:g} points of the step")
     for _, o in ov[ov["impl"] == LEAN].iterrows():  # the Trainer's own time in place, as a share of the step
         if o["task"] in ("cifar_cnn", "mnist_gan") and "of the step" in str(o.get("Trainer's own time")):
             facts.append(o["Trainer's own time"].split("], ")[1].removesuffix(" of the step"))
