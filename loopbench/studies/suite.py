@@ -140,11 +140,11 @@ class Matrix:
 
     def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
         """A cell's fresh-process runs (A B C / C B A), then its rounds of segments (timed only, one process
-        each). A cell with a step limit, or with several processes, has no rounds: `repeats` fresh runs."""
+        each; `repeats`, else the task's HARNESS.rounds). A cell with a step limit, or with several processes, has
+        no rounds: `repeats` (else FRESH_REPEATS) fresh runs."""
         limit = self.limit(task, device, precision)
         has_rounds = limit is None and processes == 1
         harness = implementations.spec(task).HARNESS
-        rounds_here = self.repeats or harness.rounds
         runs = self.fresh_runs if has_rounds else (self.repeats or FRESH_REPEATS)
         steps, warmup = (limit.steps, limit.warmup_steps) if limit else (self.steps, self.warmup_steps)
 
@@ -158,7 +158,7 @@ class Matrix:
         if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
             seg_steps, seg_warmup = harness.segment
             by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" or harness.by_time else {}
-            for k in range(rounds_here):
+            for k in range(self.repeats or harness.rounds):
                 cells += [
                     dataclasses.replace(cell(impl, k, slot, seg_steps, seg_warmup), **by_time)
                     for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)
