@@ -150,8 +150,8 @@ OPTIONS: tuple[Option, ...] = (
        "callgrind, after the timed runs (where valgrind is installed; about 3 minutes per implementation for the "
        "GAN, more for the convolutional tasks)", choices=("on", "off"), default="off"),
     _o("counts", ("paycurve",), "also count the Trainers' instructions per step at the points that name a count, "
-       "one thread, under valgrind's callgrind, after the rounds (where valgrind is installed)", choices=("on", "off"),
-       default="on"),
+       "one thread, under valgrind's callgrind, after the rounds (where valgrind is installed; only: the counts "
+       "alone, added to an --out folder)", choices=("on", "off", "only"), default="on"),
     _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
        "valgrind is installed)", choices=("auto", "off"), default="auto"),
     _o("points", ("paycurve",), "the points to measure, by name (see loopbench/analysis/paycurve.py)", nargs="+",

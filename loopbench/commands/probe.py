@@ -150,16 +150,21 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
     out = args.out or run_folder(Path("runs"), ("cpu",), False)
     folder("--out", out)
     points = paycurve.select(args.points)
-    missing = unavailable("cpu") if args.counts == "on" else None
-    counts = args.counts == "on" and missing is None
-    cells = paycurve.plan(points, args.repeats, paycurve.threads(), args.probe == "on", counts)
+    missing = unavailable("cpu") if args.counts != "off" else None
+    if args.counts == "only":
+        if missing:
+            raise UsageError(f"--counts only: {missing}")
+        if not any(p.count for p in points):
+            raise UsageError("--counts only: none of these points names a count")
+    counts = args.counts != "off" and missing is None
+    timed = 0 if args.counts == "only" else args.repeats
+    cells = paycurve.plan(points, timed, paycurve.threads(), args.probe == "on" and timed > 0, counts)
     probe = f", and the probe at 1 and {paycurve.threads()} threads" if args.probe == "on" else ", no probe"
     probe += f"; {missing}" if missing else ", then instruction counts" if counts else ""
-    print(
-        f"loopbench paycurve: {len(points)} points x {args.repeats} rounds of P L P D P{probe}: {len(cells)} short "
-        f"runs into {out} (the report: every run there)",
-        flush=True,
-    )
+    what = f"{len(points)} points x {args.repeats} rounds of P L P D P{probe}"
+    if not timed:
+        what = f"the instruction counts of {sum(bool(p.count) for p in points)} points"
+    print(f"loopbench paycurve: {what}: {len(cells)} short runs into {out} (the report: every run there)", flush=True)
     log = ResultLog(out / "results.jsonl")
     with interrupts_raise():
         try:
