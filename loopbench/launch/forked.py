@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 from loopbench.core import releases
@@ -35,6 +36,7 @@ from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated_batch
 
 PRELOAD = ("loopbench.launch.cell", "loopbench.core.quiet", "pytorch_lightning")  # what a forked run finds imported
 _servers: dict[str | None, subprocess.Popen] = {}  # by Lightning release (None: the installed one)
+_starting: dict[str | None, typing.IO[bytes]] = {}  # the stderr of each server not yet seen ready
 
 
 def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
@@ -92,32 +94,53 @@ def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | 
         return RunResult.failed(config, "error", f"exit code {code}: {tail}")
 
 
+def start_servers(versions: list[str | None]) -> None:
+    """Start the fork servers of these releases together, so that their imports overlap where cores are free;
+    each is waited for on its first use."""
+    for version in versions:
+        server = _servers.get(version)
+        if server is None or server.poll() is not None:
+            _spawn(version)
+
+
+def _spawn(version: str | None) -> subprocess.Popen:
+    stale = _starting.pop(version, None)
+    if stale is not None:
+        stale.close()
+    errors = _starting[version] = tempfile.TemporaryFile()  # noqa: SIM115 (closed once ready). The server's own stderr: why its imports failed
+    server = _servers[version] = subprocess.Popen(
+        [sys.executable, "-m", "loopbench.launch.forked"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        env=releases.path_env(version, child_env()),
+        start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
+    )
+    return server
+
+
 def _running_server(version: str | None = None) -> subprocess.Popen:
     """The server of a Lightning release, started on first use and ready; it ends when this process closes
     its stdin (exits)."""
     server = _servers.get(version)
     if server is None or server.poll() is not None:
-        with tempfile.TemporaryFile() as errors:  # the server's own stderr: why its imports failed, if they did
-            server = _servers[version] = subprocess.Popen(
-                [sys.executable, "-m", "loopbench.launch.forked"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                env=releases.path_env(version, child_env()),
-                start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
-            )
-            try:
-                if _read_line(server, 600.0) != "ready":
-                    raise RuntimeError("no answer in 600 s")
-            except RuntimeError as e:
-                _stop_server(server)
-                errors.seek(0)
-                tail = [line for line in errors.read().decode(errors="replace").splitlines() if line.strip()]
-                which = f"pytorch-lightning {version}" if version else "the installed pytorch-lightning"
-                raise ServerFailed(f"the fork server of {which} did not start: {tail[-1] if tail else e}") from None
-            except BaseException:
-                _stop_server(server)
-                raise
+        server = _spawn(version)
+    errors = _starting.pop(version, None)
+    if errors is None:
+        return server
+    with errors:
+        try:
+            if _read_line(server, 600.0) != "ready":
+                raise RuntimeError("no answer in 600 s")
+        except RuntimeError as e:
+            _stop_server(server)
+            errors.seek(0)
+            tail = [line for line in errors.read().decode(errors="replace").splitlines() if line.strip()]
+            which = f"pytorch-lightning {version}" if version else "the installed pytorch-lightning"
+            raise ServerFailed(f"the fork server of {which} did not start: {tail[-1] if tail else e}") from None
+        except BaseException:
+            _stop_server(server)
+            raise
     return server
 
 
@@ -129,6 +152,8 @@ def _stop_server(server: subprocess.Popen) -> None:
     """End a server and the run it is serving, if any (its SIGTERM handler kills the run's group)."""
     for version in [v for v, s in _servers.items() if s is server]:
         del _servers[version]
+        with contextlib.suppress(KeyError):
+            _starting.pop(version).close()
     server.terminate()
     try:
         server.wait(10)

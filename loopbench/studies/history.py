@@ -18,7 +18,7 @@ from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE, SHAPES
 from loopbench.core import releases
 from loopbench.core.trainers import LADDER_IMPLS, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
-from loopbench.launch.forked import run_forked_batch
+from loopbench.launch.forked import run_forked_batch, start_servers
 from loopbench.studies import overhead
 
 COUNTS = 2  # instruction counts per headline variant and release: the second shows how far a count moves by itself
@@ -66,6 +66,8 @@ def run_releases(
     on_round: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], list[RunResult]]:
     """The probe's rounds over all `versions` (see loopbench.studies.overhead.run_rounds), then the parity runs."""
+    if device == "cpu":
+        start_servers(list(versions))  # every release's imports at once, before anything is timed
     a, results = overhead.run_rounds(
         device,
         SHAPES,
