@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from loopbench.analysis.paycurve import POINTS, analyse
+from loopbench.analysis.paycurve import POINTS, analyse, common, per_task
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.report.paycurve import write
@@ -137,3 +137,14 @@ def test_a_trainer_whose_own_time_grows_with_the_step_is_told_from_one_whose_tim
     assert "the Trainer's time per step grows with the step" in text and "+500 [+495, +505], 25.0%" in text
     assert "a real job pays 2.0 times the probe's figure" in text
     assert (tmp_path / "own_time.png").is_file()
+
+
+def test_a_constant_per_task_fits_where_the_intervals_share_a_value_and_each_point_is_predicted_by_the_others():
+    def row(task, own, half, step_ms):
+        return {"task": task, "own_us": own, "own_low_us": own - half, "own_high_us": own + half, "step_ms": step_ms}
+
+    gan = [row("mnist_gan", 1000, 200, 5), row("mnist_gan", 1100, 200, 50), row("mnist_gan", 1500, 100, 500)]
+    t = per_task(gan)
+    assert t["common_us"] is None and t["predicted"] == 0  # the 500 ms point lies above what the others share
+    assert per_task(gan[:2]) == {"points": 2, "common_us": [900, 1200], "predicted": 2, "step_ms": [5, 50]}
+    assert common([*gan[:2], row("cifar_cnn", 1150, 100, 9)]) == [1050, 1200]

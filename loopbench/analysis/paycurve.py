@@ -259,8 +259,30 @@ def models(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "b_us_per_decade": float(fit.slope), "b_half_us": t * float(fit.stderr),
             "fitted_inside": int(sum(r["own_low_us"] <= fit.intercept + fit.slope * xi <= r["own_high_us"]
                                      for r, xi in zip(pts, x, strict=True))),
+            "common_us": common(tasks),
+            "by_task": {task: per_task([r for r in tasks if r["task"] == task])
+                        for task in dict.fromkeys(r["task"] for r in tasks)},
         }  # fmt: skip
     return out
+
+
+def common(pts: list[dict[str, Any]]) -> list[float] | None:
+    """The constants that lie inside every point's interval, [low, high] (None: no one value fits them all)."""
+    if not pts:
+        return None
+    low, high = max(r["own_low_us"] for r in pts), min(r["own_high_us"] for r in pts)
+    return [low, high] if low <= high else None
+
+
+def per_task(pts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One task's points under own = a_task, constant in T: the range of a that fits every point, and each point
+    predicted from the others alone (the range their intervals share overlaps its interval)."""
+    predicted = 0
+    for r in pts:
+        rest = common([q for q in pts if q is not r])
+        predicted += rest is not None and rest[0] <= r["own_high_us"] and r["own_low_us"] <= rest[1]
+    return {"points": len(pts), "common_us": common(pts), "predicted": int(predicted),
+            "step_ms": [min(r["step_ms"] for r in pts), max(r["step_ms"] for r in pts)]}  # fmt: skip
 
 
 def fitted_us(model: dict[str, Any], step_ms: float) -> float:

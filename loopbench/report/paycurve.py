@@ -126,7 +126,23 @@ def model_lines(a: dict[str, Any]) -> list[str]:
             f"(T in ms), inside {m['fitted_inside']} of {m['points']}: "
             + ("**the Trainer's time per step grows with the step**" if grows else "no growth shown")
         )
+        if m.get("by_task"):
+            out.append(f"- {NAMES[impl]}, own = a constant per task, whatever T: " + task_constants(m))
     return out
+
+
+def task_constants(m: dict[str, Any]) -> str:
+    """The per-task constant model in words: each task's range of constants, and each point left out in turn."""
+    parts = []
+    for task, t in m["by_task"].items():
+        fits = f"{t['common_us'][0]:,.0f}-{t['common_us'][1]:,.0f} us fits" if t["common_us"] else "no value fits"
+        parts.append(
+            f"{task} {fits} all {t['points']} points ({t['step_ms'][0]:.3g}-{t['step_ms'][1]:.3g} ms), each "
+            f"predicted by the others at {t['predicted']} of {t['points']}"
+        )
+    both = m.get("common_us")
+    one = f"{both[0]:,.0f}-{both[1]:,.0f} us fits every task's points" if both else "no one value fits every task"
+    return "; ".join(parts) + f"; {one}"
 
 
 def sign_test(k: int, n: int) -> float:
