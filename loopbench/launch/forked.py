@@ -107,7 +107,8 @@ def _spawn(version: str | None) -> subprocess.Popen:
     stale = _starting.pop(version, None)
     if stale is not None:
         stale.close()
-    errors = _starting[version] = tempfile.TemporaryFile()  # noqa: SIM115 (closed once ready). The server's own stderr: why its imports failed
+    # the server's own stderr (why its imports failed, if they did), closed once the server is seen ready
+    errors = _starting[version] = tempfile.TemporaryFile()  # noqa: SIM115
     server = _servers[version] = subprocess.Popen(
         [sys.executable, "-m", "loopbench.launch.forked"],
         stdin=subprocess.PIPE,
