@@ -28,12 +28,16 @@ def main(
     counts: list[RunConfig],
     analyse: Callable[[list[RunResult], list[RunResult]], dict[str, Any]],
     lines: Callable[[dict[str, Any]], list[str]],
+    parents: tuple[argparse.ArgumentParser, ...] = (),
 ) -> int:
-    """Run the experiment; exit 1 if a timed run failed (a failed count only leaves its figure out)."""
+    """Run the experiment; exit 1 if a timed run failed (a failed count only leaves its figure out). `parents`:
+    the experiment's own options, parsed before (shown in --help)."""
     from loopbench.launch import valgrind
     from loopbench.launch.forked import run_forked_batch
 
-    parser = argparse.ArgumentParser(prog=f"python -m experiments.{prog}", description=doc.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m experiments.{prog}", description=doc.split("\n\n")[0], parents=list(parents)
+    )
     parser.add_argument("--rounds", type=int, default=default_rounds, help=f"rounds (default: {default_rounds})")
     parser.add_argument("--json", type=Path, help="write the answer here")
     args = parser.parse_args(argv)

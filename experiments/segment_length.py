@@ -13,6 +13,7 @@ the plain step, with its order-statistic interval, its half-width in points, and
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from typing import Any
@@ -72,13 +73,12 @@ def lines(a: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    task = TASK
-    if argv and "--task" in argv:
-        i = argv.index("--task")
-        task, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
+    options = argparse.ArgumentParser(prog="python -m experiments.segment_length", add_help=False)
+    options.add_argument("--task", choices=implementations.TASKS, default=TASK, help=f"the task cell (default: {TASK})")
+    known, rest = options.parse_known_args(argv)
     return measured.main(
-        argv, "segment_length", __doc__, 8, lambda k: round_batches(task, k), [],
-        lambda timed, counted: analyse(task, timed), lines,
+        rest, "segment_length", __doc__, 8, lambda k: round_batches(known.task, k), [],
+        lambda timed, counted: analyse(known.task, timed), lines, parents=(options,),
     )  # fmt: skip
 
 
