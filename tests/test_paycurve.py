@@ -125,7 +125,9 @@ def test_a_trainer_whose_own_time_grows_with_the_step_is_told_from_one_whose_tim
     assert by[("mnist_gan", LEAN)]["own_us"] == pytest.approx(500) and by[("mnist_gan", LEAN)][
         "share"
     ] == pytest.approx(0.25)
-    assert by[("overhead_probe", LEAN)]["own_us"] == pytest.approx(300)  # the probe: the shortest point
+    probe = by[("overhead_probe", LEAN)]  # the probe: the shortest point, counted too, its ratio from its delta
+    assert probe["own_us"] == pytest.approx(300) and probe["instructions_delta"] == pytest.approx(1.8e6)
+    assert probe["ratio"] == pytest.approx(1 + 300 / 200) and probe["low"] <= probe["ratio"] <= probe["high"]
     assert by[("mnist_gan", LEAN)]["instructions_delta"] == pytest.approx(1.8e6)
     assert by[("mnist_gan", LEAN)]["instructions_per_us"] == pytest.approx(1.8e6 / 500)
     lean, default = a["models"][LEAN], a["models"][DEFAULTS]

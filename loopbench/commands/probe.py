@@ -154,16 +154,18 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
     if args.counts == "only":
         if missing:
             raise UsageError(f"--counts only: {missing}")
-        if not any(p.count for p in points):
-            raise UsageError("--counts only: none of these points names a count")
+        if not any(p.count for p in points) and args.probe == "off":
+            raise UsageError("--counts only: none of these points names a count, and --probe is off")
     counts = args.counts != "off" and missing is None
     timed = 0 if args.counts == "only" else args.repeats
-    cells = paycurve.plan(points, timed, paycurve.threads(), args.probe == "on" and timed > 0, counts)
+    cells = paycurve.plan(points, timed, paycurve.threads(), args.probe == "on", counts)
     probe = f", and the probe at 1 and {paycurve.threads()} threads" if args.probe == "on" else ", no probe"
     probe += f"; {missing}" if missing else ", then instruction counts" if counts else ""
     what = f"{len(points)} points x {args.repeats} rounds of P L P D P{probe}"
     if not timed:
-        what = f"the instruction counts of {sum(bool(p.count) for p in points)} points"
+        what = f"the instruction counts of {sum(bool(p.count) for p in points)} points" + (
+            " and the probe" if args.probe == "on" else ""
+        )
     print(f"loopbench paycurve: {what}: {len(cells)} short runs into {out} (the report: every run there)", flush=True)
     log = ResultLog(out / "results.jsonl")
     with interrupts_raise():

@@ -72,6 +72,7 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
             rows.append(
                 {"threads": t, "shape": shape, "plain step (us)": round(v["pytorch"]["us_per_step"])}
                 | {f"{i} +us [95%]": interval_text(v[i]) for i in (LEAN, DEFAULTS) if i in v}
+                | {f"{i} in place [95%]": interval_text(v[i], "in_place_own") for i in (LEAN, DEFAULTS) if i in v}
             )
     return pd.DataFrame(rows)
 
@@ -271,6 +272,9 @@ def write(results: list[RunResult], out: Path) -> Path:
         markdown(table(a)),
         "",
         "## The probe, in the same invocation",
+        "",
+        "Whole-step deltas over paired segments, and the Trainer's own time in place, at one torch thread and at "
+        "the tasks' thread count, in both shapes.",
         "",
         markdown(probe_table(a)),
         "",

@@ -38,7 +38,8 @@ def plan(
     points: tuple[Point, ...], count: int, task_threads: int, probe: bool = True, counts: bool = False
 ) -> list[RunConfig]:
     """Round by round: every point's segments, then (with `probe`) the probe's, both shapes, at one thread and at
-    the tasks' thread count; then (with `counts`) each counted point's instruction counts."""
+    the tasks' thread count; then (with `counts`) each counted point's instruction counts, and the probe's (its
+    one-optimizer shape: the curve's shortest point)."""
     cells = []
     for k in range(count):
         for point in points if k % 2 == 0 else points[::-1]:
@@ -49,4 +50,5 @@ def plan(
                     dataclasses.replace(c, overrides=c.overrides | {"threads": t})
                     for c in overhead.plan("cpu", shape, 1, impls=IMPLS, first=k)
                 ]
-    return cells + [c for point in points if counts for c in point.count_cells()]
+    cells += [c for point in points if counts for c in point.count_cells()]
+    return cells + (overhead.count_plan("cpu", "auto", IMPLS) if counts and probe else [])
