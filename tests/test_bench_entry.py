@@ -3,6 +3,7 @@ reaches disk as it ends, and --lb-resume runs only what is missing."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -82,9 +83,17 @@ def test_bench_table_is_the_reports_story_its_compare_catches_a_slowdown_and_it_
     reported = sorted(run_key(r.config) for r in load_results(out / "results.json"))
     assert reported == sorted(run_key(r.config) for r in logged)  # the same runs, none twice
 
-    # a bench run with a known slowdown per step (30 ms: about 3x the smoke step) fails that compare
-    slower = _bench("--lb-impls", "pytorch", "lightning", "--lb-repeats", "1", "--lb-probe-repeats", "0",
-                    "--lb-out", str(tmp_path / "slower"), "--lb-slowdown-us", "30000",
-                    *compare[:-1], "--benchmark-compare-fail=median:60%")  # fmt: skip
-    assert slower.returncode != 0, slower.stdout[-2000:]
-    assert "Performance has regressed" in slower.stdout + slower.stderr and "mnist_gan" in slower.stdout
+    # the same runs with every Lightning segment made twice as slow on disk, resumed: that compare fails (that
+    # --slowdown-us slows a real step is test_split's)
+    slower = tmp_path / "slower"
+    shutil.copytree(out, slower)
+    runs = [json.loads(line) for line in (slower / "results.jsonl").read_text().splitlines()]
+    for r in runs:
+        if r["config"]["task"] == "mnist_gan" and r["config"]["impl"] == "lightning" and r["config"]["slot"]:
+            r["step_time_median_s"] *= 2
+    (slower / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    fails = _bench("--lb-impls", "pytorch", "lightning", "--lb-counts", "on", "--lb-repeats", str(ROUNDS),
+                   "--lb-probe-repeats", "2", "--lb-probe-steps", "20", "--lb-out", str(slower), "--lb-resume",
+                   *compare[:-1], "--benchmark-compare-fail=median:60%")  # fmt: skip
+    assert fails.returncode != 0 and "[  1/" not in fails.stdout, fails.stdout[-2000:]
+    assert "Performance has regressed" in fails.stdout + fails.stderr and "mnist_gan" in fails.stdout
