@@ -90,8 +90,8 @@ POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measu
     ),
     Point("GAN quick, batch 64", "mnist_gan", {"batch_size": 64}, (40, 10), (6, 2)),
     Point("CIFAR, widths 8-32, batch 64", "cifar_cnn", {"widths": (8, 16, 16, 32), "batch_size": 64}, (40, 8), (6, 2)),
-    Point("GAN quick, batch 512", "mnist_gan", {"batch_size": 512, "train_size": 8_192}, (12, 3), (4, 1)),
-    Point("CIFAR quick, batch 64", "cifar_cnn", {"batch_size": 64}, (12, 3), (4, 1)),
+    Point("GAN quick, batch 512", "mnist_gan", {"batch_size": 512, "train_size": 8_192}, (12, 3), (2, 1)),
+    Point("CIFAR quick, batch 64", "cifar_cnn", {"batch_size": 64}, (12, 3), (2, 1)),
     # not counted: under callgrind on 2 cores a run of these takes over an hour per implementation
     Point("CIFAR, widths 32-128, batch 64", "cifar_cnn", {"widths": (32, 64, 128, 128), "batch_size": 64}, (6, 2)),
     Point("CIFAR, widths 64-256, batch 64", "cifar_cnn", {"widths": (64, 256, 256, 256), "batch_size": 64}, (4, 1)),
