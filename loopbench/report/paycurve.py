@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 
 import implementations
 from loopbench.analysis.paycurve import analyse
+from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import DEFAULTS, LEAN
 from loopbench.core.types import RunResult
@@ -94,7 +95,7 @@ def verdicts(a: dict[str, Any]) -> list[str]:
             if not p[f"agrees_t{t}"]
         ]
     t = a["threads"][0] if a["threads"] else 1
-    for task in dict.fromkeys(p["task"] for p in a["points"] if p["ratio"]):
+    for task in dict.fromkeys(p["task"] for p in a["points"] if p["ratio"] and p["task"] != PROBE):
         sides = []
         for impl in (LEAN, DEFAULTS):  # per Trainer: a point's two Trainers share its plain segments (not independent)
             mine = [p for p in a["points"] if (p["task"], p["impl"]) == (task, impl) and p["ratio"]]
@@ -106,29 +107,32 @@ def verdicts(a: dict[str, Any]) -> list[str]:
 
 
 def model_lines(a: dict[str, Any]) -> list[str]:
-    """The Trainer's own time in place against the plain step: the constant model and the fitted one."""
+    """The Trainer's own time in place against the plain step: a constant per task (the range that fits all of a
+    task's points, each point predicted by the others), beside the probe's; and a + b log10(T), fitted."""
     out = []
     for impl, m in a.get("models", {}).items():
-        if m.get("tasks") and m.get("probe_own_us"):
-            own, low, high = m["probe_own_us"]
-            out.append(
-                f"- {NAMES[impl]}, in place: over the tasks' {m['tasks']} points (plain steps "
-                f"{m['tasks_step_ms'][0]:.3g}-{m['tasks_step_ms'][1]:.3g} ms) a constant "
-                f"{m['tasks_constant_us']:,.0f} us "
-                f"lies inside {m['tasks_constant_inside']} of {m['tasks']} intervals; the probe's own time is "
-                f"{own:,.0f} [{low:,.0f}, {high:,.0f}] us: a real job pays {m['tasks_constant_us'] / own:.1f} times "
-                "the probe's figure"
-            )
+        if m.get("by_task"):
+            line = f"- {NAMES[impl]}, in place: own = a constant per task, whatever T: {task_constants(m)}"
+            ranges = [m["common_us"]] if m.get("common_us") else [t["common_us"] for t in m["by_task"].values()]
+            ranges = [r for r in ranges if r]
+            if m.get("probe_own_us") and ranges:
+                own, low, high = m["probe_own_us"]
+                line += (
+                    f". The probe's own time beside them: {own:,.0f} [{low:,.0f}, {high:,.0f}] us; the tasks' "
+                    f"constant{'' if len(ranges) == 1 else 's'}: "
+                    + " to ".join(
+                        dict.fromkeys(f"{x / own:.1f}" for x in (min(r[0] for r in ranges), max(r[1] for r in ranges)))
+                    )
+                    + " times it"
+                )
+            out.append(line)
         grows = m["b_us_per_decade"] - m["b_half_us"] > 0
         out.append(
-            f"- {NAMES[impl]}, in place over {m['points']} points: constant at {m['constant_us']:,.0f} us lies inside "
-            f"{m['constant_inside']} of the {m['points']} intervals; fitted, own = {m['a_us']:,.0f} ± "
+            f"- {NAMES[impl]}, in place over {m['points']} points: fitted, own = {m['a_us']:,.0f} ± "
             f"{m['a_half_us']:,.0f} us + ({m['b_us_per_decade']:+,.0f} ± {m['b_half_us']:,.0f}) us per decade of T "
             f"(T in ms), inside {m['fitted_inside']} of {m['points']}: "
             + ("**the Trainer's time per step grows with the step**" if grows else "no growth shown")
         )
-        if m.get("by_task"):
-            out.append(f"- {NAMES[impl]}, own = a constant per task, whatever T: " + task_constants(m))
     return out
 
 
@@ -137,6 +141,9 @@ def task_constants(m: dict[str, Any]) -> str:
     parts = []
     for task, t in m["by_task"].items():
         fits = f"{t['common_us'][0]:,.0f}-{t['common_us'][1]:,.0f} us fits" if t["common_us"] else "no value fits"
+        if t["points"] < 2:
+            parts.append(f"{task} {fits} its one point ({t['step_ms'][0]:.3g} ms)")
+            continue
         parts.append(
             f"{task} {fits} all {t['points']} points ({t['step_ms'][0]:.3g}-{t['step_ms'][1]:.3g} ms), each "
             f"predicted by the others at {t['predicted']} of {t['points']}"
