@@ -84,7 +84,8 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
 # where the constant-delta model holds, as the pay curve measured in place found it (docs/pay-curve.md)
 WHERE_IT_HOLDS = (
     "a floor, measured after a near-zero step; after real model work the Trainer's own time per step was "
-    "larger (the pay curve in place, docs/pay-curve.md), so measure your job in place with `loopbench module`."
+    "larger, and then constant whatever the step's length (the pay curve in place, docs/pay-curve.md), so measure "
+    "your job's once in place with `loopbench module`: it holds at any T."
 )
 
 
