@@ -138,14 +138,25 @@ def history_facts() -> list[str]:
 
 
 def paycurve_in_place_facts() -> list[str]:
-    """The pay curve measured in place: the tasks' level of the lean Trainer's own time against the probe's."""
-    m = json.loads((_source("pay curve in place") / "paycurve.json").read_text())["models"][LEAN]
+    """The pay curve measured in place: the one value that fits every task point of the lean Trainer, against the
+    probe's own time, and its counted instructions over the points counted."""
+    a = json.loads((_source("pay curve in place") / "paycurve.json").read_text())
+    m = a["models"][LEAN]
     own, low, high = m["probe_own_us"]
     first, last = m["tasks_step_ms"]
+    common = m["common_us"]
+    counted = [p for p in a["points"] if p["impl"] == LEAN and p.get("instructions_delta") is not None]
+    steps = [p["step_ms"] for p in counted]
+    probe = next(p["instructions_delta"] for p in counted if p["task"] == "overhead_probe")
+    deltas = [p["instructions_delta"] / 1e6 for p in counted if abs(p["instructions_delta"] / probe - 1) <= 0.2]
     return [
         f"{m['tasks']} points from {first:.1f} ms to {last:.0f} ms",
-        f"flat at about {m['tasks_constant_us']:,.0f} us, {m['tasks_constant_us'] / own:.1f} times",
+        f"one value, {common[0]:,.0f}-{common[1]:,.0f} us, lies inside all {m['tasks']} intervals, "
+        f"{(common[0] + common[1]) / 2 / own:.1f} times",
         f"the probe's {own:,.0f} [{low:,.0f}, {high:,.0f}] us",
+        f"counted at {len(counted)} points from {min(steps):.2f} ms to {max(steps):.0f} ms: within 20% of the "
+        f"probe's +{probe / 1e6:.2f} M instructions per step at {len(deltas)} of them (+{min(deltas):.2f} M to "
+        f"+{max(deltas):.2f} M)",
     ]
 
 
