@@ -103,13 +103,13 @@ def start_servers(versions: list[str | None]) -> None:
             _spawn(version)
 
 
-def _spawn(version: str | None) -> subprocess.Popen:
+def _spawn(version: str | None) -> None:
     stale = _starting.pop(version, None)
     if stale is not None:
         stale.close()
     # the server's own stderr (why its imports failed, if they did), closed once the server is seen ready
     errors = _starting[version] = tempfile.TemporaryFile()  # noqa: SIM115
-    server = _servers[version] = subprocess.Popen(
+    _servers[version] = subprocess.Popen(
         [sys.executable, "-m", "loopbench.launch.forked"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -117,15 +117,13 @@ def _spawn(version: str | None) -> subprocess.Popen:
         env=releases.path_env(version, child_env()),
         start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
     )
-    return server
 
 
 def _running_server(version: str | None = None) -> subprocess.Popen:
     """The server of a Lightning release, started on first use and ready; it ends when this process closes
     its stdin (exits)."""
-    server = _servers.get(version)
-    if server is None or server.poll() is not None:
-        server = _spawn(version)
+    start_servers([version])
+    server = _servers[version]
     errors = _starting.pop(version, None)
     if errors is None:
         return server
