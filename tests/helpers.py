@@ -13,7 +13,7 @@ from loopbench.launch.cell import run_cell
 
 quiet_lightning()
 
-_REFERENCES: dict[tuple[str, str], RunResult] = {}  # plain runs by cell, shared by the variants compared with them
+_TRAINED: dict[tuple[str, str, str], RunResult] = {}  # runs by cell, for the tests that only read them
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -25,13 +25,18 @@ def train(task: str, impl: str, **kwargs) -> RunResult:
     return result
 
 
+def trained(task: str, impl: str, **kwargs) -> RunResult:
+    """`train`, once per cell in this process: for tests that read the result and change nothing it depends on."""
+    key = (task, impl, repr(sorted(kwargs.items())))
+    if key not in _TRAINED:
+        _TRAINED[key] = train(task, impl, **kwargs)
+    return _TRAINED[key]
+
+
 def assert_bitwise_parity(task: str, impl: str, **kwargs) -> tuple[RunResult, RunResult]:
     """Train `pytorch` and `impl` on the same cell; insist on identical per-step losses and weights.
     The plain run is trained once per cell and shared by the Lightning variants compared with it."""
-    key = (task, repr(sorted(kwargs.items())))
-    if key not in _REFERENCES:
-        _REFERENCES[key] = train(task, "pytorch", **kwargs)
-    reference, candidate = _REFERENCES[key], train(task, impl, **kwargs)
+    reference, candidate = trained(task, "pytorch", **kwargs), train(task, impl, **kwargs)
     expected = resolve_precision(kwargs.get("precision", "32-true")).forward_dtype
     assert reference.forward_dtype == candidate.forward_dtype == expected  # what ran is what the label says
     report = compare_cell(reference, candidate)

@@ -93,6 +93,7 @@ def test_bad_input_exits_2_with_one_line(argv, expected, capsys):
     assert expected in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_parity_command_end_to_end(tmp_path):
     """As a user types it: a fresh interpreter, the verdict printed, JSON written, exit 0."""
     out = tmp_path / "parity.json"
@@ -172,6 +173,7 @@ def test_each_task_declares_the_metrics_its_evaluation_returns(task):
     assert tuple(train(task, "pytorch", steps=2).metrics) == implementations.spec(task).METRICS
 
 
+@pytest.mark.slow
 def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     out = tmp_path / "o.json"
     argv = ["overhead", "--shape", "manual", "--repeats", "2", "--budget", "1", "--steps", "24"]

@@ -24,6 +24,7 @@ def test_synthetic_cifar_is_deterministic_and_cifar_shaped():
     assert not torch.equal(other, x[:16])
 
 
+@pytest.mark.slow
 def test_cifar_cnn_synthetic_data_is_learnable():
     """The quick preset (40 steps) must clearly beat chance (10%)."""
     result = train("cifar_cnn", "pytorch", preset="quick")

@@ -1,10 +1,13 @@
 import dataclasses
 
+import pytest
+
 from loopbench.core.types import RunConfig
 from loopbench.launch.isolate import run_isolated
 from tests.helpers import train
 
 
+@pytest.mark.slow
 def test_isolated_run_gives_the_in_process_result_and_a_task_segment_forked_from_the_server_too():
     from loopbench.launch.forked import run_forked
 
@@ -39,6 +42,7 @@ def test_an_unsupported_cell_is_recorded_as_unsupported(monkeypatch):
     assert result.status == "unsupported" and "cannot autocast to float16" in result.message
 
 
+@pytest.mark.slow
 def test_a_plain_pytorch_run_never_imports_lightning():
     """Its memory and start-up must be its own: Lightning is loaded only by the Lightning cells."""
     import subprocess

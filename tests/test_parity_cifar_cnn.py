@@ -20,7 +20,9 @@ FP16_CASE = pytest.param(0, 3, 32, {"train_size": 64, "test_size": 64}, id="seed
 @pytest.mark.parametrize("impl", ["lightning", "lightning-defaults"])
 @pytest.mark.parametrize(
     ("precision", "seed", "steps", "batch_size", "overrides"),
-    [pytest.param(p, *c.values, id=f"{p}-{c.id}") for p in ("32-true", "bf16-mixed") for c in CASES]
+    [pytest.param("32-true", *c.values, id=f"32-true-{c.id}") for c in CASES]
+    # bfloat16 is emulated on CPUs without it (slow): one seed at each batch shape
+    + [pytest.param("bf16-mixed", *c.values, id=f"bf16-mixed-{c.id}") for c in CASES if c.id != "seed3-12steps"]
     + [pytest.param("16-mixed", *FP16_CASE.values, id=f"16-mixed-{FP16_CASE.id}")],
 )
 def test_cifar_cnn_bitwise_parity_cpu(impl, precision, seed, steps, batch_size, overrides):

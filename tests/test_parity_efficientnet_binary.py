@@ -23,6 +23,7 @@ CASES = [
 LOW_CASE = pytest.param(0, 2, 16, {"train_size": 16, "test_size": 16}, id="seed0-2steps-16images")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("impl", "precision", "seed", "steps", "batch_size", "overrides"),
     [pytest.param(i, "32-true", *c.values, id=f"32-true-{c.id}-{i}") for c in CASES for i in TRAINERS]
@@ -58,6 +59,7 @@ def test_efficientnet_binary_parity_positive_control_extra_dropout_draw(monkeypa
     assert report.verdict == "mismatch" and report.first_differing_step == 1 and not report.weights_equal
 
 
+@pytest.mark.slow
 def test_efficientnet_binary_learns_the_imbalanced_synthetic_task():
     r = train("efficientnet_binary", "pytorch", preset="quick")
     assert 0.10 < r.data["train_positive_rate"] < 0.20

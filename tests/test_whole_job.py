@@ -8,7 +8,7 @@ import implementations
 from implementations.common import eval_loader, validation_epoch
 from loopbench.analysis.parity import compare
 from loopbench.core.types import RunConfig
-from tests.helpers import train
+from tests.helpers import train, trained
 
 EPOCHS = {"validate_every_epoch": True}  # the smoke sets have 8 batches per epoch: 24 steps = 3 epochs
 
@@ -18,8 +18,8 @@ CELLS = [(task, "lightning") for task in implementations.TASKS] + [("cifar_cnn",
 
 @pytest.mark.parametrize(("task", "impl"), CELLS)  # the default Trainer adds a sanity check and a logger
 def test_validation_metrics_and_the_kept_weights_are_the_same_through_both_paths(task, impl):
-    reference = train(task, "pytorch", steps=24, overrides=EPOCHS)
-    candidate = train(task, impl, steps=24, overrides=EPOCHS)
+    reference = trained(task, "pytorch", steps=24, overrides=EPOCHS)
+    candidate = trained(task, impl, steps=24, overrides=EPOCHS)
     report = compare(reference, candidate)
     assert report.verdict == "bitwise" and report.holds, report.line()
     assert report.val_metrics_equal and len(report.val_metrics) == 3
@@ -35,7 +35,7 @@ def test_validation_metrics_and_the_kept_weights_are_the_same_through_both_paths
 def test_validation_draws_nothing_that_training_sees(task):
     """Training with a validation after every epoch gives the losses and weights of training without."""
     plain = train(task, "pytorch", steps=24)
-    validated = train(task, "lightning", steps=24, overrides=EPOCHS)
+    validated = trained(task, "lightning", steps=24, overrides=EPOCHS)  # the run the test above compares
     assert plain.losses == validated.losses and plain.weights_digest == validated.weights_digest
 
 
@@ -45,7 +45,7 @@ def test_the_last_epochs_logged_metrics_are_those_of_the_final_weights():
     from loopbench.harness.run import Run
 
     config = RunConfig("cifar_cnn", "lightning", steps=24, overrides=EPOCHS)
-    result = train("cifar_cnn", "lightning", steps=24, overrides=EPOCHS)
+    result = trained("cifar_cnn", "lightning", steps=24, overrides=EPOCHS)
     spec = implementations.spec("cifar_cnn")
     cfg = task_config(config)
     model = spec.build_model(cfg)
@@ -86,7 +86,7 @@ def test_the_per_batch_average_of_auroc_is_not_the_epoch_auroc():
 def test_the_report_has_a_between_epochs_table(tmp_path):
     from loopbench.report import write_report
 
-    results = [train("mnist_gan", impl, steps=24, overrides=EPOCHS) for impl in ("pytorch", "lightning")]
+    results = [trained("mnist_gan", impl, steps=24, overrides=EPOCHS) for impl in ("pytorch", "lightning")]
     text = write_report(results, tmp_path).read_text()
     assert "## Between epochs: validation and checkpoints" in text
     assert "validation s/epoch" in text and "checkpoint s/write" in text
