@@ -69,3 +69,13 @@ def test_step_clock_records_host_time_and_steal_across_the_window():
     assert s["host_step_time_median_s"] >= 0.002 and s["step_time_median_s"] >= 0.002
     assert len(s["step_times_s"]) == 4
     assert s["cpu_steal_fraction"] is None or 0 <= s["cpu_steal_fraction"] <= 1
+
+
+def test_the_dirty_mark_asks_git_about_the_measured_code_folders():
+    from loopbench.measure import env
+
+    tracked = env._git("ls-files", "--full-name", "--", *env.CODE)
+    if tracked is None:
+        pytest.skip("not a git checkout")
+    # the pathspecs that `git status` is given name the code's folders (git runs inside loopbench/)
+    assert "loopbench/measure/env.py" in tracked and "implementations/common.py" in tracked.splitlines()

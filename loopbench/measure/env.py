@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -72,11 +73,21 @@ def _git(*args: str) -> str | None:
 
 def commit() -> str:
     """The commit of the code that ran, with '-dirty' when the tree had uncommitted changes."""
-    sha = os.environ.get("LOOPBENCH_COMMIT") or _git("rev-parse", "--short=12", "HEAD")
+    head, dirty = _tree()
+    sha = os.environ.get("LOOPBENCH_COMMIT") or head
     if not sha:
         return "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "loopbench", "implementations")
     return f"{sha}-dirty" if dirty else sha
+
+
+CODE = (":/loopbench", ":/implementations")  # the measured code's folders, from the top of the checkout
+
+
+@functools.cache
+def _tree() -> tuple[str | None, bool]:
+    """HEAD and whether the code's folders differ from it, asked of git once a process (the code it loaded)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE)
+    return _git("rev-parse", "--short=12", "HEAD"), bool(status)
 
 
 def _version(distribution: str) -> str | None:
