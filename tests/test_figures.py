@@ -8,9 +8,10 @@ from tests.test_probe_report import probe_runs
 from tests.test_report import FIXTURE
 
 
-@pytest.fixture()
-def drawn(monkeypatch, tmp_path):
-    """{file name: the matplotlib figure} of every figure a report of the fixture and the probe draws."""
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory):
+    """{file name: the matplotlib figure} of every figure a report of the fixture and the probe draws (drawn once:
+    the tests only read them)."""
     captured = {}
     save = figures.save
 
@@ -18,9 +19,10 @@ def drawn(monkeypatch, tmp_path):
         captured[path.name] = fig
         return save(fig, path)
 
-    monkeypatch.setattr(figures, "save", capture)
-    monkeypatch.setattr("loopbench.report.probe_figures.save", capture)
-    write_report(probe_runs() + load_results(FIXTURE), tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(figures, "save", capture)
+        mp.setattr("loopbench.report.probe_figures.save", capture)
+        write_report(probe_runs() + load_results(FIXTURE), tmp_path_factory.mktemp("report"))
     return captured
 
 
