@@ -7,7 +7,7 @@ process dies or the parent is interrupted must leave no process behind.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import os
 import signal
 import threading
@@ -20,49 +20,39 @@ from loopbench.analysis.parity import compare_cell
 from loopbench.core.checks import validate
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch import distributed
-from loopbench.launch.distributed import merge, run_ranks
+from loopbench.launch.distributed import merge, run_ranks, run_ranks_batch
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
 
 
-@functools.cache
-def _ddp_run(task: str, impl: str, precision: str, steps: int, lr: float | None) -> RunResult:
-    overrides = {} if lr is None else {"lr": lr}
-    config = RunConfig(task, impl, precision=precision, steps=steps, overrides=overrides, processes=2)
-    result = run_ranks(config, timeout_s=300)
-    assert result.ok, result.message
-    return result
-
-
-def ddp_run(task: str, impl: str, precision: str = "32-true", steps: int = 6, lr: float | None = None) -> RunResult:
-    """Two processes of one cell (each distinct cell once per session: the control reuses a parity run)."""
-    return _ddp_run(task, impl, precision, steps, lr)
+CELLS = [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)]
+NUDGED = {"lr": 0.2 * 1.001}  # CIFAR's plain loop with a nudged learning rate: the comparison is blind to who trained
 
 
 @pytest.mark.slow
 @needs_two_cores
-@pytest.mark.parametrize(
-    ("task", "precision", "steps"),
-    [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)],
-)
-def test_plain_ddp_and_lightning_ddp_train_the_same_model_on_every_process(task, precision, steps):
-    plain, lightning = (ddp_run(task, impl, precision=precision, steps=steps) for impl in ("pytorch", "lightning"))
-    report = compare_cell(plain, lightning)
-    assert report.verdict == "bitwise" and report.holds, report.line()
-    assert report.details == {"processes": 2} and "on each of 2 processes" in report.line()
-    ranks = plain.ranks
-    assert [r["rank"] for r in ranks] == [0, 1]
-    assert ranks[0]["losses"] != ranks[1]["losses"]  # each process trains on its own shard
-    assert plain.samples_per_s == pytest.approx(2 * plain.batch_size * (steps - plain.warmup_steps) / plain.window_s)
+def test_plain_ddp_and_lightning_ddp_train_the_same_model_on_every_process_and_a_nudged_lr_is_a_mismatch():
+    """Every task's plain and Lightning cells, and the control, in one batch: two processes that start once."""
+    plain = [RunConfig(t, "pytorch", precision=p, steps=n, processes=2) for t, p, n in CELLS]
+    lightning = [dataclasses.replace(c, impl="lightning") for c in plain]
+    nudged = dataclasses.replace(plain[0], overrides=NUDGED)
+    results = run_ranks_batch([*plain, nudged, *lightning], timeout_s=600)  # plain first: they import no Lightning
+    assert all(r.ok for r in results), [r.message for r in results if not r.ok]
+    for (task, _, steps), reference, candidate in zip(CELLS, results[:3], results[4:], strict=True):
+        report = compare_cell(reference, candidate)
+        assert report.verdict == "bitwise" and report.holds, (task, report.line())
+        assert report.details == {"processes": 2} and "on each of 2 processes" in report.line()
+        assert [r["rank"] for r in reference.ranks] == [0, 1]
+        assert reference.ranks[0]["losses"] != reference.ranks[1]["losses"]  # each process trains on its own shard
+        timed = steps - reference.warmup_steps
+        assert reference.samples_per_s == pytest.approx(2 * reference.batch_size * timed / reference.window_s)
+    control = compare_cell(results[0], results[3])
+    assert control.verdict == "mismatch" and not control.holds
 
 
-@pytest.mark.slow
-@needs_two_cores
-def test_a_nudged_learning_rate_is_a_mismatch_under_ddp_too():
-    plain = ddp_run("cifar_cnn", "pytorch")
-    nudged = ddp_run("cifar_cnn", "pytorch", lr=0.2 * 1.001)  # the comparison is blind to which loop trained
-    report = compare_cell(plain, nudged)
-    assert report.verdict == "mismatch" and not report.holds
+def test_a_batch_runs_cells_of_one_process_count_and_release():
+    with pytest.raises(ValueError, match="one process count and one Lightning release"):
+        run_ranks_batch([RunConfig("cifar_cnn", "pytorch", processes=2), RunConfig("cifar_cnn", "pytorch")], 10)
 
 
 def _session_members(sid: int) -> list[int]:
@@ -87,7 +77,7 @@ def test_a_killed_process_fails_the_run_with_its_reason_and_leaves_no_process(mo
 
     def kill_rank_1(procs):
         started.extend(procs)
-        threading.Timer(6.0, lambda: os.kill(procs[1].pid, signal.SIGKILL)).start()
+        threading.Timer(4.0, lambda: os.kill(procs[1].pid, signal.SIGKILL)).start()
 
     result = run_ranks(RunConfig("cifar_cnn", "pytorch", processes=2, steps=100_000), 300, on_start=kill_rank_1)
     assert result.status == "oom" and result.message.startswith("rank 1: oom: killed by SIGKILL"), result.message

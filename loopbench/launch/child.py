@@ -18,6 +18,8 @@ from loopbench.core.trainers import is_lightning
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
 
+PORTS = "LOOPBENCH_MASTER_PORTS"  # set by the data-parallel launcher for a batch: one port per cell
+
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
@@ -30,9 +32,12 @@ def child_env() -> dict[str, str]:
 def main(cfg_path: str, out_path: str) -> int:
     """Run the config in `cfg_path` (or a list of them, one after another) and write the result(s)."""
     request = json.loads(Path(cfg_path).read_text())
+    ports = os.environ.get(PORTS, "").split(",")  # a batch of data-parallel cells: a process group each
     results = []
-    for d in request if isinstance(request, list) else [request]:
+    for k, d in enumerate(request if isinstance(request, list) else [request]):
         gc.collect()  # each run of a batch starts from a collected heap, not the previous run's garbage
+        if ports[0]:
+            os.environ["MASTER_PORT"] = ports[k]
         results.append(run_one(RunConfig.from_dict(d)).to_dict())
     Path(out_path).write_text(json.dumps(results if isinstance(request, list) else results[0]))
     return 0

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from loopbench.core import releases
 from loopbench.core.types import RunConfig, RunResult
-from loopbench.launch.child import child_env
+from loopbench.launch.child import PORTS, child_env
 from loopbench.measure.clock import percentile
 
 GRACE_S = 10.0  # after one process fails, how long the others get to finish on their own
@@ -63,13 +63,26 @@ def run_ranks(
 
     `on_start` gets the processes once they are started (tests use it to kill one).
     """
-    n = config.processes
+    return run_ranks_batch([config], timeout_s, on_start)[0]
+
+
+def run_ranks_batch(
+    configs: list[RunConfig], timeout_s: float, on_start: Callable[[list[subprocess.Popen]], None] | None = None
+) -> list[RunResult]:
+    """Run `configs` (the same number of processes each) one after another in the same processes, as a forked
+    batch runs its cells in one process: each process starts and imports once, and each cell joins a process
+    group of its own (its own port) and leaves it when done. `timeout_s` is for them all; a process that fails
+    fails every cell of the batch (their results are written together)."""
+    n = configs[0].processes
+    if any(c.processes != n or c.lightning != configs[0].lightning for c in configs):
+        raise ValueError("a batch of ranks runs cells of one process count and one Lightning release")
     with tempfile.TemporaryDirectory(prefix="loopbench-ddp-") as tmp:
         folder = Path(tmp)
-        (folder / "config.json").write_text(json.dumps(config.to_dict()))
+        (folder / "config.json").write_text(json.dumps([c.to_dict() for c in configs]))
         procs, logs = [], []
         try:
-            port = free_port()
+            ports = free_ports(len(configs))
+            env = releases.path_env(configs[0].lightning, child_env()) | {PORTS: ",".join(map(str, ports))}
             for rank in range(n):
                 logs.append(open(folder / f"rank{rank}.log", "w"))  # noqa: SIM115 (closed below)
                 procs.append(
@@ -83,7 +96,7 @@ def run_ranks(
                         ],
                         stdout=logs[-1],
                         stderr=subprocess.STDOUT,
-                        env=releases.path_env(config.lightning, child_env()) | rank_env(rank, n, port),
+                        env=env | rank_env(rank, n, ports[0]),
                         start_new_session=True,
                     )
                 )
@@ -95,8 +108,8 @@ def run_ranks(
                 _stop(proc)
             for log in logs:
                 log.close()
-        results = [_rank_result(config, folder, rank, proc, timed_out, timeout_s) for rank, proc in enumerate(procs)]
-    return merge(config, results, ended)
+        per_rank = [_rank_results(configs, folder, rank, proc, timed_out, timeout_s) for rank, proc in enumerate(procs)]
+    return [merge(c, [results[k] for results in per_rank], ended) for k, c in enumerate(configs)]
 
 
 def rank_env(rank: int, world: int, port: int) -> dict[str, str]:
@@ -116,9 +129,16 @@ def rank_env(rank: int, world: int, port: int) -> dict[str, str]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` different ports that are free now (held together while chosen, so that none is chosen twice)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def _out(folder: Path, rank: int) -> Path:
@@ -130,8 +150,8 @@ def _failed(folder: Path, rank: int, proc: subprocess.Popen) -> bool:
     if proc.poll() is None:
         return False
     try:
-        return proc.returncode != 0 or json.loads(_out(folder, rank).read_text())["status"] != "ok"
-    except (OSError, ValueError, KeyError):
+        return proc.returncode != 0 or any(r["status"] != "ok" for r in json.loads(_out(folder, rank).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
         return True
 
 
@@ -170,21 +190,23 @@ def _stop(proc: subprocess.Popen, grace_s: float = 5.0) -> None:
             proc.wait(grace_s)
 
 
-def _rank_result(
-    config: RunConfig, folder: Path, rank: int, proc: subprocess.Popen, timed_out: bool, timeout_s: float
-) -> RunResult:
-    """What one process left: its result file, or why there is none."""
-    with contextlib.suppress(OSError, ValueError):
-        return RunResult.from_dict(json.loads(_out(folder, rank).read_text()))
+def _rank_results(
+    configs: list[RunConfig], folder: Path, rank: int, proc: subprocess.Popen, timed_out: bool, timeout_s: float
+) -> list[RunResult]:
+    """What one process left: its results file, or why there is none (the same reason for every cell)."""
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        return [RunResult.from_dict(d) for d in json.loads(_out(folder, rank).read_text())]
     code = proc.returncode
     if timed_out:
-        return RunResult.failed(config, "timeout", f"no result after {timeout_s:g} s; every process was killed")
-    if code in (-signal.SIGKILL, 137):
-        return RunResult.failed(config, "oom", "killed by SIGKILL, most likely out of host memory")
-    if code == -signal.SIGTERM:
-        return RunResult.failed(config, "error", "stopped: another process of the run had failed")
-    lines = (folder / f"rank{rank}.log").read_text(errors="replace").strip().splitlines()
-    return RunResult.failed(config, "error", f"exit code {code}: {' | '.join(lines[-3:])}")
+        status, why = "timeout", f"no result after {timeout_s:g} s; every process was killed"
+    elif code in (-signal.SIGKILL, 137):
+        status, why = "oom", "killed by SIGKILL, most likely out of host memory"
+    elif code == -signal.SIGTERM:
+        status, why = "error", "stopped: another process of the run had failed"
+    else:
+        lines = (folder / f"rank{rank}.log").read_text(errors="replace").strip().splitlines()
+        status, why = "error", f"exit code {code}: {' | '.join(lines[-3:])}"
+    return [RunResult.failed(c, status, why) for c in configs]
 
 
 def rank_record(rank: int, result: RunResult) -> dict:
