@@ -17,6 +17,7 @@ import math
 import pytest
 
 from loopbench.analysis import rounds
+from loopbench.analysis.grouping import group_key
 from loopbench.analysis.parity import compare_cell
 from loopbench.core.trainers import PLAIN
 from loopbench.report.bench import CLOCK, extra_info, group_name
@@ -48,3 +49,11 @@ def test_training(cell, benchmark, bench_runs, bench_results):
     if impl != PLAIN and reference and candidate:
         verdict = compare_cell(reference[0], candidate[0])
         assert verdict.holds, verdict.line()
+
+    # the instruction count of this implementation, where the matrix planned one (the probe's variants): the
+    # count is the report's overhead figure, so a count that failed fails its benchmark (valgrind missing or
+    # turned off: the report says so, and that is no failure)
+    counts = [r for r in bench_results() if r.config.get("clock") == "instructions" and r.config["impl"] == impl]
+    for count in (r for r in counts if group_key(r.config) == group and r.status != "unsupported"):
+        assert count.ok, f"instruction count: {count.status}: {count.message}"
+        assert 2e5 < count.instructions_per_step < 5e7, count.instructions_per_step  # a probe step: ~1 M plain

@@ -17,8 +17,8 @@ from loopbench.report.tables import overheads
 
 BENCH = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q", "-p", "no:cacheprovider"]
 CELL = ["--lb-preset", "smoke", "--lb-tasks", "mnist_gan", "--lb-precisions", "32-true", "--lb-devices", "cpu"]
-# counting is tested on its own (test_instructions); the bench is a pytest session of its own, not a worker of
-# this one (pytest-benchmark turns itself off where it sees xdist's variables)
+# counting is off (a real count is the default bench's, and its benchmarks check it); the bench is a pytest session
+# of its own, not a worker of this one (pytest-benchmark turns itself off where it sees xdist's variables)
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")} | {"LOOPBENCH_INSTRUCTIONS": "off"}
 ROUNDS = 6  # the fewest with an interval
 

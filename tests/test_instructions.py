@@ -1,5 +1,6 @@
 """Instruction counts: the dumps are read by label, the client request is harmless outside valgrind, and a
-machine without valgrind says so in one line instead of failing."""
+machine without valgrind says so in one line instead of failing. A real count is the bench's: every probe
+variant is counted there, and a count that fails fails its benchmark (benchmarks/test_training.py)."""
 
 import pytest
 
@@ -28,14 +29,3 @@ def test_without_valgrind_every_count_is_unsupported_with_the_reason(monkeypatch
     config = RunConfig("overhead_probe", "pytorch", clock="instructions")
     (result,) = instructions.count([config], timeout_s=10)
     assert result.status == "unsupported" and "need valgrind" in result.message and "time only" in result.message
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(instructions.unavailable() is not None, reason=str(instructions.unavailable()))
-def test_a_real_count_of_the_plain_probe_step_is_about_a_million_instructions_and_repeats(real_probe_count):
-    # counted beside the other tests (conftest.py); a count of 8 steps moved by 5%: a collection inside the window
-    # weighs, so the count is the probe's own, 64 steps
-    first, second = real_probe_count
-    assert first.ok and second.ok, (first.message, second.message)
-    assert 2e5 < first.instructions_per_step < 5e6  # the plain probe step: ~0.9 M on x86-64 (torch 2.14)
-    assert second.instructions_per_step == pytest.approx(first.instructions_per_step, rel=0.01)
