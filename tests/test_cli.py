@@ -108,13 +108,13 @@ def test_parity_command_end_to_end(tmp_path):
             "--device",
             "cpu",
             "--precision",
-            "bf16-mixed",
+            "32-true",
             "--preset",
             "smoke",
             "--seed",
             "4",
             "--steps",
-            "9",
+            "7",
             "--json",
             str(out),
         ],
@@ -126,7 +126,7 @@ def test_parity_command_end_to_end(tmp_path):
     assert "bitwise" in proc.stdout
     data = json.loads(out.read_text())
     assert data["verdict"] == "bitwise" and data["losses_equal"] and data["weights_equal"]
-    assert data["max_abs_loss_diff"] == 0.0 and data["steps"] == 9
+    assert data["max_abs_loss_diff"] == 0.0 and data["steps"] == 7
 
 
 def test_run_writes_a_complete_result(tmp_path, capsys):

@@ -28,25 +28,11 @@ def _site(version: str):
         pytest.skip(f"pytorch-lightning {version} could not be installed: {e}")
 
 
-@pytest.fixture(scope="module")
-def servers():
-    """Every family's fork server started at once: their imports overlap on the cores there are."""
-    from loopbench.launch.forked import start_servers
-
-    installed = []
-    for version in FAMILIES:
-        try:
-            releases.site(version)  # installed on first use; a test without it skips, saying why
-            installed.append(version)
-        except UsageError:
-            pass
-    start_servers(installed)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("version", FAMILIES)
-def test_every_release_family_trains_the_plain_loops_bits_and_says_which_release_ran(version, servers):
-    """The probe (manual shape: two optimizers) and CIFAR, plain and lean, in one process of that release."""
+def test_every_release_family_trains_the_plain_loops_bits_and_says_which_release_ran(version):
+    """The probe (manual shape: two optimizers) and CIFAR, plain and lean, in one process of that release (forked
+    from that release's server: each test starts its own, so that the test runners never start one twice)."""
     from loopbench.analysis.parity import compare_cell
     from loopbench.launch.forked import run_forked_batch
 
