@@ -4,7 +4,8 @@ A task is a package `implementations/<task>/` with
   spec.py            Config (frozen dataclass), PRESETS, build_data(cfg, source), the models, loss,
                      optimizer/scheduler factories and evaluate(): everything both loops share;
   pytorch_loop.py    def train(cfg, run) -> RunResult, a plain PyTorch loop;
-  lightning_loop.py  def train(cfg, run) -> RunResult, a LightningModule + Trainer.
+  lightning_loop.py  def train(cfg, run) -> RunResult, a LightningModule + Trainer;
+  fabric_loop.py     optional: def train(cfg, run) -> RunResult, the plain loop with Lightning Fabric's plumbing.
 A task from outside this package has the same three files: named by its folder's path (`--task path/to/task`,
 its loops importing their spec as `from . import spec`), or by a name an installed distribution registers in
 the entry-point group `loopbench.tasks` (the value: the importable package holding the three files).
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from loopbench.core.trainers import TRAINERS
+from loopbench.core.trainers import FABRIC, TRAINERS
 
 TASKS = ("mnist_gan", "efficientnet_binary", "cifar_cnn")  # the default matrix
 PROBES = ("overhead_probe",)  # jobs that measure the framework itself; runnable by name, not in the matrix
@@ -35,7 +36,8 @@ IMPLS = {  # the default matrix
     "lightning-defaults": "lightning_loop",  # the Trainer as a new user gets it, with self.log
 }
 # Every Trainer of loopbench.core.trainers runs the same LightningModule: the ladder's variants too, by name.
-ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS}
+# Fabric runs where a task has a fabric_loop.py, by name (not yet in the default matrix).
+ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS} | {FABRIC: "fabric_loop"}
 
 
 ENTRY_POINTS = "loopbench.tasks"
@@ -100,6 +102,15 @@ def spec(task: str) -> ModuleType:
 
 def train_fn(task: str, impl: str) -> Callable:
     spec(task)
-    if impl not in ALL_IMPLS:
-        raise KeyError(f"unknown implementation {impl!r}; choose from {', '.join(ALL_IMPLS)}")
+    if reason := impl_problem(task, impl):
+        raise KeyError(reason)
     return importlib.import_module(f"{_package(task)}.{ALL_IMPLS[impl]}").train
+
+
+def impl_problem(task: str, impl: str) -> str | None:
+    """Why `task` cannot run `impl` (one line), or None. An optional loop (Fabric's) may be missing."""
+    if impl not in ALL_IMPLS:
+        return f"unknown implementation {impl!r}; choose from {', '.join(ALL_IMPLS)}"
+    if importlib.util.find_spec(f"{_package(task)}.{ALL_IMPLS[impl]}") is None:
+        return f"task {short_name(task)} has no {impl} implementation ({ALL_IMPLS[impl]}.py)"
+    return None

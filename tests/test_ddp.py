@@ -31,14 +31,17 @@ NUDGED = {"lr": 0.2 * 1.001}  # CIFAR's plain loop with a nudged learning rate: 
 
 @pytest.mark.slow
 @needs_two_cores
-def test_plain_ddp_and_lightning_ddp_train_the_same_model_on_every_process_and_a_nudged_lr_is_a_mismatch():
+def test_plain_ddp_lightning_ddp_and_fabric_ddp_train_the_same_model_on_every_process_and_a_nudged_lr_is_not():
     """Every task's plain and Lightning cells, and the control, in one batch: two processes that start once."""
     plain = [RunConfig(t, "pytorch", precision=p, steps=n, processes=2) for t, p, n in CELLS]
     lightning = [dataclasses.replace(c, impl="lightning") for c in plain]
     nudged = dataclasses.replace(plain[0], overrides=NUDGED)
-    results = run_ranks_batch([*plain, nudged, *lightning], timeout_s=600)  # plain first: they import no Lightning
+    fabric = dataclasses.replace(plain[0], impl="fabric")  # CIFAR's Fabric loop
+    results = run_ranks_batch([*plain, nudged, *lightning, fabric], timeout_s=600)  # plain first: no Lightning
     assert all(r.ok for r in results), [r.message for r in results if not r.ok]
-    for (task, _, steps), reference, candidate in zip(CELLS, results[:3], results[4:], strict=True):
+    for (task, _, steps), reference, candidate in zip(
+        [*CELLS, CELLS[0]], [*results[:3], results[0]], results[4:], strict=True
+    ):
         report = compare_cell(reference, candidate)
         assert report.verdict == "bitwise" and report.holds, (task, report.line())
         assert report.details == {"processes": 2} and "on each of 2 processes" in report.line()

@@ -102,8 +102,8 @@ def validate(config: RunConfig) -> Any:
     """Check a cell before anything heavy runs; return its resolved task config. Raises UsageError."""
     if reason := implementations.problem(config.task):
         raise UsageError(reason)
-    if config.impl not in implementations.ALL_IMPLS:
-        raise UsageError(f"unknown implementation {config.impl!r}; choose from {', '.join(implementations.ALL_IMPLS)}")
+    if reason := implementations.impl_problem(config.task, config.impl):
+        raise UsageError(reason)
     if config.lightning is not None:
         releases.check(config.lightning)
     try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loopbench.core.trainers import is_lightning
+from loopbench.core.trainers import FABRIC, is_lightning
 
 PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
@@ -76,10 +76,11 @@ PLUGIN_NOTE = (
 def precision_via(impl: str, device: str, precision: str) -> str:
     """How an implementation applies `precision` on `device`, in the words of its own API (recorded)."""
     plan, kind = resolve_precision(precision), device_type(device)
-    if is_lightning(impl):
+    if is_lightning(impl) or impl == FABRIC:
+        api = "Trainer" if is_lightning(impl) else "Fabric"
         if lightning_needs_plugin(device, precision):
-            return f"Trainer(plugins=[MixedPrecision('16-mixed', '{kind}', GradScaler('{kind}'))])"
-        return f"Trainer(precision='{plan.lightning}')"
+            return f"{api}(plugins=[MixedPrecision('16-mixed', '{kind}', GradScaler('{kind}'))])"
+        return f"{api}(precision='{plan.lightning}')"
     if plan.autocast_dtype is None:
         return "no autocast"
     scaler = f" + GradScaler('{kind}')" if plan.grad_scaler else ""

@@ -65,5 +65,14 @@ LADDER: tuple[Rung, ...] = (
 LADDER_IMPLS: tuple[str, ...] = (PLAIN, *dict.fromkeys(r.impl for r in LADDER), DEFAULTS)
 
 
+FABRIC = "fabric"  # Lightning Fabric: the plain loop's structure, with Fabric's device, precision and DDP plumbing
+
+
 def is_lightning(impl: str) -> bool:
+    """Does `impl` run a Lightning Trainer?"""
     return impl in TRAINERS
+
+
+def imports_lightning(impl: str) -> bool:
+    """Does `impl` import a Lightning package (a Trainer, or Fabric)?"""
+    return is_lightning(impl) or impl == FABRIC

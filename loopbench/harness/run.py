@@ -110,6 +110,24 @@ class Run:
             kwargs |= {"enable_checkpointing": True, "check_val_every_n_epoch": 1}
         return kwargs
 
+    def fabric_kwargs(self) -> dict[str, Any]:
+        """Fabric's arguments for this cell: this device, this precision as labelled (the plugin where the flag
+        would not run it: 16-mixed on CPU, as for the Trainer), and strategy="ddp" with several processes (each
+        started by the launcher joins as its rank)."""
+        kwargs: dict[str, Any] = {
+            "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
+            "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
+        }
+        if self.processes > 1:
+            kwargs |= {"strategy": "ddp", "devices": self.processes}
+        if lightning_needs_plugin(self.config.device, self.precision.name):
+            from lightning_fabric.plugins import MixedPrecision
+
+            kwargs["plugins"] = [MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
+        else:
+            kwargs["precision"] = self.precision.lightning
+        return kwargs
+
     @contextlib.contextmanager
     def between_steps(self, kind: str) -> Iterator[None]:
         """Time work done between two training steps (validation, a checkpoint write): recorded under
@@ -158,6 +176,16 @@ class Run:
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
             self.clock.stop()
             self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
+
+    def watch_forward(self, model: nn.Module) -> None:
+        """Take the first forward's dtype from `model` itself, for a wrapper that converts what the forward returns
+        (Fabric hands a mixed-precision forward's output back in float32)."""
+
+        def first(module: nn.Module, args: Any, output: torch.Tensor) -> None:
+            self.forward_dtype = str(output.dtype).removeprefix("torch.")
+            handle.remove()
+
+        handle = model.register_forward_hook(first)
 
     @property
     def steps_only(self) -> bool:
