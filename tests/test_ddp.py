@@ -32,24 +32,22 @@ NUDGED = {"lr": 0.2 * 1.001}  # CIFAR's plain loop with a nudged learning rate: 
 @pytest.mark.slow
 @needs_two_cores
 def test_plain_ddp_lightning_ddp_and_fabric_ddp_train_the_same_model_on_every_process_and_a_nudged_lr_is_not():
-    """Every task's plain and Lightning cells, and the control, in one batch: two processes that start once."""
+    """Every task's plain, Lightning and Fabric cells, and the control, in one batch: two processes that start once."""
     plain = [RunConfig(t, "pytorch", precision=p, steps=n, processes=2) for t, p, n in CELLS]
-    lightning = [dataclasses.replace(c, impl="lightning") for c in plain]
     nudged = dataclasses.replace(plain[0], overrides=NUDGED)
-    fabric = dataclasses.replace(plain[0], impl="fabric")  # CIFAR's Fabric loop
-    results = run_ranks_batch([*plain, nudged, *lightning, fabric], timeout_s=600)  # plain first: no Lightning
+    others = [dataclasses.replace(c, impl=impl) for impl in ("lightning", "fabric") for c in plain]
+    results = run_ranks_batch([*plain, nudged, *others], timeout_s=600)  # plain first: they import no Lightning
     assert all(r.ok for r in results), [r.message for r in results if not r.ok]
-    for (task, _, steps), reference, candidate in zip(
-        [*CELLS, CELLS[0]], [*results[:3], results[0]], results[4:], strict=True
-    ):
+    for config, candidate in zip(others, results[len(plain) + 1 :], strict=True):
+        reference = results[[c.task for c in plain].index(config.task)]
         report = compare_cell(reference, candidate)
-        assert report.verdict == "bitwise" and report.holds, (task, report.line())
+        assert report.verdict == "bitwise" and report.holds, (config.task, config.impl, report.line())
         assert report.details == {"processes": 2} and "on each of 2 processes" in report.line()
         assert [r["rank"] for r in reference.ranks] == [0, 1]
         assert reference.ranks[0]["losses"] != reference.ranks[1]["losses"]  # each process trains on its own shard
-        timed = steps - reference.warmup_steps
+        timed = config.steps - reference.warmup_steps
         assert reference.samples_per_s == pytest.approx(2 * reference.batch_size * timed / reference.window_s)
-    control = compare_cell(results[0], results[3])
+    control = compare_cell(results[0], results[len(plain)])
     assert control.verdict == "mismatch" and not control.holds
 
 

@@ -1,22 +1,77 @@
-"""Lightning Fabric: the plain loop's structure with Fabric's device, precision and data-parallel plumbing, trained
-to the plain loop's bits (its DDP cell is in test_ddp's batch); a task without a Fabric loop is refused in one line."""
+"""Lightning Fabric: each task's plain loop with Fabric's device, precision and data-parallel plumbing, trained to the
+plain loop's bits in every CPU precision (the cases are the first of each task's own parity tests, so that a test
+runner that ran those reuses their plain runs; the DDP cells are in test_ddp's batch), except where a loss reads the
+dtype of the forward's output, which Fabric hands back in float32; a task without a Fabric loop is refused in one
+line."""
 
 import pytest
+import torch
 
+from implementations.efficientnet_binary import spec as efficientnet
+from loopbench.analysis.parity import compare_cell
 from loopbench.cli import main
 from loopbench.core.precision import PRECISIONS
-from tests.helpers import assert_bitwise_parity
+from tests.helpers import assert_bitwise_parity, train
+
+FIRST = {"seed": 0, "steps": None, "batch_size": None, "overrides": {}}  # the smoke preset, seed 0
+SMALL = {  # float16 and bfloat16 where a task's own tests run them smaller (emulated on CPUs without them: slow)
+    ("cifar_cnn", "16-mixed"): {
+        "seed": 0,
+        "steps": 3,
+        "batch_size": 32,
+        "overrides": {"train_size": 64, "test_size": 64},
+    },
+    **{
+        ("efficientnet_binary", p): {
+            "seed": 0,
+            "steps": 2,
+            "batch_size": 16,
+            "overrides": {"train_size": 16, "test_size": 16},
+        }
+        for p in ("16-mixed", "bf16-mixed")
+    },
+}
+CASES = [
+    pytest.param(task, {"precision": p, **SMALL.get((task, p), FIRST)}, id=f"{task}-{p}")
+    for task in ("cifar_cnn", "mnist_gan", "efficientnet_binary")
+    for p in PRECISIONS
+    if task != "efficientnet_binary" or p == "32-true"  # its low precisions: the test below
+] + [
+    pytest.param("overhead_probe", {"steps": 20, "overrides": {"shape": s}}, id=f"overhead_probe-{s}")
+    for s in ("auto", "manual")
+]
 
 
-@pytest.mark.parametrize("precision", PRECISIONS)
-def test_fabric_trains_the_plain_loops_bits_on_cifar(precision):
-    # 8 batches of 32 images an epoch (smoke): 10 steps cross the boundary
-    plain, fabric = assert_bitwise_parity("cifar_cnn", "fabric", precision=precision, steps=10)
+@pytest.mark.parametrize(("task", "kwargs"), CASES)
+def test_fabric_trains_the_plain_loops_bits(task, kwargs):
+    plain, fabric = assert_bitwise_parity(task, "fabric", **kwargs)
     assert fabric.config["impl"] == "fabric" and fabric.metrics == plain.metrics
-    assert fabric.precision_via.startswith("Fabric(") and "autocast" not in fabric.precision_via
+    assert fabric.precision_via.startswith("Fabric(")
 
 
-def test_a_task_without_a_fabric_loop_is_refused_in_one_line(capsys):
-    assert main(["run", "--task", "mnist_gan", "--impl", "fabric", "--steps", "2"]) == 2
+def test_a_task_without_a_fabric_loop_is_refused_in_one_line(tmp_path, capsys):
+    for name in ("spec.py", "pytorch_loop.py", "lightning_loop.py"):
+        (tmp_path / name).write_text("")
+    assert main(["run", "--task", str(tmp_path), "--impl", "fabric", "--steps", "2"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("task mnist_gan has no fabric implementation (fabric_loop.py)") and len(err.splitlines()) == 1
+    assert err.endswith(f"task {tmp_path.name} has no fabric implementation (fabric_loop.py)"), err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_fabric_returns_the_forward_in_float32_so_a_loss_that_reads_its_dtype_computes_otherwise(monkeypatch):
+    """EfficientNet's smoothed targets take the logits' dtype: bfloat16 in the plain loop (the autocast output, as
+    the Trainer's training_step also sees it), float32 under Fabric, which converts what the forward returns. So the
+    losses differ from the first step; with the targets made in float32 on both sides, the bits are the same."""
+    one_step = {"precision": "bf16-mixed", **SMALL[("efficientnet_binary", "bf16-mixed")], "steps": 1}
+    plain, fabric = (train("efficientnet_binary", impl, **one_step) for impl in ("pytorch", "fabric"))
+    report = compare_cell(plain, fabric)
+    assert report.verdict == "mismatch" and report.first_differing_step == 0, report.line()
+
+    def targets_in_float32(self, logits, targets):
+        smoothed = targets.to(torch.float32) * (1 - self.smoothing) + 0.5 * self.smoothing
+        return torch.nn.BCEWithLogitsLoss.forward(self, logits.squeeze(1), smoothed)
+
+    monkeypatch.setattr(efficientnet.SmoothedBCEWithLogits, "forward", targets_in_float32)
+    plain, fabric = (train("efficientnet_binary", impl, **one_step) for impl in ("pytorch", "fabric"))
+    assert compare_cell(plain, fabric).verdict == "bitwise", compare_cell(plain, fabric).line()

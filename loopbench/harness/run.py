@@ -110,16 +110,18 @@ class Run:
             kwargs |= {"enable_checkpointing": True, "check_val_every_n_epoch": 1}
         return kwargs
 
-    def fabric_kwargs(self) -> dict[str, Any]:
+    def fabric_kwargs(self, **ddp: Any) -> dict[str, Any]:
         """Fabric's arguments for this cell: this device, this precision as labelled (the plugin where the flag
-        would not run it: 16-mixed on CPU, as for the Trainer), and strategy="ddp" with several processes (each
-        started by the launcher joins as its rank)."""
+        would not run it: 16-mixed on CPU, as for the Trainer), and with several processes, a DDP strategy (`ddp`:
+        DistributedDataParallel's arguments where the plain loop sets them); each process joins as its rank."""
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
         }
         if self.processes > 1:
-            kwargs |= {"strategy": "ddp", "devices": self.processes}
+            from lightning_fabric.strategies import DDPStrategy
+
+            kwargs |= {"strategy": DDPStrategy(**ddp) if ddp else "ddp", "devices": self.processes}
         if lightning_needs_plugin(self.config.device, self.precision.name):
             from lightning_fabric.plugins import MixedPrecision
 
