@@ -13,14 +13,15 @@ from typing import Any
 
 from loopbench.analysis import rounds
 from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE, by_release, precise
-from loopbench.core.trainers import LADDER_IMPLS
+from loopbench.core.trainers import FABRIC, LADDER_IMPLS
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.launch.forked import run_forked_batch
 from loopbench.launch.valgrind import beside
 from loopbench.launch.valgrind import count as count_instructions
 
 # What is measured of the probe: the whole ladder in the automatic shape, the headline variants in the other.
-PROBE_IMPLS = {"auto": LADDER_IMPLS, "manual": HEADLINE_IMPLS}
+# `loopbench overhead`: the Trainers (the ladder's rungs on the one-optimizer shape) and Fabric beside them
+PROBE_IMPLS = {"auto": (*LADDER_IMPLS, FABRIC), "manual": (*HEADLINE_IMPLS, FABRIC)}
 
 
 SEGMENT_WARMUP, SEGMENT_STEPS = 40, 552  # 512 timed steps: 8 epochs of TRAIN_SIZE / 8 = 64 batches; ~0.15-1 s
