@@ -276,14 +276,15 @@ def build_model(cfg: Config) -> nn.Module:
 
 
 class SmoothedBCEWithLogits(nn.BCEWithLogitsLoss):
-    """BCE-with-logits on targets smoothed towards 1/2: y * (1 - s) + 0.5 * s; pos_weight as a buffer."""
+    """BCE-with-logits on targets smoothed towards 1/2: y * (1 - s) + 0.5 * s; pos_weight as a buffer. The targets
+    are float32 whatever the logits' dtype (bfloat16 would round 0.95 to 0.9492; autocast runs the loss in float32)."""
 
     def __init__(self, smoothing: float, pos_weight: float):
         super().__init__(pos_weight=torch.tensor(pos_weight))
         self.smoothing = smoothing
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = targets.to(logits.dtype) * (1 - self.smoothing) + 0.5 * self.smoothing
+        targets = targets.to(torch.float32) * (1 - self.smoothing) + 0.5 * self.smoothing
         return super().forward(logits.squeeze(1), targets)
 
 
