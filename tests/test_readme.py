@@ -13,7 +13,7 @@ from pathlib import Path
 from loopbench.analysis.inplace import TARGET_POINTS
 from loopbench.analysis.paycurve import analyse
 from loopbench.core.store import load_results
-from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.report import probe as probe_report
 from loopbench.report import tasks_only
 from loopbench.report.paycurve import sign_test
@@ -88,6 +88,19 @@ def overhead_facts() -> list[str]:
         f"agree to {abs(counts[0] - counts[1]) / min(counts):.3%}",
         f"lay {abs(times[0] - times[1]) / min(times):.0%} apart",
         " and ".join(f"{m} min {s} s" for m, s in minutes),
+    ]
+
+
+def fabric_facts() -> list[str]:
+    """One `loopbench overhead` invocation with Fabric beside the Trainers: Fabric's and the lean Trainer's deltas on
+    the one-optimizer probe, in time and (Fabric's) in instructions, and its rounds."""
+    o = json.loads(_source("fabric").read_text())
+    auto, counted = o["shapes"]["auto"], o["instructions"]["shapes"]["auto"]
+    return [
+        f"**{_interval(auto[FABRIC])} us**",
+        f"(+{counted[FABRIC]['delta'] / 1e6:.2f} M instructions)",
+        f"lean Trainer costs {_interval(auto[LEAN])} in the same invocation",
+        f"{o['rounds']} rounds)",
     ]
 
 
@@ -190,7 +203,7 @@ CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95
 
 
 def _facts() -> list[str]:
-    facts = headline_facts() + overhead_facts() + paycurve_facts() + history_facts()
+    facts = headline_facts() + overhead_facts() + fabric_facts() + paycurve_facts() + history_facts()
     return facts + own_module_facts() + paycurve_in_place_facts()
 
 
