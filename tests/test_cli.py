@@ -184,7 +184,7 @@ def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     assert answer["method"] == "rounds" and answer["rounds"] == 2 and answer["stopped"] == "time budget spent"
     assert answer["elapsed_s"] >= answer["timed_s"] > 0  # the whole measurement, its rounds within it
     assert set(impls) == set(PROBE_IMPLS["manual"]) and impls["pytorch"]["us_per_step"] > 0
-    assert 1 <= impls["pytorch"]["runs"] <= 2 * 3  # P L P Ld P, twice (less a segment kept off the CPU)
+    assert 1 <= impls["pytorch"]["runs"] <= 2 * len(impls)  # P V1 P V2 ... P, twice (less a segment kept off the CPU)
     assert answer["instructions"]["shapes"] == {} and answer["failed"] == []
     text = capsys.readouterr().out
     assert "round   2:" in text and "us/step" in text and "instruction counts: off" in text

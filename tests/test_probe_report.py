@@ -19,6 +19,7 @@ COST_US = {  # a made-up per-step cost of each variant over the plain loop's 200
     "lightning+summary": 410,
     "lightning+checkpointing": 470,
     "lightning-defaults": 1_300,
+    "fabric": 60,
 }
 
 
