@@ -1,5 +1,5 @@
 """Another Lightning release: installed hash-checked into the cache, imported first, recorded as imported,
-and bitwise equal to the plain loop on the probe and a task, on every minor line."""
+and bitwise equal to the plain loop on the probe and a task, at both ends of the supported lines."""
 
 import pytest
 
@@ -17,8 +17,9 @@ def test_withdrawn_and_unlisted_releases_are_refused_and_every_listed_one_has_a_
     assert all(len(h) == 64 and int(h, 16) >= 0 for h in releases.RELEASES.values())
 
 
-# the last release of each minor line before the installed one (whose parity every other test proves)
-FAMILIES = ("2.0.9.post0", "2.1.4", "2.2.5", "2.3.3", "2.4.0", "2.5.6")
+# the oldest line, the last that imports pkg_resources, and the last line before the installed one (whose parity
+# every other test proves); `loopbench history` trains every listed release and reports its parity (docs/releases.md)
+FAMILIES = ("2.0.9.post0", "2.3.3", "2.5.6")
 
 
 def _site(version: str):
