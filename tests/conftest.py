@@ -1,4 +1,4 @@
-"""One thread a process, and the slow tests first."""
+"""One thread a process, and the heavy and slow tests first."""
 
 import os
 
@@ -10,5 +10,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The slow tests first, so that the two workers end together on short ones (the sort keeps the order otherwise)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The heavy tests first, then the slow ones, so that the two workers end together on short ones (the sort keeps
+    the order otherwise)."""
+    items.sort(key=lambda item: (item.get_closest_marker("heavy") is None, item.get_closest_marker("slow") is None))

@@ -27,6 +27,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*BENCH, *CELL, *args], capture_output=True, text=True, timeout=300, env=ENV)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_bench_table_is_the_reports_story_its_compare_catches_a_slowdown_and_it_resumes(tmp_path):
     out, storage = tmp_path / "report", f"file://{tmp_path / 'saved'}"

@@ -29,6 +29,7 @@ CELLS = [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficien
 NUDGED = {"lr": 0.2 * 1.001}  # CIFAR's plain loop with a nudged learning rate: the comparison is blind to who trained
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @needs_two_cores
 def test_plain_ddp_lightning_ddp_and_fabric_ddp_train_the_same_model_on_every_process_and_a_nudged_lr_is_not():

@@ -70,6 +70,7 @@ def test_manual_optimization_in_float16_is_refused_saying_why(capsys):
     assert "manual optimization in 16-mixed needs Lightning's loss scaling" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_the_verb_writes_a_report_with_parity_and_the_trainers_own_time(tmp_path, capsys):
     argv = ["module", f"{DEMOS}:boring", "--precisions", "32-true", "--preset", "smoke", "--impls", "pytorch",

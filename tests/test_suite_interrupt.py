@@ -46,6 +46,7 @@ def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_sigint_keeps_finished_runs_and_resume_completes_the_matrix(tmp_path):
     out = tmp_path / "suite"
