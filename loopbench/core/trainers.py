@@ -71,8 +71,3 @@ FABRIC = "fabric"  # Lightning Fabric: the plain loop's structure, with Fabric's
 def is_lightning(impl: str) -> bool:
     """Does `impl` run a Lightning Trainer?"""
     return impl in TRAINERS
-
-
-def imports_lightning(impl: str) -> bool:
-    """Does `impl` import a Lightning package (a Trainer, or Fabric)?"""
-    return is_lightning(impl) or impl == FABRIC

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from loopbench.core.quiet import quiet_lightning
-from loopbench.core.trainers import imports_lightning
+from loopbench.core.trainers import is_lightning
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
 
@@ -44,7 +44,7 @@ def main(cfg_path: str, out_path: str) -> int:
 
 
 def run_one(config: RunConfig) -> RunResult:
-    if imports_lightning(config.impl):  # a plain-PyTorch run never imports Lightning: its memory is its own
+    if is_lightning(config.impl):  # a plain run never imports Lightning, a Fabric run not the Trainer: its own memory
         quiet_lightning()
     try:
         return run_cell(config)
