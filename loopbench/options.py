@@ -16,7 +16,7 @@ from typing import Any
 
 import implementations
 from loopbench.core.precision import PRECISIONS
-from loopbench.core.trainers import TRAINERS
+from loopbench.core.trainers import FABRIC, TRAINERS
 from loopbench.studies.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
@@ -92,8 +92,8 @@ OPTIONS: tuple[Option, ...] = (
        choices=tuple(implementations.ALL_IMPLS), metavar="IMPL", required=True),
     _o("impls", MATRIX, "implementations (see --impl of run)", nargs="+", choices=tuple(implementations.ALL_IMPLS),
        metavar="IMPL", default=list(implementations.IMPLS), by_verb={"module": MODULE_IMPLS}),
-    _o("against", ("parity",), "the Lightning Trainer compared with the plain loop", choices=tuple(TRAINERS),
-       default="lightning"),
+    _o("against", ("parity",), "what is compared with the plain loop: a Lightning Trainer, or fabric",
+       choices=(*TRAINERS, FABRIC), default="lightning"),
     _o("device", (*CELL, "overhead"), "cpu, cuda or cuda:N", default="cpu"),
     _o("devices", MATRIX, "devices", nargs="+", shown="cuda if visible, else cpu"),
     _o("precision", CELL, "precision", choices=PRECISIONS, default="32-true"),

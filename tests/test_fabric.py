@@ -4,6 +4,8 @@ runner that ran those reuses their plain runs; the DDP cells are in test_ddp's b
 forward's output back in float32: a loss that reads that dtype computes otherwise (shown below). A task without a
 Fabric loop is refused in one line."""
 
+import json
+
 import pytest
 import torch
 
@@ -42,6 +44,14 @@ def test_fabric_trains_the_plain_loops_bits(task, kwargs):
     plain, fabric = assert_bitwise_parity(task, "fabric", **kwargs)
     assert fabric.config["impl"] == "fabric" and fabric.metrics == plain.metrics
     assert fabric.precision_via.startswith("Fabric(")
+
+
+def test_the_parity_verb_compares_fabric_with_the_plain_loop(tmp_path, capsys):
+    out = tmp_path / "parity.json"
+    argv = ["parity", "--task", "cifar_cnn", "--against", "fabric", "--steps", "4", "--json", str(out)]
+    assert main(argv) == 0
+    assert "fabric vs pytorch: bitwise" in capsys.readouterr().out
+    assert json.loads(out.read_text())["verdict"] == "bitwise"
 
 
 def test_a_task_without_a_fabric_loop_is_refused_in_one_line(tmp_path, capsys):
