@@ -68,6 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    matrix = getattr(config, "_loopbench_matrix", None)
+    return [f"loopbench: not run: {line}" for line in matrix.missing()] if matrix else []
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
         from loopbench.analysis.grouping import group_key, group_words

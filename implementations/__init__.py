@@ -34,10 +34,10 @@ IMPLS = {  # the default matrix
     "pytorch": "pytorch_loop",
     "lightning": "lightning_loop",  # lean Trainer: the fair comparison
     "lightning-defaults": "lightning_loop",  # the Trainer as a new user gets it, with self.log
+    FABRIC: "fabric_loop",  # the plain loop on Fabric: optional, so a task without one runs the others
 }
 # Every Trainer of loopbench.core.trainers runs the same LightningModule: the ladder's variants too, by name.
-# Fabric runs where a task has a fabric_loop.py, by name (not yet in the default matrix).
-ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS} | {FABRIC: "fabric_loop"}
+ALL_IMPLS = IMPLS | {name: "lightning_loop" for name in TRAINERS}
 
 
 ENTRY_POINTS = "loopbench.tasks"

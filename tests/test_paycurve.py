@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from loopbench.analysis.paycurve import POINTS, analyse, common, per_task
-from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.report.paycurve import write
 from loopbench.studies import paycurve
@@ -77,7 +77,7 @@ def test_the_report_predicts_a_task_from_the_probe_at_the_tasks_thread_count_and
     cells = Matrix(tasks=("cifar_cnn",), probe_repeats=2, probe_threads=(1, 2)).cells()
     probe = [c for c in cells if c.task == "overhead_probe"]
     assert {c.overrides.get("threads", 1) for c in probe} == {1, 2}
-    assert {c.impl for c in probe if c.overrides.get("threads") == 2} == {PLAIN, LEAN, DEFAULTS}
+    assert {c.impl for c in probe if c.overrides.get("threads") == 2} == {PLAIN, LEAN, DEFAULTS, FABRIC}
 
 
 def test_points_are_chosen_by_name_and_an_unknown_one_is_refused_in_one_line(capsys, tmp_path):

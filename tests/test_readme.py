@@ -65,8 +65,8 @@ def headline_facts() -> list[str]:
     placed = ov[ov["own pinned"].notna()] if "own pinned" in ov else ov.iloc[:0]
     facts.append(f"{int(placed['own pinned'].sum())} of {len(placed)} within +-{TARGET_POINTS:g} points of the step")
     for _, o in ov[ov["impl"] == LEAN].iterrows():  # the Trainer's own time in place, as a share of the step
-        if o["task"] in ("cifar_cnn", "mnist_gan") and "of the step" in str(o.get("Trainer's own time")):
-            facts.append(o["Trainer's own time"].split("], ")[1].removesuffix(" of the step"))
+        if o["task"] in ("cifar_cnn", "mnist_gan") and "of the step" in str(o.get("own time")):
+            facts.append(o["own time"].split("], ")[1].removesuffix(" of the step"))
     table = headline(tasks_only(results), probe_report.predictors(results))
     verdicts = [v for cell in table["measured vs predicted (L / Ld)"] for v in cell.split(" / ") if v != "–"]
     facts.append(f"{len(resolved)} (cell, Trainer) ratios, {verdicts.count('agrees')} of them agreeing")
@@ -177,7 +177,7 @@ def own_module_facts() -> list[str]:
     """`loopbench module` on Lightning's demo Transformer: the whole-step ratio against the in-place figure."""
     folder = _source("own module")
     o = overheads(tasks_only(load_results(folder))).set_index("impl").loc[LEAN]
-    return [o["label"].split(" (")[0], o["Trainer's own time"].split("], ")[1].removesuffix(" of the step")]
+    return [o["label"].split(" (")[0], o["own time"].split("], ")[1].removesuffix(" of the step")]
 
 
 def test_the_own_module_guide_states_each_committed_demo_report_and_what_the_split_costs():
@@ -190,7 +190,7 @@ def test_the_own_module_guide_states_each_committed_demo_report_and_what_the_spl
         for _, o in overheads(results).iterrows():
             row = f"| {o['impl']} | "
             line = next(x for x in doc.splitlines() if f"{folder.name}/REPORT.md" in x and row in x)
-            assert o["label"].split(" (")[0] in line and o["Trainer's own time"] in line
+            assert o["label"].split(" (")[0] in line and o["own time"] in line
             assert line.endswith(f"| {verdicts[o['impl']]} |")
     cost = json.loads((ROOT / "reports" / "amd-epyc-2c-avx2" / "own-module" / "split-cost.json").read_text())
     for fact in (f"{cost[PLAIN]['instructions_delta']:+,.0f}", f"{cost[LEAN]['instructions_delta']:+,.0f}",

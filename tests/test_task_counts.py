@@ -3,7 +3,7 @@ counted ratios and the probe's prediction for them, on hand-made results."""
 
 import pytest
 
-from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import headline, parities
@@ -17,10 +17,10 @@ def test_the_counts_come_last_one_thread_and_only_where_valgrind_can_count_the_p
     counted = [c for c in cells if c.clock == "instructions"]
     assert cells[-len(counted) :] == counted  # after every timed run
     assert {(c.task, c.processes, c.threads) for c in counted} == {("mnist_gan", 1, 1), ("cifar_cnn", 1, 1)}
-    assert [c.impl for c in counted[:3]] == [PLAIN, LEAN, DEFAULTS]
+    assert [c.impl for c in counted[:4]] == [PLAIN, LEAN, DEFAULTS, FABRIC]
     assert all(c.steps == 6 and c.warmup_steps == 2 for c in counted)
     groups = [b for b in batches(cells) if b[0].clock == "instructions"]
-    assert [len(b) for b in groups] == [3, 3]  # one valgrind process per cell
+    assert [len(b) for b in groups] == [4, 4]  # one valgrind process per cell
     assert not Matrix(tasks=("cifar_cnn",), devices=("cuda",), task_counts=True).count_cells(
         "cifar_cnn", "cuda", "32-true", 1
     )

@@ -19,7 +19,7 @@ from loopbench.core.types import RunResult
 PROBE = "overhead_probe"
 SHAPES = ("auto", "manual")
 STEP_MEANS = {"auto": "one optimizer step", "manual": "one batch: two optimizer steps"}
-HEADLINE_IMPLS = tuple(implementations.IMPLS)  # the default matrix's: the plain loop, the lean and the default Trainer
+HEADLINE_IMPLS = tuple(implementations.IMPLS)  # the default matrix's: plain, the lean and the default Trainer, Fabric
 ENV_KEYS = ("cpu", "cpu_flags", "gpu", "torch", "pytorch_lightning", "commit")
 
 

@@ -136,6 +136,8 @@ def cmd_suite(args: argparse.Namespace, publish: Callable[[list, tuple], Path] |
         + (f"; resuming: {planned - len(todo)} already there" if args.resume else ""),
         flush=True,
     )
+    for line in matrix.missing():
+        print(f"not run: {line}", flush=True)
     interrupted = False
     with interrupts_raise():
         try:

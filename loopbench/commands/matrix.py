@@ -68,6 +68,9 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
         lightning=_releases(get("lightning"), flag("lightning")),
         slowdown_us=get("slowdown_us"),
     )
+    for task in matrix.tasks:
+        if not matrix.impls_of(task):
+            raise UsageError(implementations.impl_problem(task, matrix.impls[0]) or f"{task}: nothing to run")
     for cell in {c.label: c for c in matrix.cells() if c.task not in implementations.PROBES}.values():
         try:
             refuse_unsupported(cell) if get("precisions") else validate(cell)

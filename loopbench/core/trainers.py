@@ -67,6 +67,14 @@ LADDER_IMPLS: tuple[str, ...] = (PLAIN, *dict.fromkeys(r.impl for r in LADDER), 
 
 FABRIC = "fabric"  # Lightning Fabric: the plain loop's structure, with Fabric's device, precision and DDP plumbing
 
+# What the report sets beside the plain loop, in this order: the name a reader sees, and its short label in
+# the columns that give one value per implementation ("L / Ld / F").
+COMPARED: dict[str, tuple[str, str]] = {
+    LEAN: ("Lightning", "L"),
+    DEFAULTS: ("Lightning defaults", "Ld"),
+    FABRIC: ("Fabric", "F"),
+}
+
 
 def is_lightning(impl: str) -> bool:
     """Does `impl` run a Lightning Trainer?"""

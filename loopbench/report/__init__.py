@@ -124,13 +124,16 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
     """The tasks' part of REPORT.md: headline table, data, parity, speed and memory, overhead, scaling, epochs."""
     out: list[str] = []
     out += [
-        "Step time of each Lightning variant relative to the plain PyTorch loop (1.00x = same speed), from "
-        "rounds: one process per round runs short time-only segments P L P Ld P, and each Lightning segment's "
+        "Step time of each Lightning variant (L: the lean Trainer, Ld: the default Trainer, F: Fabric) relative to "
+        "the plain PyTorch loop (1.00x = same speed), from "
+        "rounds: one process per round runs short time-only segments P L P Ld P F P, and each Lightning segment's "
         "median step is divided by the plain segments' just before and after it; the ratio is the median over "
         "rounds with a distribution-free 95% interval (from 6 to 8 pairs that interval is the range of the "
         "pairs, whose coverage is 1 - 2/2^n: 96.9% at 6 pairs, 99.2% at 8), and where it is wider than ±2% "
         "the pairs that ±2% would need are given (cells without rounds: fresh runs paired by repeat, t interval). "
-        "Throughput, peak memory and the parity verdict come from fresh-process runs of the whole job."
+        "Throughput, peak memory and the parity verdict come from fresh-process runs of the whole job. `own time`: "
+        "the framework's time per step outside the model's forward, backward and optimizer update, measured in "
+        "place (rest minus the plain loop's rest, docs/own-module.md); Fabric's includes its wrappers' calls."
         + (
             " `probe predicts`: (T + delta) / T, the ratio the overhead probe's per-step cost delta implies for "
             "the cell's plain step time T, delta measured at the tasks' thread count where the probe ran there "

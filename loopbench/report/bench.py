@@ -88,7 +88,7 @@ def extra_info(everything: list[RunResult], key: tuple, impl: str) -> dict[str, 
                 "share_low": _scale(o.get("own share low %")),
                 "share_high": _scale(o.get("own share high %")),
                 "pinned": bool(o["own pinned"]),
-                "label": o["Trainer's own time"],
+                "label": o["own time"],
             }
     info |= _predicted(everything, group, task, impl, info.get("ratio_vs_plain"))
     counts = counts_report.table(everything, probe_report.predictors(everything))

@@ -17,11 +17,10 @@ import pandas as pd
 
 import implementations
 from loopbench.analysis.grouping import placement
-from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.trainers import COMPARED, PLAIN
 from loopbench.core.types import RunResult
 
 TOLERANCE = 0.005  # counted and predicted ratios within half a percent of the plain step: the probe explains it
-NAMES = {LEAN: "Lightning", DEFAULTS: "Lightning defaults"}
 
 
 def counted(results: list[RunResult]) -> dict[tuple[str, str, str], dict[str, float]]:
@@ -49,7 +48,7 @@ def table(results: list[RunResult], probes: dict[str, Any] | None) -> pd.DataFra
     rows = []
     for (task, device, precision), impls in counted(results).items():
         plain = impls.get(PLAIN)
-        for impl in (LEAN, DEFAULTS):
+        for impl in COMPARED:
             if plain is None or impl not in impls:
                 continue
             delta, predicted = impls[impl] - plain, probe_delta(probes, device, task, impl)
@@ -78,8 +77,9 @@ def verdict(row: dict[str, Any]) -> str:
     return "counted above" if gap > 0 else "counted below"
 
 
-def headline_cells(counts: pd.DataFrame, task: str, device: str, precision: str) -> dict[str, str]:
-    """The headline table's `counted` column for one cell: `L / Ld` ratios, `–` where not counted."""
+def headline_cells(counts: pd.DataFrame, task: str, device: str, precision: str, compared: list[str]) -> dict[str, str]:
+    """The headline table's `counted` columns for one cell: a ratio per compared implementation (`L / Ld / F`),
+    `–` where not counted."""
     if counts.empty:
         return {}
     mine = counts[(counts.task == task) & (counts.device == device) & (counts.precision == precision)]
@@ -87,9 +87,10 @@ def headline_cells(counts: pd.DataFrame, task: str, device: str, precision: str)
         return {}
     ratios = {row.impl: f"{row['counted ratio']:.3f}x" for _, row in mine.iterrows()}
     verdicts = {row.impl: row["verdict"] for _, row in mine.iterrows()}
+    short = " / ".join(COMPARED[i][1] for i in compared)
     return {
-        "instructions, 1 thread (L / Ld)": " / ".join(ratios.get(i, "–") for i in (LEAN, DEFAULTS)),
-        "counted vs probe (L / Ld)": " / ".join(verdicts.get(i, "–") for i in (LEAN, DEFAULTS)),
+        f"instructions, 1 thread ({short})": " / ".join(ratios.get(i, "–") for i in compared),
+        f"counted vs probe ({short})": " / ".join(verdicts.get(i, "–") for i in compared),
     }
 
 

@@ -22,6 +22,7 @@ IMPL_STYLE = {  # the same colour per implementation in every figure
     "pytorch": {"color": "#1f77b4", "linestyle": "-", "linewidth": 2.5},
     "lightning": {"color": "#ff7f0e", "linestyle": "--", "linewidth": 1.8},
     "lightning-defaults": {"color": "#2ca02c", "linestyle": ":", "linewidth": 1.8},
+    "fabric": {"color": "#9467bd", "linestyle": "-.", "linewidth": 1.8},
 }
 
 

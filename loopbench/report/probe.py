@@ -14,10 +14,10 @@ import pandas as pd
 
 import implementations
 from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE, STEP_MEANS, answer, predicted_ratio
-from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.trainers import COMPARED, DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.core.types import RunResult
 
-NAMES = {LEAN: "the lean Trainer", DEFAULTS: "the default Trainer (with `self.log` every step)"}
+NAMES = {LEAN: "the lean Trainer", DEFAULTS: "the default Trainer (with `self.log` every step)", FABRIC: "Fabric"}
 
 
 def _probe_threads(r: RunResult) -> int:
@@ -56,10 +56,10 @@ def interval_text(v: dict[str, Any], key: str = "delta") -> str:
 
 def headline_sentence(device: str, a: dict[str, Any]) -> str:
     auto = a["shapes"].get("auto") or next(iter(a["shapes"].values()))
-    parts = [f"{NAMES[i]} {interval_text(auto[i])} us" for i in (LEAN, DEFAULTS) if i in auto]
+    parts = [f"{NAMES[i]} {interval_text(auto[i])} us" for i in COMPARED if i in auto]
     steal = a.get("cpu_steal_max")
     counts = a.get("instructions", {}).get("shapes", {}).get("auto", {})
-    counted = [f"{counts[i]['delta'] / 1e6:+.2f} M" for i in (LEAN, DEFAULTS) if counts.get(i, {}).get("delta")]
+    counted = [f"{counts[i]['delta'] / 1e6:+.2f} M" for i in COMPARED if counts.get(i, {}).get("delta")]
     return (
         f"**On this machine ({device}), per optimizer step, {' and '.join(parts)}** over the plain loop's "
         f"{auto['pytorch']['us_per_step']:,.0f} us (the overhead probe: a near-zero-compute job, one torch "
@@ -71,9 +71,9 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
         + (f"; CPU steal at most {steal:.1%} of the machine's time during any run" if steal is not None else "")
         + ")"
         + (
-            f"; counted, the two cost {' and '.join(counted)} instructions per step more than the plain loop's "
+            f"; counted, they cost {' and '.join(counted)} instructions per step more than the plain loop's "
             f"{counts['pytorch']['per_step'] / 1e6:.2f} M, on any machine with these versions"
-            if len(counted) == 2 and "pytorch" in counts
+            if len(counted) == len(parts) and "pytorch" in counts
             else ""
         )
         + ". A job whose plain step takes T pays about that delta / T: "

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from loopbench.core.trainers import DEFAULTS, LEAN
+from loopbench.core.trainers import COMPARED
 from loopbench.core.types import RunResult
 from loopbench.report.figures import save
 from loopbench.report.probe import NAMES, answers, predictors, task_points
@@ -62,7 +62,7 @@ def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
 def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, styles: dict) -> Path | None:
     """Extra time per step (%) against the plain loop's step time: the probe's prediction for both Trainers,
     each task cell's measured ratio on it (filled: resolved, hollow: not resolved, x: one pair or fewer)."""
-    impls = [i for i in (LEAN, DEFAULTS) if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
+    impls = [i for i in COMPARED if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
     if not impls:
         return None
     steps = [p["step_ms"] for p in points] or [1.0]

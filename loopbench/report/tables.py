@@ -6,7 +6,7 @@ import pandas as pd
 
 from loopbench.analysis import inplace, parity, rounds, stats
 from loopbench.analysis.grouping import by_group, placement
-from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN, is_lightning
+from loopbench.core.trainers import COMPARED, PLAIN, is_lightning
 from loopbench.core.types import RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import probe as probe_report
@@ -130,11 +130,12 @@ def overheads(results: list[RunResult]) -> pd.DataFrame:
 
 
 def _own_columns(own: dict | None) -> dict:
-    """The in-place split's columns of a cell's row: the Trainer's own time per step, its share, the work."""
+    """The in-place split's columns of a cell's row: the framework's own time per step (the Trainer's, or
+    Fabric's), its share of the step, the work."""
     if own is None:
-        return {"Trainer's own time": "–"}
+        return {"own time": "–"}
     return {
-        "Trainer's own time": inplace.label(own),
+        "own time": inplace.label(own),
         "own ms": own["own_s"] * 1e3,
         "own share %": own["share"] * 100,
         "own share low %": _scale(own["share_low"], 100),
@@ -214,8 +215,11 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             "PyTorch samples/s": table.loc[(*key, PLAIN), "samples/s"],
         }
         plain = table.loc[(*key, PLAIN)]
+        compared = [i for i in COMPARED if (*key, i) in table.index or (*key, i) in ov.index]
+        short = " / ".join(COMPARED[i][1] for i in compared)
         predicted, agree, own = [], [], []
-        for impl, label in (("lightning", "Lightning"), ("lightning-defaults", "Lightning defaults")):
+        for impl in compared:
+            label = COMPARED[impl][0]
             if (*key, impl) in ov.index:
                 o = ov.loc[(*key, impl)]
                 row[f"{label} step time"] = o["label"]
@@ -228,19 +232,17 @@ def headline(results: list[RunResult], probes: dict | None = None) -> pd.DataFra
             ends = [probe_report.prediction(a, task, impl, *step, delta=d) for d in ("delta_low", "delta_high")]
             o = ov.loc[(*key, impl)] if (*key, impl) in ov.index else None
             agree.append("–" if o is None else stats.agreement(o["95% CI low"], o["95% CI high"], *ends))
-            text = None if o is None else o.get("Trainer's own time")
+            text = None if o is None else o.get("own time")
             own.append(text if isinstance(text, str) else "–")
         if any(x != "–" for x in own):
-            row["Trainer's own time (L / Ld)"] = " / ".join(own)
-        row |= counts_report.headline_cells(counts, *key)
+            row[f"own time ({short})"] = " / ".join(own)
+        row |= counts_report.headline_cells(counts, *key, compared)
         if probes:
-            row["probe predicts (L / Ld)"] = " / ".join(predicted)
-            row["measured vs predicted (L / Ld)"] = " / ".join(agree)
-        mems = [table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None for i in (PLAIN, LEAN, DEFAULTS)]
-        row[f"{mem} (P / L / Ld)"] = " / ".join("–" if m is None or pd.isna(m) else f"{m:.0f}" for m in mems)
-        verdicts = {
-            par.loc[(*key, i), "verdict"] for i in ("lightning", "lightning-defaults") if (*key, i) in par.index
-        }
+            row[f"probe predicts ({short})"] = " / ".join(predicted)
+            row[f"measured vs predicted ({short})"] = " / ".join(agree)
+        mems = [table.loc[(*key, i)].get(mem) if (*key, i) in table.index else None for i in (PLAIN, *compared)]
+        row[f"{mem} (P / {short})"] = " / ".join("–" if m is None or pd.isna(m) else f"{m:.0f}" for m in mems)
+        verdicts = {par.loc[(*key, i), "verdict"] for i in compared if (*key, i) in par.index}
         row["parity"] = ", ".join(sorted(verdicts)) or "–"
         rows.append(row)
     return pd.DataFrame(rows)

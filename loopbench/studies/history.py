@@ -16,7 +16,7 @@ import implementations
 from loopbench.analysis.history import PARITY_PRESET, across_releases
 from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE, SHAPES
 from loopbench.core import releases
-from loopbench.core.trainers import LADDER_IMPLS, LEAN, PLAIN
+from loopbench.core.trainers import FABRIC, LADDER_IMPLS, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.launch.forked import run_forked_batch, start_servers
 from loopbench.studies import overhead
@@ -35,7 +35,7 @@ def default_versions() -> tuple[str, ...]:
 def impls(ladder: bool) -> dict[str, tuple[str, ...]]:
     """The variants per shape: the headline ones, or the whole ladder in the automatic shape (timed with --ladder;
     always counted, once, which is how a change is traced to the part of the Trainer it is in)."""
-    return {"auto": LADDER_IMPLS if ladder else HEADLINE_IMPLS, "manual": HEADLINE_IMPLS}
+    return {"auto": (*LADDER_IMPLS, FABRIC) if ladder else HEADLINE_IMPLS, "manual": HEADLINE_IMPLS}
 
 
 def parity_plan(versions: tuple[str | None, ...], precisions: tuple[str, ...] = PARITY_PRECISIONS) -> list[RunConfig]:

@@ -21,7 +21,7 @@ from loopbench.launch.valgrind import count as count_instructions
 
 # What is measured of the probe: the whole ladder in the automatic shape, the headline variants in the other.
 # `loopbench overhead`: the Trainers (the ladder's rungs on the one-optimizer shape) and Fabric beside them
-PROBE_IMPLS = {"auto": (*LADDER_IMPLS, FABRIC), "manual": (*HEADLINE_IMPLS, FABRIC)}
+PROBE_IMPLS = {"auto": (*LADDER_IMPLS, FABRIC), "manual": HEADLINE_IMPLS}
 
 
 SEGMENT_WARMUP, SEGMENT_STEPS = 40, 552  # 512 timed steps: 8 epochs of TRAIN_SIZE / 8 = 64 batches; ~0.15-1 s

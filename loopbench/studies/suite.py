@@ -121,7 +121,7 @@ class Matrix:
         steps, warmup = implementations.spec(task).HARNESS.count
         return [
             self.config(task, impl, device, precision, steps, warmup, clock="instructions", threads=1)
-            for impl in self.impls
+            for impl in self.impls_of(task)
         ]
 
     def config(self, task: str, impl: str, device: str, precision: str, steps, warmup, **where: Any) -> RunConfig:
@@ -132,6 +132,19 @@ class Matrix:
             batch_size=self.batch_size, data=self.data, data_dir=self.data_dir, overrides=dict(self.overrides),
             slowdown_us=self.slowdown_us, **where,
         )  # fmt: skip
+
+    def impls_of(self, task: str) -> tuple[str, ...]:
+        """The implementations of `impls` that `task` has (Fabric's loop is optional)."""
+        return tuple(i for i in self.impls if implementations.impl_problem(task, i) is None)
+
+    def missing(self) -> list[str]:
+        """Why each implementation of `impls` that a task lacks is not run: one line each, said before the runs."""
+        return [
+            reason
+            for task in self.tasks
+            for i in self.impls
+            if (reason := implementations.impl_problem(task, i)) and i not in self.impls_of(task)
+        ]
 
     def probe_impls(self, threads: int, shape: str) -> tuple[str, ...]:
         """The headline variants (the plain loop, the lean and the default Trainer); the ladder's six more would
@@ -152,16 +165,17 @@ class Matrix:
             return self.config(task, impl, device, precision, steps, warmup, repeat=repeat, processes=processes,
                                slot=slot)  # fmt: skip
 
+        impls = self.impls_of(task)
         cells = []
         for repeat in range(min(runs, limit.repeats) if limit else runs):
-            cells += [cell(impl, repeat) for impl in (self.impls if repeat % 2 == 0 else self.impls[::-1])]
-        if has_rounds and "pytorch" in self.impls and len(self.impls) > 1:
+            cells += [cell(impl, repeat) for impl in (impls if repeat % 2 == 0 else impls[::-1])]
+        if has_rounds and "pytorch" in impls and len(impls) > 1:
             seg_steps, seg_warmup = harness.segment
             by_time = {"segment_s": SEGMENT_S} if device_type(device) == "cuda" or harness.by_time else {}
             for k in range(self.repeats or harness.rounds):
                 cells += [
                     dataclasses.replace(cell(impl, k, slot, seg_steps, seg_warmup), **by_time)
-                    for slot, impl in enumerate(rounds.sequence(self.impls, k), 1)
+                    for slot, impl in enumerate(rounds.sequence(impls, k), 1)
                 ]
         return cells
 
