@@ -1,4 +1,4 @@
-"""loopbench run | parity | suite | module | overhead | history | paycurve | report | compare.
+"""loopbench run | parity | suite | module | overhead | history | paycurve | compile | report | compare.
 
 The parser, from the table of options (options.py); the verbs are in commands/.
 
@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from loopbench import options
-from loopbench.commands import cells, module, probe, results
+from loopbench.commands import cells, compile, module, probe, results
 from loopbench.core.types import UsageError
 
 PREFIX = "loopbench: error:"  # every refusal, argparse's own included
@@ -52,6 +52,10 @@ VERBS = {
     "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", probe.cmd_overhead),
     "history": ("the overhead probe and parity across Lightning releases, and what changed", probe.cmd_history),
     "paycurve": ("the pay curve measured: real tasks over two decades of step time vs the probe", probe.cmd_paycurve),
+    "compile": (
+        "torch.compile on every side: compile time, graph breaks, recompiles, speed, parity",
+        compile.cmd_compile,
+    ),
     "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", results.cmd_report),
     "compare": ("what changed between two result sets (releases, commits, days), with intervals", results.cmd_compare),
 }

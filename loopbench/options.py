@@ -17,6 +17,7 @@ from typing import Any
 import implementations
 from loopbench.core.precision import PRECISIONS
 from loopbench.core.trainers import FABRIC, TRAINERS
+from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES
 from loopbench.studies.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
@@ -86,35 +87,44 @@ OPTIONS: tuple[Option, ...] = (
     # what to run
     _o("task", CELL, f"the task ({', '.join(TASK_NAMES)}, a registered one, or a task's folder)",
        type=implementations.task_name, required=True, metavar="TASK"),
-    _o("tasks", ("suite",), f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
+    _o("tasks", ("suite", "compile"), f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
        type=implementations.task_name, shown="every task", metavar="TASK"),
     _o("impl", ("run",), f"implementation: {', '.join(implementations.ALL_IMPLS)}",
        choices=tuple(implementations.ALL_IMPLS), metavar="IMPL", required=True),
-    _o("impls", MATRIX, "implementations (see --impl of run)", nargs="+", choices=tuple(implementations.ALL_IMPLS),
+    _o("impls", (*MATRIX, "compile"), "implementations (see --impl of run)", nargs="+",
+       choices=tuple(implementations.ALL_IMPLS),
        metavar="IMPL", default=list(implementations.IMPLS), by_verb={"module": MODULE_IMPLS}),
     _o("against", ("parity",), "what is compared with the plain loop: a Lightning Trainer, or fabric",
        choices=(*TRAINERS, FABRIC), default="lightning"),
-    _o("device", (*CELL, "overhead"), "cpu, cuda or cuda:N", default="cpu"),
+    _o("device", (*CELL, "overhead", "compile"), "cpu, cuda or cuda:N", default="cpu"),
     _o("devices", MATRIX, "devices", nargs="+", shown="cuda if visible, else cpu"),
-    _o("precision", CELL, "precision", choices=PRECISIONS, default="32-true"),
+    _o("precision", (*CELL, "compile"), "precision", choices=PRECISIONS, default="32-true"),
     _o("precisions", MATRIX, f"precisions: {', '.join(PRECISIONS)}", nargs="+", choices=PRECISIONS,
        metavar="PRECISION", shown="each device's usual set"),
-    _o("preset", (*CELL, *MATRIX), "smoke (tests), quick (CPU), full (GPU)", choices=PRESETS,
-       shown="full on GPU, quick on CPU", by_verb={"run": "smoke", "parity": "smoke"}),
-    _o("seed", (*CELL, *MATRIX), "random seed of data order, weights and noise", type=int, default=0),
+    _o("preset", (*CELL, *MATRIX, "compile"), "smoke (tests), quick (CPU), full (GPU)", choices=PRESETS,
+       shown="full on GPU, quick on CPU", by_verb={"run": "smoke", "parity": "smoke", "compile": "smoke"}),
+    _o("seed", (*CELL, *MATRIX, "compile"), "random seed of data order, weights and noise", type=int, default=0),
     _o("seeds", ("parity",), "several seeds: a verdict per seed, and an equivalence test (TOST) of --metric",
        type=int, nargs="+"),
-    _o("steps", (*CELL, *MATRIX, "overhead"), "optimizer steps (batches) per run", type=int, shown="the preset's",
+    _o("steps", (*CELL, *MATRIX, "overhead", "compile"), "optimizer steps (batches) per run", type=int,
+       shown="the preset's",
        by_verb={"overhead": SEGMENT_STEPS}, help_by_verb={"overhead": "steps per segment (a quarter warm up)"}),
-    _o("warmup-steps", (*CELL, *MATRIX), "steps left out of the timing", type=int, shown="the preset's"),
-    _o("batch-size", (*CELL, *MATRIX), "samples per batch (per process)", type=int, shown="the preset's"),
+    _o("warmup-steps", (*CELL, *MATRIX, "compile"), "steps left out of the timing", type=int, shown="the preset's"),
+    _o("batch-size", (*CELL, *MATRIX, "compile"), "samples per batch (per process)", type=int, shown="the preset's"),
     _o("data", (*CELL, *MATRIX), "synthetic (generated, offline) or real (torchvision's loaders)",
        choices=("synthetic", "real"), default="synthetic"),
     _o("data-dir", (*CELL, *MATRIX), "folder of the real data set (with --data real)"),
-    _o("set", (*CELL, *MATRIX), "override a task hyperparameter, e.g. --set lr=0.05 (repeatable)",
+    _o("set", (*CELL, *MATRIX, "compile"), "override a task hyperparameter, e.g. --set lr=0.05 (repeatable)",
        action="append", type=override, metavar="KEY=VALUE", default=[], shown="none"),
-    _o("pretrained", (*CELL, *MATRIX), "efficientnet_binary: start from torchvision's ImageNet weights "
+    _o("pretrained", (*CELL, *MATRIX, "compile"), "efficientnet_binary: start from torchvision's ImageNet weights "
        "(local cache)", action="store_true", default=False),
+    _o("compile", CELL, "torch.compile: off, on (as each framework documents: the plain model, Fabric's model "
+       "before setup, the LightningModule before fit) or inner (a Trainer: the module's own nets, in place)",
+       choices=COMPILE_MODES, default="off"),
+    _o("compile", ("compile",), "torch.compile modes side by side (each beside the plain loop compiled)",
+       nargs="+", choices=COMPILE_MODES[1:], default=list(COMPILE_MODES[1:])),
+    _o("compile-backend", (*CELL, "compile"), "torch.compile's backend: inductor, or eager (dynamo's capture "
+       "alone: graphs, breaks and recompiles in seconds)", choices=COMPILE_BACKENDS, default="inductor"),
     _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, default=1),
     _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
        nargs="+", default=[1]),
@@ -126,12 +136,14 @@ OPTIONS: tuple[Option, ...] = (
     _o("versions", ("history",), "Lightning releases, oldest to newest (each installed on first use, "
        "hash-checked)", nargs="+", shown="every release in loopbench/core/releases.py"),
     # how often, how long
-    _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (fresh runs "
+    _o("repeats", (*MATRIX, *PROBES, "compile"), "sequential repeats: rounds of time-only segments per cell (fresh "
+       "runs "
        "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=None,
        shown="each task's own, its spec's HARNESS.rounds (fresh runs: 8)",
-       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8},
+       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8, "compile": 3},
        help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
-       | {"paycurve": "sequential repeats: rounds of every point and of the probe"}),
+       | {"paycurve": "sequential repeats: rounds of every point and of the probe",
+          "compile": "fresh-process runs of each implementation and mode, alternated (a cold compile in each)"}),
     _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
        type=int, default=1, by_verb={"module": 2},
        help_by_verb={"module": "fresh-process runs per implementation (memory, parity; two runs of one seed that "
@@ -164,7 +176,8 @@ OPTIONS: tuple[Option, ...] = (
        choices=("on", "off"), default="on"),
     _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",
        choices=("auto", "manual", "both"), default="both"),
-    _o("timeout", ("run", *MATRIX, "paycurve"), "seconds per run before it is killed (run: with --isolate)", type=float,
+    _o("timeout", ("run", *MATRIX, "paycurve", "compile"), "seconds per run before it is killed (run: with "
+       "--isolate)", type=float,
        default=1800.0),
     _o("isolate", ("run",), "run in a fresh process, as the suite does", action="store_true", default=False),
     # the verdict
@@ -174,7 +187,7 @@ OPTIONS: tuple[Option, ...] = (
        type=float),
     # where results go
     _o("json", (*CELL, "overhead"), "write the result as JSON to this file", type=Path),
-    _o("out", (*MATRIX, *PROBES[1:]), "folder for results (appended as each run ends) and the report",
+    _o("out", (*MATRIX, *PROBES[1:], "compile"), "folder for results (appended as each run ends) and the report",
        type=Path, shown="runs/<machine>/<date-time>/"),
     _o("resume", MATRIX, "run only what --out does not hold yet (without --out: the newest run folder)",
        action="store_true", default=False),
@@ -186,6 +199,8 @@ OPTIONS: tuple[Option, ...] = (
        default=False),
     _o("publish", ("paycurve",), "also write the report to reports/<machine>/pay-curve/", action="store_true",
        default=False),
+    _o("publish", ("compile",), "also write the report to reports/<machine>/compile/", action="store_true",
+       default=False),
 )  # fmt: skip
 
 EXAMPLES = {
@@ -196,6 +211,7 @@ EXAMPLES = {
     "overhead": "loopbench overhead --json overhead.json",
     "history": "loopbench history --versions 2.4.0 2.5.6 2.6.6 --publish",
     "paycurve": "loopbench paycurve --repeats 8 --publish",
+    "compile": "loopbench compile --tasks overhead_probe cifar_cnn --repeats 3 --publish",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
     "compare": "loopbench compare reports/<machine> runs/<machine>/<date-time> --fail-above 10",
 }

@@ -73,6 +73,10 @@ BAD_INPUT = [
         "mnist_gan reports mmd, mmd_real_floor",
     ),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--data-dir", "/tmp"], "add --data real"),
+    (["run", "--task", "overhead_probe", "--impl", "pytorch", "--compile", "max"], "'off', 'on', 'inner'"),
+    (["compile", "--compile", "off"], "'on', 'inner'"),
+    (["compile", "--repeats", "0"], "--repeats must be at least 1"),
+    (["compile", "--tasks", "no_such_task"], "unknown task 'no_such_task'"),
 ]
 # the suite's rows plan on the CPU wherever they run (with a GPU visible the default devices are CUDA)
 BAD_INPUT = [([*argv, "--devices", "cpu"] if argv[0] == "suite" and "--devices" not in argv else argv, expected)

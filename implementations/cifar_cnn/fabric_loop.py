@@ -24,7 +24,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     model = spec.build_model(cfg)
     optimizer = spec.build_optimizer(model, cfg)
     scheduler = spec.build_scheduler(optimizer, cfg)
-    fabric_model, fabric_optimizer = fabric.setup(model, optimizer)  # on the device; DDP; the GradScaler's steps
+    fabric_model, fabric_optimizer = fabric.setup(run.compiled(model), optimizer)  # on the device; DDP; the scaler
     run.watch_forward(model)  # Fabric returns a mixed-precision forward's output in float32: the dtype that ran
     # Fabric shards the loader (a DistributedSampler in place of the shuffle) and moves each batch to the device
     loader = fabric.setup_dataloaders(train_loader(run.data.train, cfg.batch_size, run.seed, run.device.type == "cuda"))

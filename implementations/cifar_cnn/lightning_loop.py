@@ -46,6 +46,6 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
 
     trainer = pl.Trainer(max_steps=cfg.steps, **run.trainer_kwargs(spec.MONITOR))
     val_loader = eval_loader(run.data.test, cfg.val_batch_size) if cfg.validate_every_epoch else None
-    trainer.fit(module, loader, val_loader)
+    trainer.fit(run.compiled(module, trainer=True), loader, val_loader)
 
     return run.finish(module.model, metrics=lambda: spec.evaluate(module.model, run.data, run.device))

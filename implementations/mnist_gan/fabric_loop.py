@@ -22,7 +22,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     fabric = Fabric(**run.fabric_kwargs(broadcast_buffers=False))
     fabric.launch()  # several processes (started by the launcher): join their group (DDP); one: nothing
     torch.manual_seed(run.seed)  # the networks' initial weights come from the global RNG
-    nets = spec.build_nets(cfg)
+    nets = run.compiled(spec.build_nets(cfg))
     opt_g, opt_d = spec.build_optimizers(nets, cfg)
     generator, opt_g = fabric.setup(nets["generator"], opt_g)  # on the device; DDP per net; the GradScaler's steps
     discriminator, opt_d = fabric.setup(nets["discriminator"], opt_d)

@@ -72,7 +72,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     # global_step counts 2 per batch; under DDP one wrapper holds both nets and each backward reaches one of them
     trainer = pl.Trainer(max_steps=2 * cfg.steps, **run.trainer_kwargs(spec.MONITOR, find_unused_parameters=True))
     val_loader = eval_loader(run.data.test, cfg.val_batch_size) if cfg.validate_every_epoch else None
-    trainer.fit(module, loader, val_loader)
+    trainer.fit(run.compiled(module, trainer=True), loader, val_loader)
 
     nets = module.nets
     return run.finish(

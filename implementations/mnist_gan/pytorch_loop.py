@@ -22,7 +22,7 @@ from loopbench.harness.run import Run
 def train(cfg: spec.Config, run: Run) -> RunResult:
     distributed = start_distributed(run)  # several processes: join their group (DDP); one: nothing
     torch.manual_seed(run.seed)  # the networks' initial weights come from the global RNG
-    nets = spec.build_nets(cfg).to(run.device)
+    nets = run.compiled(spec.build_nets(cfg).to(run.device))
     # DDP per net; each process keeps its own BatchNorm statistics (as GAN code commonly sets it, StyleGAN2-ADA's
     # for one), which is also what Lightning's manual optimization does: it turns DDP's per-forward broadcast off
     generator, discriminator = (

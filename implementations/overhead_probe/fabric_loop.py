@@ -16,7 +16,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     fabric = Fabric(**run.fabric_kwargs())
     fabric.launch()
     torch.manual_seed(run.seed)  # the initial weights come from the global RNG
-    models = spec.build_models(cfg)
+    models = run.compiled(spec.build_models(cfg))
     optimizers = spec.build_optimizers(models, cfg)
     loader = fabric.setup_dataloaders(train_loader(run.data.train, cfg.batch_size, run.seed))  # batches on the device
 

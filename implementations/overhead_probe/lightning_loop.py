@@ -76,6 +76,6 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
 
     optimizer_steps = cfg.steps * (2 if cfg.shape == "manual" else 1)  # global_step counts optimizer steps
     trainer = pl.Trainer(max_steps=optimizer_steps, **run.trainer_kwargs())
-    trainer.fit(module, loader)
+    trainer.fit(run.compiled(module, trainer=True), loader)
 
     return run.finish(module.models, metrics=lambda: spec.evaluate(module.models, run.data, run.device))

@@ -13,7 +13,7 @@ from loopbench.harness.run import Run
 def train(cfg: spec.Config, run: Run) -> RunResult:
     torch.set_num_threads(cfg.threads)  # the probe measures the framework, not kernel parallelism
     torch.manual_seed(run.seed)  # the initial weights come from the global RNG
-    models = spec.build_models(cfg).to(run.device)
+    models = run.compiled(spec.build_models(cfg).to(run.device))
     optimizers = spec.build_optimizers(models, cfg)
     scaler = run.grad_scaler()  # float16 only; a no-op otherwise
     loader = train_loader(run.data.train, cfg.batch_size, run.seed)

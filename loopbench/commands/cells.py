@@ -43,6 +43,8 @@ def _config(args: argparse.Namespace, impl: str):
         processes=args.processes,
         lightning=release(args.lightning),
         slowdown_us=args.slowdown_us,
+        compile=args.compile,
+        compile_backend=args.compile_backend,
     )
 
 

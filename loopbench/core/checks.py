@@ -17,7 +17,7 @@ import torch
 import implementations
 from loopbench.core import releases
 from loopbench.core.precision import device_type, resolve_precision
-from loopbench.core.types import DataError, RunConfig, UsageError
+from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES, DataError, RunConfig, UsageError
 
 
 def task_config(config: RunConfig) -> Any:
@@ -104,6 +104,11 @@ def validate(config: RunConfig) -> Any:
         raise UsageError(reason)
     if reason := implementations.impl_problem(config.task, config.impl):
         raise UsageError(reason)
+    if config.compile not in COMPILE_MODES or config.compile_backend not in COMPILE_BACKENDS:
+        raise UsageError(
+            f"--compile {config.compile} --compile-backend {config.compile_backend}: choose --compile from "
+            f"{', '.join(COMPILE_MODES)} and --compile-backend from {', '.join(COMPILE_BACKENDS)}"
+        )
     if config.lightning is not None:
         releases.check(config.lightning)
     try:

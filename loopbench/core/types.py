@@ -19,6 +19,12 @@ class DataError(UsageError):
     """The requested data cannot be had (missing folder, no network for a download)."""
 
 
+# torch.compile as a cell's axis (loopbench.harness.compiling): off; on, as each framework documents; inner, the
+# LightningModule's own nets in place. The backend: inductor (torch.compile's default), or eager (capture alone).
+COMPILE_MODES = ("off", "on", "inner")
+COMPILE_BACKENDS = ("inductor", "eager")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """One cell of the matrix. `None` means "the preset's value"; the resolved values are recorded."""
@@ -46,6 +52,9 @@ class RunConfig:
     # the in-place split (loopbench.measure.split): None where it applies (timed CPU runs of one process); True also
     # under a count (to count what its timers cost); False never
     split: bool | None = None
+    evaluate: bool = True  # False: no held-out evaluation after the steps (a cell whose steps are limited)
+    compile: str = "off"  # torch.compile: off | on (as each framework documents) | inner (loopbench.harness.compiling)
+    compile_backend: str = "inductor"  # torch.compile's backend; eager: dynamo's capture alone
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -61,6 +70,7 @@ class RunConfig:
         ranks += f"/t{self.threads}" if self.threads else ""
         ranks += f"/slowdown{self.slowdown_us:g}us" if self.slowdown_us else ""
         ranks += {None: "", True: "/split", False: "/unsplit"}[self.split]
+        ranks += "" if self.compile == "off" else f"/compile-{self.compile}-{self.compile_backend}"
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 
@@ -104,6 +114,7 @@ class RunResult:
     best_weights_digest: str | None = None
     job_s: float | None = None  # the whole job: from train() entry to its end, validation and checkpoints included
     weights_digest: str | None = None
+    compiled: dict[str, Any] = field(default_factory=dict)  # torch.compile: graphs, breaks, recompiles (reasons)
     ranks: list[dict[str, Any]] = field(default_factory=list)  # data parallel: each process's own measurements
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
     env: dict[str, Any] = field(default_factory=dict)

@@ -25,6 +25,7 @@ from torch import nn
 from loopbench.core.precision import lightning_needs_plugin, precision_via, resolve_precision
 from loopbench.core.trainers import TRAINERS, TrainerSetup
 from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.harness.compiling import Compiler
 from loopbench.measure import clock, memory
 from loopbench.measure.env import environment, weights_digest
 from loopbench.measure.split import Split
@@ -64,6 +65,7 @@ class Run:
         self.clock = clock.StepClock(self.device, cfg.warmup_steps)
         self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
         self.batch_size: int = cfg.batch_size  # samples per batch; a job whose loader decides it says so here
+        self.compiler = Compiler(config.compile, config.compile_backend)  # off: compiles nothing
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -179,9 +181,17 @@ class Run:
             self.clock.stop()
             self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
 
+    def compiled(self, model: nn.Module, trainer: bool = False) -> nn.Module:
+        """`model` compiled where the cell asks for it, as its framework documents (`trainer`: the LightningModule
+        handed to `fit`); the model itself otherwise."""
+        return self.compiler.compiled(model, trainer)
+
     def watch_forward(self, model: nn.Module) -> None:
         """Take the first forward's dtype from `model` itself, for a wrapper that converts what the forward returns
-        (Fabric hands a mixed-precision forward's output back in float32)."""
+        (Fabric hands a mixed-precision forward's output back in float32). Not needed in full precision, where
+        the hook would be dynamo's one graph break under torch.compile."""
+        if self.precision.autocast_dtype is None:
+            return
 
         def first(module: nn.Module, args: Any, output: torch.Tensor) -> None:
             self.forward_dtype = str(output.dtype).removeprefix("torch.")
@@ -191,9 +201,10 @@ class Run:
 
     @property
     def steps_only(self) -> bool:
-        """A run that reports its steps and nothing after them: a segment of a round (timed only) or an
-        instruction count. It skips the held-out evaluation (EfficientNet's: seconds, more than its steps)."""
-        return self.config.slot > 0 or self.config.clock == "instructions"
+        """A run that reports its steps and nothing after them: a segment of a round (timed only), an
+        instruction count, or a cell whose steps are limited (one step says nothing about held-out data). It
+        skips the held-out evaluation (EfficientNet's: seconds, more than its steps)."""
+        return self.config.slot > 0 or self.config.clock == "instructions" or not self.config.evaluate
 
     def finish(
         self, model: nn.Module, metrics: Callable[[], dict[str, float]], artifacts: dict | None = None
@@ -234,6 +245,7 @@ class Run:
             best_weights_digest=best_digest(self.best[1], list(weights)) if self.best and self.rank == 0 else None,
             job_s=self._job_end - self.clock.start,
             artifacts=artifacts or {},
+            compiled=self.compiler.summary(),
             env=environment(self.device),
             weights=weights,
         )
@@ -258,6 +270,7 @@ class Run:
         return self._tmpdir
 
     def cleanup(self) -> None:
+        self.compiler.close()
         if self.split:
             self.split.close()  # global hooks: the next run in this process installs its own
         if self._tmpdir is not None:
@@ -267,8 +280,9 @@ class Run:
 def splits(config: RunConfig) -> bool:
     """Whether a run takes the in-place split: timed runs of one process on CPU (on CUDA the host's timers do not
     see the device's work; under DDP Lightning runs the whole training step inside the wrapped module's forward),
-    and a count that asks for it (split=True: what the timers cost in instructions)."""
-    if config.split is False or config.processes != 1 or config.device != "cpu":
+    and a count that asks for it (split=True: what the timers cost in instructions). Never under torch.compile:
+    dynamo traces the split's global module hooks, and their clock breaks every graph."""
+    if config.split is False or config.processes != 1 or config.device != "cpu" or config.compile != "off":
         return False
     return config.clock == "time" or config.split is True
 

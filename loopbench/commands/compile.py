@@ -1,0 +1,67 @@
+"""`loopbench compile`: every implementation of each task compiled, each run a process of its own (forked from a
+server that has imported torch and Lightning and compiled nothing) from a cold cache."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import implementations
+from loopbench import options
+from loopbench.core.checks import folder, positive, validate
+from loopbench.core.store import ResultLog
+from loopbench.core.types import RunConfig, UsageError
+from loopbench.launch.forked import run_forked_batch
+from loopbench.launch.isolate import interrupts_raise
+from loopbench.report import compile as compile_report
+from loopbench.studies import compile as study
+from loopbench.studies.batches import progress_line
+from loopbench.studies.suite import machine_folder, run_folder
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    positive("--timeout", args.timeout)
+    out = args.out or run_folder(Path("runs"), (args.device,), False)
+    folder("--out", out)
+    tasks = args.tasks or (*implementations.PROBES, *implementations.TASKS)
+    for task in tasks:
+        if reason := implementations.problem(task):
+            raise UsageError(reason.replace("--task ", "--tasks "))
+    bases = [
+        RunConfig(task, "pytorch", args.device, args.precision, args.preset, args.seed, steps=args.steps,
+                  warmup_steps=args.warmup_steps, batch_size=args.batch_size,
+                  overrides=options.overrides(args.set, args.pretrained))
+        for task in tasks
+    ]  # fmt: skip
+    impls = tuple(dict.fromkeys(args.impls))
+    cells = study.plan(bases, impls, tuple(dict.fromkeys(args.compile)), args.compile_backend, args.repeats)
+    for c in {c.label: c for c in cells}.values():
+        validate(c)  # every cell checked before anything runs
+    print(
+        f"loopbench compile: {len(tasks)} tasks x {len(cells) // len(tasks) // args.repeats} variants x "
+        f"{args.repeats} repeats ({args.compile_backend}, a cold cache each): {len(cells)} runs into {out}",
+        flush=True,
+    )
+    log = ResultLog(out / "results.jsonl")
+    with interrupts_raise():
+        try:
+            for i, cell in enumerate(cells, 1):  # each its own process, forked before anything was compiled
+                (result,) = run_forked_batch([cell], args.timeout)
+                log.append(result)
+                print(progress_line(i, len(cells), result), flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted: {len(log.read())} runs kept in {log.path}", file=sys.stderr)
+            return 130
+    results = log.read()
+    print(f"report: {compile_report.write(results, out)}")
+    if args.publish:
+        print(
+            f"published: {compile_report.write(results, machine_folder(Path('reports'), (args.device,)) / 'compile')}"
+        )
+    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in results if not r.ok]
+    for line in failed:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,98 @@
+"""torch.compile as an axis of a run: where each implementation compiles, from a stated cache, and what
+dynamo did (graphs, graph breaks and recompiles, each with torch's own reason).
+
+Each framework compiles the way its docs say, at one call in its loop (`run.compiled(...)`): the plain
+loop its model, Fabric its model before `setup`, the Trainer its LightningModule before `fit` (Lightning
+then compiles the module's `forward` and its `*_step` methods). `inner` compiles, for the Trainer, the
+LightningModule's own nets in place instead, the training step's Lightning calls left out of the graph;
+elsewhere it is `on`. Several nets in a container (the GAN's) are compiled each in place. Every compiled
+run starts from a cold cache: dynamo reset, and inductor's on-disk cache in a new empty folder, so that
+compile time does not depend on what ran before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Recompiles(logging.Handler):
+    """Dynamo's recompile log (`TORCH_LOGS=recompiles`), kept: the first guard that failed, per recompile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("Recompiling"):
+            failed = [line.strip(" -") for line in text.splitlines()[2:3]]
+            self.reasons += [re.sub(r"\s+#.*$", "", line) for line in failed] or ["(no reason given)"]
+
+
+CONTAINERS = (nn.ModuleDict, nn.ModuleList)  # several nets (the GAN's, the probe's): each compiled in place
+
+
+def _called(module: nn.Module) -> list[nn.Module]:
+    """The child modules that a module's code calls: its children, and the nets inside its containers."""
+    return [m for child in module.children() for m in (_called(child) if isinstance(child, CONTAINERS) else [child])]
+
+
+class Compiler:
+    """What one run compiles, and what dynamo reported for it."""
+
+    def __init__(self, mode: str, backend: str) -> None:
+        self.mode, self.backend = mode, backend
+        self.on = mode != "off"
+        if not self.on:
+            return
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        self.cache = tempfile.mkdtemp(prefix="loopbench-inductor-")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache  # read at each use: this run's cache, empty
+        torch._logging.set_logs(recompiles=True)
+        self.recompiles = Recompiles()
+        guards = logging.getLogger("torch._dynamo.guards")
+        guards.addHandler(self.recompiles)
+        guards.propagate = False  # kept here, not printed
+
+    def compiled(self, obj: nn.Module, trainer: bool = False) -> nn.Module:
+        """`obj` compiled as its framework documents (`trainer`: a LightningModule given to `fit`); a container of
+        nets, each net in place."""
+        if not self.on:
+            return obj
+        if isinstance(obj, CONTAINERS) or (trainer and self.mode == "inner"):
+            for module in _called(obj):
+                module.compile(backend=self.backend)  # in place: the state dict keeps its names
+            return obj
+        return torch.compile(obj, backend=self.backend)
+
+    def close(self) -> None:
+        """Remove this run's cache and log handler (the next run in this process starts cold again)."""
+        if self.on:
+            guards = logging.getLogger("torch._dynamo.guards")
+            guards.removeHandler(self.recompiles)
+            guards.propagate = True
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+            shutil.rmtree(self.cache, ignore_errors=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Graphs compiled, graph breaks and recompiles with their reasons; {} when nothing was compiled."""
+        if not self.on:
+            return {}
+        counters = torch._dynamo.utils.counters
+        return {
+            "mode": self.mode,
+            "backend": self.backend,
+            "cache": "cold",
+            "graphs": counters["stats"]["unique_graphs"],
+            "graph_breaks": dict(counters["graph_break"]),
+            "recompiles": list(self.recompiles.reasons),
+        }

@@ -1,0 +1,131 @@
+"""The compile report: per task, each implementation compiled as its framework documents (and a Trainer's
+module's own nets, `inner`), beside the plain loop compiled and in eager mode.
+
+Per row: the first step (where dynamo traces and the backend compiles, from a cold cache), the steady step
+after warm-up, its ratio to the compiled plain loop's and to the eager plain loop's over runs paired by
+repeat (t interval), what dynamo made (graphs, graph breaks and recompiles, with torch's reasons), and
+parity against both plain loops. Pure functions of saved results, like the rest of the report.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loopbench.analysis import stats
+from loopbench.analysis.parity import compare_cell
+from loopbench.core.store import compact, save_results
+from loopbench.core.trainers import PLAIN, is_lightning
+from loopbench.core.types import RunResult
+from loopbench.report import header, markdown
+
+ROW = ("task", "impl", "compile")
+
+
+def _key(r: RunResult) -> tuple[str, str, str]:
+    return r.config["task"], r.config["impl"], r.config.get("compile", "off")
+
+
+def _by_repeat(runs: list[RunResult]) -> dict[int, float]:
+    return {r.config["repeat"]: r.step_time_median_s for r in runs if r.ok and r.step_time_median_s}
+
+
+def _ratio(ref: list[RunResult], mine: list[RunResult], more_work: bool) -> str:
+    a, b = _by_repeat(ref), _by_repeat(mine)
+    pairs = [(a[k], b[k]) for k in sorted(a.keys() & b.keys())]
+    return stats.paired_ratio(pairs, more_work=more_work).label() if pairs else "–"
+
+
+def _parity(ref: list[RunResult], mine: list[RunResult]) -> str:
+    ref, mine = [r for r in ref if r.ok], [r for r in mine if r.ok]
+    if not ref or not mine or ref[0] is mine[0]:
+        return "–"
+    p = compare_cell(ref[0], mine[0])
+    return p.verdict if p.verdict == "bitwise" else f"{p.verdict} (max |loss diff| {p.max_abs_loss_diff:.2g})"
+
+
+def _reasons(counts: dict[str, int] | list[str]) -> str:
+    """Distinct reasons with their counts, the most frequent first."""
+    if isinstance(counts, list):
+        counts = {reason: counts.count(reason) for reason in counts}
+    ordered = sorted(counts.items(), key=lambda kv: -kv[1])
+    return "; ".join(f"{n} x {reason.splitlines()[0][:160]}" for reason, n in ordered) or "none"
+
+
+def table(results: list[RunResult]) -> pd.DataFrame:
+    """One row per task, implementation and compile mode."""
+    groups: dict[tuple[str, str, str], list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(_key(r), []).append(r)
+    rows = []
+    for (task, impl, mode), runs in groups.items():
+        ok = [r for r in runs if r.ok]
+        eager, compiled = groups.get((task, PLAIN, "off"), []), groups.get((task, PLAIN, "on"), [])
+        first = [r.step_times_s[0] for r in ok if r.step_times_s]
+        made = [r.compiled for r in ok if r.compiled]
+        rows.append(
+            {
+                "task": task,
+                "implementation": impl,
+                "compile": mode,
+                "runs": f"{len(ok)}/{len(runs)} ok" if len(ok) < len(runs) else str(len(runs)),
+                "first step s": statistics.median(first) if first else None,
+                "steady step ms": statistics.median([r.step_time_median_s * 1e3 for r in ok]) if ok else None,
+                "vs plain compiled": _ratio(compiled, runs, is_lightning(impl)) if mode != "off" else "–",
+                "vs plain eager": _ratio(eager, runs, False),
+                "graphs": made[0]["graphs"] if made else None,
+                "graph breaks": _reasons(made[0]["graph_breaks"]) if made else "–",
+                "recompiles": _reasons(made[0]["recompiles"]) if made else "–",
+                "parity vs plain compiled": _parity(compiled, runs) if mode != "off" else "–",
+                "parity vs plain eager": _parity(eager, runs),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def failures(results: list[RunResult]) -> list[str]:
+    """Each failed run's line: what broke, on which implementation, mode and release (a result, not a crash)."""
+    release = {r.env.get("pytorch_lightning") for r in results if r.env.get("pytorch_lightning")}
+    where = f" (pytorch-lightning {', '.join(sorted(release))})" if release else ""
+    return [f"- `{r.run_config.label}`{where}: **{r.status}**: {r.message}" for r in results if not r.ok]
+
+
+def summary(results: list[RunResult]) -> dict[str, Any]:
+    return {"rows": json.loads(table(results).to_json(orient="records")), "failed": failures(results)}
+
+
+def write(results: list[RunResult], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compile.json").write_text(json.dumps(summary(results), indent=1) + "\n")
+    save_results(compact(results), out / "results.json.gz")
+    backends = sorted(
+        {r.config.get("compile_backend", "inductor") for r in results if r.config.get("compile") != "off"}
+    )
+    lines = [
+        "# torch.compile: each implementation compiled as its framework documents",
+        "",
+        *header(results),
+        "",
+        f"Backend: {', '.join(backends)}. Every run is a process of its own, forked from a server that imported "
+        "torch and Lightning and compiled nothing; each compiled run starts from a cold cache (dynamo reset, "
+        "inductor's on-disk cache in a new empty folder). `on`: the plain loop compiles "
+        "its model (`torch.compile(model)`; several nets: `net.compile()` each), Fabric its model before "
+        "`fabric.setup`, the Trainer its LightningModule before `fit`, as Lightning documents: Lightning then "
+        "compiles the module's `forward` and `training_step` (with its `self.log`). `inner`: for a Trainer, the "
+        "module's own nets compiled in place instead. "
+        "`first step`: the step in which dynamo traced and the backend compiled. `steady step`: the median "
+        "after warm-up. Ratios: runs paired by repeat (A B C / C B A), geometric mean, t interval (3 pairs at "
+        "least). Parity: the first run of each against the plain loop's first run.",
+        "",
+        markdown(table(results), ".4g"),
+        "",
+    ]
+    broken = failures(results)
+    lines += ["## What broke", "", *(broken or ["Nothing: every run ended."]), ""]
+    path = out / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,80 @@
+"""torch.compile as an axis: each framework compiles where its docs say, dynamo's graphs, breaks and recompiles are
+kept with torch's reasons, and every compiled implementation trains the plain loop's bits. The eager backend
+(dynamo's capture without code generation) keeps these to seconds; the committed report is inductor's."""
+
+import json
+
+import pytest
+
+from loopbench.cli import main
+from loopbench.core.types import RunConfig, UsageError
+from loopbench.harness.run import splits
+from loopbench.launch.cell import run_cell
+from loopbench.launch.forked import run_forked_batch
+
+PROBE = {"compile_backend": "eager", "steps": 12}
+CIFAR = {"compile_backend": "eager", "steps": 4}
+VARIANTS = [
+    ("pytorch", "on"),
+    ("fabric", "on"),
+    ("lightning", "on"),
+    ("lightning", "inner"),
+    ("lightning-defaults", "on"),
+]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """Every compiled run in one process forked from the server (a clean one: no other test's hooks or dynamo
+    state), each starting cold; keyed (task, impl, mode)."""
+    configs = [RunConfig("overhead_probe", "pytorch", steps=12)]
+    configs += [RunConfig("overhead_probe", impl, compile=mode, **PROBE) for impl, mode in VARIANTS]
+    configs += [RunConfig("cifar_cnn", "pytorch", compile="on", **CIFAR)]
+    configs += [RunConfig("cifar_cnn", "lightning", compile="inner", **CIFAR)]
+    results = run_forked_batch(configs, timeout_s=600)
+    assert all(r.ok for r in results), [(r.run_config.label, r.message) for r in results if not r.ok]
+    return {(r.config["task"], r.config["impl"], r.config["compile"]): r for r in results}
+
+
+def test_each_framework_compiles_where_its_docs_say_and_trains_the_plain_loops_bits(compiled):
+    plain = compiled[("overhead_probe", "pytorch", "off")]
+    assert plain.compiled == {}  # eager: nothing compiled, nothing reported
+    for impl, mode in VARIANTS:
+        r = compiled[("overhead_probe", impl, mode)]
+        assert r.weights_digest == plain.weights_digest and r.losses == plain.losses, (impl, mode)
+        assert r.compiled["graphs"] >= 1 and r.compiled["cache"] == "cold", (impl, mode, r.compiled)
+        if impl != "lightning-defaults":  # the harness adds no break of its own
+            assert r.compiled["graph_breaks"] == {}, (impl, mode, r.compiled)
+    # Lightning compiles the training step too, and `self.log` is torch.compiler.disable'd inside it: a break a step
+    breaks = compiled[("overhead_probe", "lightning-defaults", "on")].compiled["graph_breaks"]
+    assert any("torch.compiler.disable" in reason for reason in breaks), breaks
+
+
+def test_a_task_compiled_inside_the_trainer_trains_the_compiled_plain_loops_bits(compiled):
+    plain, inner = compiled[("cifar_cnn", "pytorch", "on")], compiled[("cifar_cnn", "lightning", "inner")]
+    assert inner.weights_digest == plain.weights_digest and inner.compiled["graphs"] >= 1
+
+
+def test_compiled_runs_take_no_in_place_split_and_a_bad_mode_is_refused():
+    assert splits(RunConfig("cifar_cnn", "pytorch")) and not splits(RunConfig("cifar_cnn", "pytorch", compile="on"))
+    assert (
+        "/compile-inner-eager/" in RunConfig("cifar_cnn", "lightning", compile="inner", compile_backend="eager").label
+    )
+    with pytest.raises(UsageError, match="choose --compile from off, on, inner"):
+        run_cell(RunConfig("overhead_probe", "pytorch", compile="max"))
+
+
+def test_the_compile_verb_writes_its_report_with_every_variant_beside_the_plain_loops(tmp_path, capsys):
+    argv = ["compile", "--tasks", "overhead_probe", "--impls", "pytorch", "lightning", "--repeats", "1",
+            "--compile-backend", "eager", "--steps", "12", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads((tmp_path / "compile.json").read_text())["rows"]
+    assert [(r["implementation"], r["compile"]) for r in rows] == [
+        ("pytorch", "off"),
+        ("pytorch", "on"),
+        ("lightning", "on"),
+        ("lightning", "inner"),
+    ]
+    assert all(r["parity vs plain eager"] == "bitwise" for r in rows[1:])
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "Backend: eager" in report and "Nothing: every run ended." in report
