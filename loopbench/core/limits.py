@@ -21,10 +21,11 @@ class Limit:
 
 # float16 convolutions on CPU have no fast kernels in torch (measured on an Intel Xeon with AVX-512 FP16:
 # CIFAR's quick net about 4 s per step in 16-mixed, 0.07 s in 32-true); the MLP GAN's GEMMs are fine.
-# One timed step in one run per implementation shows that, checks parity, and keeps the bench in budget.
+# One step in one run per implementation shows that and checks parity, without the held-out evaluation (after one
+# step it says nothing, and in a slow number format it takes longer than the step): the bench stays in budget.
 STEP_LIMITS: dict[tuple[str, str, str], Limit] = {
-    ("cpu", "16-mixed", "cifar_cnn"): Limit(2, 1, 1, "float16 convolutions on CPU are tens of times slower"),
-    ("cpu", "16-mixed", "efficientnet_binary"): Limit(2, 1, 1, "float16 convolutions on CPU are tens of times slower"),
+    ("cpu", "16-mixed", "cifar_cnn"): Limit(1, 0, 1, "float16 convolutions on CPU are tens of times slower"),
+    ("cpu", "16-mixed", "efficientnet_binary"): Limit(1, 0, 1, "float16 convolutions on CPU are tens of times slower"),
 }
 
 
@@ -34,7 +35,7 @@ STEP_LIMITS: dict[tuple[str, str, str], Limit] = {
 NATIVE_FP16 = ("avx512_fp16", "amx_fp16")
 
 
-NO_NATIVE_FP16 = Limit(2, 1, 1, "this CPU has no native float16 arithmetic (no AVX-512 FP16 or AMX-FP16): "
+NO_NATIVE_FP16 = Limit(1, 0, 1, "this CPU has no native float16 arithmetic (no AVX-512 FP16 or AMX-FP16): "
                        "float16 runs tens of times slower")  # fmt: skip
 
 
@@ -43,7 +44,7 @@ NO_NATIVE_FP16 = Limit(2, 1, 1, "this CPU has no native float16 arithmetic (no A
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 
 
-NO_NATIVE_BF16 = Limit(2, 1, 1, "this CPU has no native bfloat16 arithmetic (no AVX-512 BF16 or AMX-BF16): "
+NO_NATIVE_BF16 = Limit(1, 0, 1, "this CPU has no native bfloat16 arithmetic (no AVX-512 BF16 or AMX-BF16): "
                        "bfloat16 runs about ten times slower")  # fmt: skip
 
 

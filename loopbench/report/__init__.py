@@ -73,7 +73,8 @@ def notes(results: list[RunResult]) -> list[str]:
             cell = f"`{c['task']}` {c['device']} {c['precision']}"
             runs = f", {limit.repeats} run(s) per implementation" if limit else ""
             why = limit.reason if limit else "asked for"
-            out.append(f"- {cell}: {steps} steps instead of the preset's {preset}{runs}: {why}.")
+            held_out = ", no held-out evaluation" if c.get("evaluate") is False else ""
+            out.append(f"- {cell}: {steps} steps instead of the preset's {preset}{runs}{held_out}: {why}.")
     return [*out, ""] if out else []
 
 

@@ -32,7 +32,7 @@ COUNT_WARMUP, COUNT_STEPS = 20, 84  # instruction counts: 64 counted steps, one 
 
 
 # the overhead command's rounds at least; the suite's (they run while the probe is counted beside them)
-MIN_ROUNDS, SUITE_ROUNDS = 12, 8
+MIN_ROUNDS, SUITE_ROUNDS = 12, 6
 SUITE_STEPS = 296  # the suite's probe segments: 256 timed steps, 4 epochs, half the command's to fit the bench
 TARGET = 0.05  # the overhead command adds rounds until each headline half-width is within 5% of its delta
 

@@ -163,7 +163,7 @@ class Matrix:
 
         def cell(impl: str, repeat: int, slot: int = 0, steps=steps, warmup=warmup) -> RunConfig:
             return self.config(task, impl, device, precision, steps, warmup, repeat=repeat, processes=processes,
-                               slot=slot)  # fmt: skip
+                               slot=slot, evaluate=limit is None)  # fmt: skip
 
         impls = self.impls_of(task)
         cells = []
