@@ -54,7 +54,9 @@ def headline_facts() -> list[str]:
         f"{_interval(auto[LEAN])} us per optimizer step",
         f"{auto[PLAIN]['us_per_step']:,.0f} us",
         f"{_interval(auto[DEFAULTS])} us",
-        f"+{counts[LEAN]['delta'] / 1e6:.2f} M and +{counts[DEFAULTS]['delta'] / 1e6:.2f} M instructions",
+        f"**Fabric {_interval(auto[FABRIC])} us**",
+        f"+{counts[LEAN]['delta'] / 1e6:.2f} M, +{counts[DEFAULTS]['delta'] / 1e6:.2f} M and "
+        f"+{counts[FABRIC]['delta'] / 1e6:.2f} M instructions",
         f"a 1 ms step pays +{lean_us / 1e3:.0%}, a 100 ms step +{lean_us / 1e5:.1%}",
         f"{a['rounds']} rounds",
     ]
@@ -64,12 +66,17 @@ def headline_facts() -> list[str]:
     facts.append(f"+-{half.min():.0%}-{half.max():.0%}")
     placed = ov[ov["own pinned"].notna()] if "own pinned" in ov else ov.iloc[:0]
     facts.append(f"{int(placed['own pinned'].sum())} of {len(placed)} within +-{TARGET_POINTS:g} points of the step")
-    for _, o in ov[ov["impl"] == LEAN].iterrows():  # the Trainer's own time in place, as a share of the step
-        if o["task"] in ("cifar_cnn", "mnist_gan") and "of the step" in str(o.get("own time")):
+    for _, o in ov.iterrows():  # the lean Trainer's own time in place (and Fabric's on the GAN), a share of the step
+        named = (o["impl"] == LEAN and o["task"] in ("cifar_cnn", "mnist_gan")) or (o["impl"], o["task"]) == (
+            FABRIC,
+            "mnist_gan",
+        )
+        if named and "of the step" in str(o.get("own time")):
             facts.append(o["own time"].split("], ")[1].removesuffix(" of the step"))
     table = headline(tasks_only(results), probe_report.predictors(results))
-    verdicts = [v for cell in table["measured vs predicted (L / Ld)"] for v in cell.split(" / ") if v != "–"]
-    facts.append(f"{len(resolved)} (cell, Trainer) ratios, {verdicts.count('agrees')} of them agreeing")
+    column = next(c for c in table.columns if c.startswith("measured vs predicted"))
+    verdicts = [v for cell in table[column] for v in cell.split(" / ") if v != "–"]
+    facts.append(f"{len(resolved)} (cell, implementation) ratios, {verdicts.count('agrees')} of them agreeing")
     runs = {(r.config["task"], r.config["precision"], r.config["impl"]): r for r in fresh(tasks_only(results)) if r.ok}
     gaps = [abs(r.peak_rss_bytes - runs[(t, p, PLAIN)].peak_rss_bytes) for (t, p, i), r in runs.items() if i != PLAIN]
     rss = [r.peak_rss_bytes / 2**30 for r in runs.values()]
@@ -88,19 +95,6 @@ def overhead_facts() -> list[str]:
         f"agree to {abs(counts[0] - counts[1]) / min(counts):.3%}",
         f"lay {abs(times[0] - times[1]) / min(times):.0%} apart",
         " and ".join(f"{m} min {s} s" for m, s in minutes),
-    ]
-
-
-def fabric_facts() -> list[str]:
-    """One `loopbench overhead` invocation with Fabric beside the Trainers: Fabric's and the lean Trainer's deltas on
-    the one-optimizer probe, in time and (Fabric's) in instructions, and its rounds."""
-    o = json.loads(_source("fabric").read_text())
-    auto, counted = o["shapes"]["auto"], o["instructions"]["shapes"]["auto"]
-    return [
-        f"**{_interval(auto[FABRIC])} us**",
-        f"(+{counted[FABRIC]['delta'] / 1e6:.2f} M instructions)",
-        f"lean Trainer costs {_interval(auto[LEAN])} in the same invocation",
-        f"{o['rounds']} rounds)",
     ]
 
 
@@ -203,7 +197,7 @@ CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95
 
 
 def _facts() -> list[str]:
-    facts = headline_facts() + overhead_facts() + fabric_facts() + paycurve_facts() + history_facts()
+    facts = headline_facts() + overhead_facts() + benchmark_table_facts() + paycurve_facts() + history_facts()
     return facts + own_module_facts() + paycurve_in_place_facts()
 
 
@@ -238,18 +232,19 @@ def test_the_median_of_a_list_is_what_the_facts_assume():  # the facts' own arit
     )
 
 
-def test_pytest_benchmarks_ratio_of_medians_lies_inside_each_interval_the_readme_cites():
-    """The first screen says so of the committed pytest-benchmark JSON beside the headline report."""
-    assert "ratio of its medians lies" in FIRST
+def benchmark_table_facts() -> list[str]:
+    """pytest-benchmark's own JSON beside the headline report: in how many of the report's intervals the ratio of its
+    medians (each implementation's seconds per step, one sample per round) lies."""
     runs = json.loads((_source("headline") / "pytest-benchmark.json").read_text())["benchmarks"]
     impl = {b["name"]: b["params"]["cell"][1] for b in runs}  # the parameter is (cell, implementation)
     median = {(b["group"], impl[b["name"]]): b["stats"]["median"] for b in runs}
-    judged = 0
+    judged = inside = 0
     for b in runs:
         r = b["extra_info"].get("ratio_vs_plain") or {}
         if r.get("low") is None:
             continue
         ratio = median[(b["group"], impl[b["name"]])] / median[(b["group"], PLAIN)]
-        assert r["low"] <= ratio <= r["high"], (b["name"], ratio, r["label"])
+        inside += r["low"] <= ratio <= r["high"]
         judged += 1
     assert judged >= 6
+    return [f"the ratio of its medians lies inside {inside} of {judged} intervals"]
