@@ -9,6 +9,7 @@ from pathlib import Path
 
 import implementations
 from loopbench import options
+from loopbench.commands.results import study_end
 from loopbench.core.checks import folder, positive, validate
 from loopbench.core.store import ResultLog
 from loopbench.core.types import RunConfig, UsageError
@@ -55,13 +56,5 @@ def cmd_compile(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(f"interrupted: {len(log.read())} runs kept in {log.path}", file=sys.stderr)
             return 130
-    results = log.read()
-    print(f"report: {compile_report.write(results, out)}")
-    if args.publish:
-        print(
-            f"published: {compile_report.write(results, machine_folder(Path('reports'), (args.device,)) / 'compile')}"
-        )
-    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in results if not r.ok]
-    for line in failed:
-        print(f"FAILED: {line}", file=sys.stderr)
-    return 1 if failed else 0
+    published = machine_folder(Path("reports"), (args.device,)) / "compile" if args.publish else None
+    return study_end(log.read(), out, compile_report.write, published)

@@ -13,6 +13,7 @@ from typing import Any
 from loopbench.analysis import targets
 from loopbench.analysis.history import across_releases
 from loopbench.analysis.probe import PROBE
+from loopbench.commands.results import study_end
 from loopbench.core import releases
 from loopbench.core.checks import folder, json_target, positive, release, validate
 from loopbench.core.store import ResultLog
@@ -174,14 +175,8 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(f"interrupted: {len(log.read())} runs kept in {log.path}", file=sys.stderr)
             return 130
-    results = log.read()
-    print(f"report: {paycurve_report.write(results, out)}")
-    if args.publish:
-        print(f"published: {paycurve_report.write(results, machine_folder(Path('reports'), ('cpu',)) / 'pay-curve')}")
-    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in results if not r.ok]
-    for line in failed:
-        print(f"FAILED: {line}", file=sys.stderr)
-    return 1 if failed else 0
+    published = machine_folder(Path("reports"), ("cpu",)) / "pay-curve" if args.publish else None
+    return study_end(log.read(), out, paycurve_report.write, published)
 
 
 def failed(answer: dict[str, Any]) -> list[str]:

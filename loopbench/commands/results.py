@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from loopbench.analysis.compare import compare
 from loopbench.core.checks import folder, positive
 from loopbench.core.store import load_results
+from loopbench.core.types import RunResult
 from loopbench.report import write_report
 
 
@@ -28,3 +32,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for c in failing:
         print(f"FAIL: {c.what} rose by {c.percent:.1f}% (resolved), above --fail-above {args.fail_above:g}%")
     return 1 if failing else 0
+
+
+def study_end(results: list[RunResult], out: Path, write: Callable[[list, Path], Path], publish_to: Path | None) -> int:
+    """A study's last words: its report (and the published copy), each failed run's line; exit 1 where any failed."""
+    print(f"report: {write(results, out)}")
+    if publish_to is not None:
+        print(f"published: {write(results, publish_to)}")
+    failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in results if not r.ok]
+    for line in failed:
+        print(f"FAILED: {line}", file=sys.stderr)
+    return 1 if failed else 0

@@ -74,7 +74,8 @@ def notes(results: list[RunResult]) -> list[str]:
             runs = f", {limit.repeats} run(s) per implementation" if limit else ""
             why = limit.reason if limit else "asked for"
             held_out = ", no held-out evaluation" if c.get("evaluate") is False else ""
-            out.append(f"- {cell}: {steps} steps instead of the preset's {preset}{runs}{held_out}: {why}.")
+            steps_text = f"{steps} step{'s' * (steps != 1)}"
+            out.append(f"- {cell}: {steps_text} instead of the preset's {preset}{runs}{held_out}: {why}.")
     return [*out, ""] if out else []
 
 
