@@ -23,7 +23,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     distributed = start_distributed(run)  # several processes: join their group (DDP); one: nothing
     torch.manual_seed(run.seed)  # the model's initial weights come from the global RNG
     model = spec.build_model(cfg).to(run.device)
-    ddp_model = run.compiled(data_parallel(model, distributed))  # the model itself for one process, not compiled
+    ddp_model = run.compiled(data_parallel(model, distributed))  # one process: the model itself (compiled if asked)
     optimizer = spec.build_optimizer(model, cfg)
     scheduler = spec.build_scheduler(optimizer, cfg)
     scaler = run.grad_scaler()  # float16 only; a no-op otherwise

@@ -25,7 +25,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     distributed = start_distributed(run)  # several processes: join their group (DDP); one: nothing
     torch.manual_seed(run.seed)  # initial weights, then dropout and stochastic depth, use the global RNG
     model = spec.build_model(cfg).to(run.device)
-    ddp_model = run.compiled(data_parallel(model, distributed))  # the model itself for one process, not compiled
+    ddp_model = run.compiled(data_parallel(model, distributed))  # one process: the model itself (compiled if asked)
     criterion = spec.build_loss(run.data, cfg).to(run.device)
     optimizer = spec.build_optimizer(model, cfg)
     scheduler = spec.build_scheduler(optimizer, cfg)

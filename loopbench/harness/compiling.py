@@ -58,10 +58,9 @@ class Compiler:
         self.cache = tempfile.mkdtemp(prefix="loopbench-inductor-")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache  # read at each use: this run's cache, empty
         torch._logging.set_logs(recompiles=True)
-        self.recompiles = Recompiles()
-        guards = logging.getLogger("torch._dynamo.guards")
-        guards.addHandler(self.recompiles)
-        guards.propagate = False  # kept here, not printed
+        self.recompiles, self.guards = Recompiles(), logging.getLogger("torch._dynamo.guards")
+        self.guards.addHandler(self.recompiles)
+        self.guards.propagate = False  # kept here, not printed
 
     def compiled(self, obj: nn.Module, trainer: bool = False) -> nn.Module:
         """`obj` compiled as its framework documents (`trainer`: a LightningModule given to `fit`); a container of
@@ -77,9 +76,9 @@ class Compiler:
     def close(self) -> None:
         """Remove this run's cache and log handler (the next run in this process starts cold again)."""
         if self.on:
-            guards = logging.getLogger("torch._dynamo.guards")
-            guards.removeHandler(self.recompiles)
-            guards.propagate = True
+            self.guards.removeHandler(self.recompiles)
+            self.guards.propagate = True
+            torch._logging.set_logs()  # torch's default logging again
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
             shutil.rmtree(self.cache, ignore_errors=True)
 

@@ -52,7 +52,7 @@ def _parity(ref: list[RunResult], mine: list[RunResult]) -> str:
 def _reasons(counts: dict[str, int] | list[str]) -> str:
     """Distinct reasons with their counts, the most frequent first."""
     if isinstance(counts, list):
-        counts = {reason: 1 for reason in counts} | {reason: counts.count(reason) for reason in counts}
+        counts = {reason: counts.count(reason) for reason in counts}
     merged: dict[str, int] = {}  # by the first line, less the frame and object ids (the rest names the code)
     for reason, n in counts.items():
         first = re.sub(r"\d{6,}", "<id>", re.sub(r"^\d+/\d+: ", "", reason.splitlines()[0]))[:160]
