@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,7 +97,7 @@ def batches(loader: DataLoader, steps: int) -> Iterator[Any]:
 def start_distributed(run: Any) -> bool:
     """Join the process group that the launcher's environment describes (RANK, WORLD_SIZE, MASTER_ADDR,
     MASTER_PORT, as torchrun sets them): gloo on CPU, nccl on CUDA. False, and nothing done, for one process."""
-    if run.processes == 1:
+    if run.world == 1:
         return False
     dist.init_process_group("nccl" if run.device.type == "cuda" else "gloo")
     return True
@@ -110,7 +111,9 @@ def data_parallel(module: torch.nn.Module, distributed: bool, broadcast_buffers:
         return module
     device = next(module.parameters()).device
     device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
+    with warnings.catch_warnings():  # torch's advice for rank-local buffers is this very flag, until its successor
+        warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated", FutureWarning)
+        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=broadcast_buffers)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

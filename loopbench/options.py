@@ -17,7 +17,7 @@ from typing import Any
 import implementations
 from loopbench.core.precision import PRECISIONS
 from loopbench.core.trainers import FABRIC, TRAINERS
-from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES
+from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES, LAUNCHERS
 from loopbench.studies.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
@@ -125,7 +125,12 @@ OPTIONS: tuple[Option, ...] = (
        nargs="+", choices=COMPILE_MODES[1:], default=list(COMPILE_MODES[1:])),
     _o("compile-backend", (*CELL, "compile"), "torch.compile's backend: inductor, or eager (dynamo's capture "
        "alone: graphs, breaks and recompiles in seconds)", choices=COMPILE_BACKENDS, default="inductor"),
-    _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, default=1),
+    _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, shown="1"),
+    _o("launcher", CELL, "who starts the processes: local (N on this machine, by loopbench), torchrun or slurm "
+       "(this command is one rank of a job torchrun or srun started, on any nodes; docs/data-parallel.md)",
+       choices=LAUNCHERS, default="local"),
+    _o("join-timeout", CELL, "with --launcher torchrun or slurm: seconds a rank waits for the job's store",
+       type=float, default=120.0),
     _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
        nargs="+", default=[1]),
     _o("lightning", CELL, "a Lightning release other than the installed one (installed on first use, "
@@ -176,8 +181,8 @@ OPTIONS: tuple[Option, ...] = (
        choices=("on", "off"), default="on"),
     _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",
        choices=("auto", "manual", "both"), default="both"),
-    _o("timeout", ("run", *MATRIX, "paycurve", "compile"), "seconds per run before it is killed (run: with "
-       "--isolate)", type=float,
+    _o("timeout", (*CELL, *MATRIX, "paycurve", "compile"), "seconds per run before it is killed (run: with "
+       "--isolate, or in several processes)", type=float,
        default=1800.0),
     _o("isolate", ("run",), "run in a fresh process, as the suite does", action="store_true", default=False),
     # the verdict

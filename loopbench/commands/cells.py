@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -18,9 +19,10 @@ from loopbench.commands.matrix import matrix_from
 from loopbench.core.checks import json_target, positive, refuse_unsupported, release
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.trainers import is_lightning
-from loopbench.core.types import RunConfig, UsageError
+from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
 from loopbench.launch.isolate import interrupts_raise, run_isolated
+from loopbench.launch.nodes import Job, started_by_torchrun
 from loopbench.report import write_report
 from loopbench.studies.batches import progress_line, run_cells
 from loopbench.studies.suite import Progress, machine_folder, run_folder
@@ -40,12 +42,35 @@ def _config(args: argparse.Namespace, impl: str):
         data=args.data,
         data_dir=args.data_dir,
         overrides=options.overrides(args.set, args.pretrained),
-        processes=args.processes,
+        processes=1 if args.processes is None else args.processes,
         lightning=release(args.lightning),
         slowdown_us=args.slowdown_us,
         compile=args.compile,
         compile_backend=args.compile_backend,
     )
+
+
+def runner(args: argparse.Namespace, isolate: bool) -> Callable[[RunConfig], RunResult]:
+    """How this command runs a cell: here, in fresh processes (`isolate`), or as one rank of a torchrun or srun
+    job (rank 0 prints and writes the merged results; the others run their part quietly)."""
+    if args.launcher == "local":
+        if started_by_torchrun():
+            raise UsageError(f"started by torchrun (rank {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')}): "
+                             "add --launcher torchrun, or run loopbench without torchrun")  # fmt: skip
+        return (lambda c: run_isolated(c, args.timeout)) if isolate else run_cell
+    if args.processes is not None:
+        raise UsageError(f"--processes {args.processes} with --launcher {args.launcher}: the processes are the "
+                         "launcher's (torchrun's --nproc-per-node, srun's --ntasks-per-node); "
+                         "drop --processes")  # fmt: skip
+    if args.lightning or getattr(args, "isolate", False):
+        flag = "--lightning" if args.lightning else "--isolate"
+        raise UsageError(f"{flag} with --launcher {args.launcher}: each rank runs in the process its launcher "
+                         "started, on the Lightning installed there")  # fmt: skip
+    positive("--join-timeout", args.join_timeout)
+    job = Job(args.launcher, args.join_timeout, args.timeout)
+    if job.place.rank != 0:
+        sys.stdout, args.json = open(os.devnull, "w"), None  # noqa: SIM115 (for the process's life)
+    return lambda config: job.run(replace(config, launcher=args.launcher))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -55,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if is_lightning(config.impl):
         quiet_lightning()
     isolate = args.isolate or config.processes > 1 or config.lightning  # another process; another release
-    result = run_isolated(config, args.timeout) if isolate else run_cell(config)
+    result = runner(args, isolate)(config)
     print(progress_line(1, 1, result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +109,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     ]
     quiet_lightning()
     reports, references, candidates = [], [], []
-    isolate = args.processes > 1 or pairs[0][1].lightning  # several processes, or another release: afresh
-    run = run_isolated if isolate else run_cell
+    positive("--timeout", args.timeout)
+    run = runner(args, pairs[0][0].processes > 1 or pairs[0][1].lightning)  # several processes, another release
     for seed, (ref_cfg, cand_cfg) in zip(seeds, pairs, strict=True):
         reference, candidate = run(ref_cfg), run(cand_cfg)
         for r in (reference, candidate):

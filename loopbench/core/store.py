@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from loopbench.core.types import SCHEMA_VERSION, STATUSES, RunResult, UsageError
+from loopbench.core.types import SCHEMA_VERSION, STATUSES, RunConfig, RunResult, UsageError
 
 LOG_NAME = "results.jsonl"
 REPORT_RESULTS_NAME = "results.json"
@@ -41,7 +41,9 @@ class ResultLog:
 
 def run_key(config: dict[str, Any]) -> str:
     """A run's identity: its whole configuration (task, impl, device, precision, preset, seed, repeat, ...); a
-    segment sized by time gets its steps from the plain step when it runs, so they are not part of it."""
+    segment sized by time gets its steps from the plain step when it runs, so they are not part of it. Fields added
+    since a run was stored take their defaults, so a run folder written before them still resumes."""
+    config = RunConfig.from_dict(config).to_dict()
     if config.get("segment_s") is not None:
         config = {k: v for k, v in config.items() if k != "steps"}
     return json.dumps(config, sort_keys=True)

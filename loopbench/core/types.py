@@ -23,6 +23,9 @@ class DataError(UsageError):
 # LightningModule's own nets in place. The backend: inductor (torch.compile's default), or eager (capture alone).
 COMPILE_MODES = ("off", "on", "inner")
 COMPILE_BACKENDS = ("inductor", "eager")
+# who starts a data-parallel cell's processes (loopbench.launch): local, this machine's N processes by the suite's own
+# launcher; torchrun or slurm, every process of the command is one rank that torchrun (or srun) started, on any nodes
+LAUNCHERS = ("local", "torchrun", "slurm")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,9 @@ class RunConfig:
     data_dir: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)  # task hyperparameters, e.g. {"lr": 0.1}
     repeat: int = 0  # which fresh-process repeat of its cell this run is (a suite's bookkeeping)
-    processes: int = 1  # data parallel: N processes, one device (or CPU share) each, global batch N x batch_size
+    processes: int = 1  # data parallel: N processes a node, one device (or CPU share) each; global batch N x batch
+    nodes: int = 1  # data parallel across machines: `processes` on each of `nodes` (torchrun's --nnodes)
+    launcher: str = "local"  # who started the processes (LAUNCHERS)
     slot: int = 0  # the run's place in its round, where several runs share one process (the overhead probe)
     clock: str = "time"  # time: wall (or CUDA) clock; instructions: counted under valgrind's callgrind
     lightning: str | None = None  # a Lightning release other than the installed one (loopbench.core.releases)
@@ -64,8 +69,14 @@ class RunConfig:
         return cls(**d)
 
     @property
+    def world(self) -> int:
+        """Processes in all: the data-parallel world size."""
+        return self.processes * self.nodes
+
+    @property
     def label(self) -> str:
         ranks = f"/x{self.processes}" if self.processes > 1 else ""
+        ranks = f"/{self.nodes}nodes{ranks or '/x1'}" if self.nodes > 1 else ranks
         release = f"/pl{self.lightning}" if self.lightning else ""
         ranks += f"/t{self.threads}" if self.threads else ""
         ranks += f"/slowdown{self.slowdown_us:g}us" if self.slowdown_us else ""

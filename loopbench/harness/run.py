@@ -45,7 +45,7 @@ class Run:
         self.cfg = cfg
         self.data = data
         self.seed = config.seed
-        self.processes = config.processes  # data parallel: this is one of them, rank `rank`
+        self.world = config.world  # data parallel: this is one of `world` processes, rank `rank`
         self.rank = int(os.environ.get("RANK", 0))  # the launcher's environment, as torchrun sets it
         self.device = rank_device(config)
         self.precision = resolve_precision(config.precision)
@@ -86,14 +86,14 @@ class Run:
         and where the task validates every epoch, the callbacks that keep the best weights by `monitor`
         (metric, "min" | "max") and stop early after `patience` validations without improvement.
         With several processes, strategy="ddp" (`find_unused_parameters`: its variant that lets a backward
-        reach only some of the module's parameters)."""
+        reach only some of the module's parameters), on `processes` devices of each of `nodes` machines."""
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
         }
-        if self.processes > 1:  # started by the launcher (LOCAL_RANK set): each process joins as its rank
+        if self.world > 1:  # started by a launcher (LOCAL_RANK set): each process joins as its rank
             strategy = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
-            kwargs |= {"strategy": strategy, "devices": self.processes}
+            kwargs |= {"strategy": strategy} | self._placement()
         if lightning_needs_plugin(self.config.device, self.precision.name):  # the flag would run bf16
             from pytorch_lightning.plugins import MixedPrecision
 
@@ -120,10 +120,10 @@ class Run:
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
         }
-        if self.processes > 1:
+        if self.world > 1:
             from lightning_fabric.strategies import DDPStrategy
 
-            kwargs |= {"strategy": DDPStrategy(**ddp) if ddp else "ddp", "devices": self.processes}
+            kwargs |= {"strategy": DDPStrategy(**ddp) if ddp else "ddp"} | self._placement()
         if lightning_needs_plugin(self.config.device, self.precision.name):
             from lightning_fabric.plugins import MixedPrecision
 
@@ -131,6 +131,11 @@ class Run:
         else:
             kwargs["precision"] = self.precision.lightning
         return kwargs
+
+    def _placement(self) -> dict[str, int]:
+        """Where the processes are, as the Trainer and Fabric take it: devices per node, and nodes beyond one."""
+        nodes = {"num_nodes": self.config.nodes} if self.config.nodes > 1 else {}
+        return {"devices": self.config.processes} | nodes
 
     @contextlib.contextmanager
     def between_steps(self, kind: str) -> Iterator[None]:
@@ -282,7 +287,7 @@ def splits(config: RunConfig) -> bool:
     see the device's work; under DDP Lightning runs the whole training step inside the wrapped module's forward),
     and a count that asks for it (split=True: what the timers cost in instructions). Never under torch.compile:
     dynamo traces the split's global module hooks, and their clock breaks every graph."""
-    if config.split is False or config.processes != 1 or config.device != "cpu" or config.compile != "off":
+    if config.split is False or config.world != 1 or config.device != "cpu" or config.compile != "off":
         return False
     return config.clock == "time" or config.split is True
 
@@ -290,7 +295,7 @@ def splits(config: RunConfig) -> bool:
 def rank_device(config: RunConfig) -> torch.device:
     """The device of this process: with several processes on CUDA, GPU LOCAL_RANK (one GPU per process)."""
     device = torch.device(config.device)
-    if config.processes > 1 and device.type == "cuda":
+    if config.world > 1 and device.type == "cuda":
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
 

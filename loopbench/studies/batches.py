@@ -18,7 +18,7 @@ from loopbench.studies.suite import size_segments
 
 def progress_line(i: int, n: int, result: RunResult) -> str:
     c = result.run_config
-    device = f"{c.device}x{c.processes}" if c.processes > 1 else c.device
+    device = f"{c.device}x{c.world}" if c.world > 1 else c.device
     head = f"[{i:>3}/{n}] {c.task:<20} {c.impl:<18} {device:<6} {c.precision:<10}"
     if not result.ok:
         return f"{head} {result.status.upper()}: {result.message}"

@@ -1,0 +1,221 @@
+"""Data parallel across machines: two torchrun agents on 127.0.0.1 form a two-node job (c10d rendezvous), as PyTorch's
+own launcher tests do; SLURM's environment is faked, as Lightning's tests fake it.
+
+The job must train the same bits as the suite's own launcher for the same world size, plain DDP and Lightning DDP
+bitwise against each other, and a killed rank must end the job in bounded time with its reason, leaving no process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loopbench.analysis.parity import compare_cell
+from loopbench.cli import main
+from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.launch import nodes
+from loopbench.launch.distributed import free_ports, run_ranks_batch
+
+needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name(
+    "torchrun").exists(), reason="torchrun not installed")  # fmt: skip
+CELLS = [("mnist_gan", "bf16-mixed"), ("cifar_cnn", "32-true")]
+
+
+def _agents(port: int, job: str, *argv: str, cwd: Path) -> list[subprocess.Popen]:
+    """Two torchrun agents, one "node" and one core each (OMP_NUM_THREADS=1, as the local launcher gives each of
+    two processes here: on CPU, the bits depend on the threads)."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--nnodes", "2", "--nproc-per-node", "1",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job, *argv]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    agents = []
+    for _ in range(2):
+        agents.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, start_new_session=True))  # fmt: skip
+        _listening(port, 60)  # the first agent hosts the rendezvous, as the first node does on a cluster
+    return agents
+
+
+def _listening(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+
+
+def _tree(agents: list[subprocess.Popen]) -> list[int]:
+    """The agents' processes and all they started (torchrun's workers run in sessions of their own)."""
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parents[int(pid)] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree = [a.pid for a in agents if a.pid in parents]
+    for pid in tree:
+        tree += [child for child, parent in parents.items() if parent == pid]
+    return tree
+
+
+def _alive(pids: list[int]) -> list[int]:
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    return [pid for pid in pids if running(pid)]
+
+
+@pytest.mark.heavy
+@pytest.mark.slow
+@needs_torchrun
+def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_lightning_bitwise(tmp_path):
+    configs = [RunConfig(t, impl, precision=p, steps=6) for t, p in CELLS for impl in ("pytorch", "lightning")]
+    (tmp_path / "cells.json").write_text(json.dumps([c.to_dict() for c in configs]))
+    agents = _agents(free_ports(1)[0], "bitwise", "-m", "loopbench.launch.nodes", "cells.json", "out.json",
+                     cwd=tmp_path)  # fmt: skip
+    outputs = [a.communicate(timeout=300)[0] for a in agents]
+    assert [a.returncode for a in agents] == [0, 0], outputs
+    results = [RunResult.from_dict(d) for d in json.loads((tmp_path / "out.json").read_text())]
+    assert all(r.ok for r in results), [r.message for r in results]
+    local = run_ranks_batch([RunConfig(t, "pytorch", precision=p, steps=6, processes=2) for t, p in CELLS], 300)
+    for k, (plain, lightning) in enumerate(zip(results[::2], results[1::2], strict=True)):
+        assert (plain.run_config.nodes, plain.run_config.processes, plain.run_config.launcher) == (2, 1, "torchrun")
+        report = compare_cell(plain, lightning)
+        assert report.verdict == "bitwise" and "on each of 2 processes" in report.line(), report.line()
+        assert [r["weights_digest"] for r in plain.ranks] == [r["weights_digest"] for r in local[k].ranks]
+        assert [r["losses"] for r in plain.ranks] == [r["losses"] for r in local[k].ranks]
+
+
+@pytest.mark.heavy
+@pytest.mark.slow
+@needs_torchrun
+def test_a_killed_rank_ends_the_torchrun_job_with_its_reason_and_leaves_no_process(tmp_path):
+    argv = ["-m", "loopbench", "run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "100000", "--launcher",
+            "torchrun"]  # fmt: skip
+    agents = _agents(free_ports(1)[0], "killed", *argv, cwd=tmp_path)
+    deadline, rank1, started = time.monotonic() + 120, None, []
+    while rank1 is None and time.monotonic() < deadline:  # rank 1's worker, once it has started
+        time.sleep(0.5)
+        started = _tree(agents)
+        for pid in started:
+            with contextlib.suppress(OSError):
+                if b"RANK=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    rank1 = pid
+    try:
+        assert rank1, "rank 1 never started"
+        time.sleep(6)  # into its training
+        os.kill(rank1, signal.SIGKILL)
+        killed = time.monotonic()
+        outputs = [a.communicate(timeout=120)[0] for a in agents]
+    finally:
+        for pid in _alive(started):
+            os.kill(pid, signal.SIGKILL)
+    assert time.monotonic() - killed < nodes.SILENT_S + 30
+    assert all(a.returncode != 0 for a in agents)
+    assert "rank 1: not heard from" in outputs[0] + outputs[1], outputs
+    assert len(started) == 4 and not _alive(started)
+
+
+def _unset(monkeypatch, *names: str) -> None:
+    """Unset for the test, and unset again after it whatever the code under test set (a bare delenv of an unset
+    name would not restore it)."""
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+def test_slurms_environment_gives_the_place_lightning_reads_from_it(monkeypatch):
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    env = {"SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2",
+           "SLURM_NODEID": "1", "SLURM_NNODES": "2", "SLURM_NODELIST": "gpu[07-08]", "SLURM_JOB_ID": "123456",
+           "SLURM_JOB_NAME": "train"}  # fmt: skip
+    _unset(monkeypatch, "MASTER_ADDR", "MASTER_PORT")  # Lightning sets them as it reads them
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    got = nodes.place("slurm", env)
+    lightning = SLURMEnvironment()
+    assert SLURMEnvironment.detect()
+    assert (got.rank, got.local_rank, got.world, got.node, got.nodes) == (
+        lightning.global_rank(),
+        lightning.local_rank(),
+        lightning.world_size(),
+        lightning.node_rank(),
+        2,
+    )
+    assert (got.addr, got.port) == (lightning.main_address, lightning.main_port) == ("gpu07", 18456)
+    lightning.validate_settings(num_devices=got.local_world, num_nodes=got.nodes)  # the Trainer's own check
+
+
+def test_a_place_needs_its_launchers_environment():
+    with pytest.raises(UsageError, match=r"RANK, LOCAL_RANK, .* not set: start this command with torchrun"):
+        nodes.place("torchrun", {})
+    torchrun = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "3", "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "0"}
+    with pytest.raises(UsageError, match="3 processes in all is not a whole number of nodes of 2"):
+        nodes.place("torchrun", torchrun)
+
+
+def _torchrun_env(port: int, rank: int = 0, world: int = 1, local_world: int = 1, agent: bool = False) -> dict:
+    return {"RANK": str(rank), "LOCAL_RANK": "0", "WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(local_world),
+            "GROUP_RANK": str(rank), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+            "TORCHELASTIC_RUN_ID": "fake", "TORCHELASTIC_USE_AGENT_STORE": str(agent)}  # fmt: skip
+
+
+RUN = ["run", "--task", "cifar_cnn", "--impl", "pytorch"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        ([*RUN, "--launcher", "torchrun"], {}, "--launcher torchrun: RANK, LOCAL_RANK"),
+        (RUN, _torchrun_env(1), "started by torchrun (rank 0 of 1): add --launcher torchrun"),
+        ([*RUN, "--launcher", "torchrun", "--processes", "2"], _torchrun_env(1), "drop --processes"),
+        ([*RUN, "--launcher", "slurm", "--lightning", "2.5.6"], {"SLURM_NTASKS": "1"}, "--lightning with --launcher"),
+        (
+            [*RUN, "--launcher", "torchrun", "--join-timeout", "1"],
+            _torchrun_env(free_ports(1)[0], agent=True),
+            "did not answer in 1 s (--join-timeout)",
+        ),
+    ],
+    ids=["no torchrun", "torchrun, local", "processes", "lightning", "no store"],
+)
+def test_bad_launches_exit_2_with_one_line(argv, env, expected, monkeypatch, capsys):
+    _unset(monkeypatch, *nodes.TORCHRUN, "TORCHELASTIC_RUN_ID", "TORCHELASTIC_USE_AGENT_STORE", *nodes.SLURM)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err, err
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.slow
+def test_nodes_that_start_different_numbers_of_processes_are_refused_on_every_rank(tmp_path):
+    port = free_ports(1)[0]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "loopbench", *RUN, "--launcher", "torchrun", "--join-timeout", "60"],
+            env=os.environ | _torchrun_env(port, rank, world=2, local_world=rank + 1),
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [2, 2], errs
+    assert all("different numbers of processes (rank 0: 1, rank 1: 2)" in e and len(e.splitlines()) == 1 for e in errs)
