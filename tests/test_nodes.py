@@ -8,6 +8,7 @@ bitwise against each other, and a killed rank must end the job in bounded time w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -90,13 +91,16 @@ def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_light
     assert [a.returncode for a in agents] == [0, 0], outputs
     results = [RunResult.from_dict(d) for d in json.loads((tmp_path / "out.json").read_text())]
     assert all(r.ok for r in results), [r.message for r in results]
-    local = run_ranks_batch([RunConfig(t, "pytorch", precision=p, steps=6, processes=2) for t, p in CELLS], 300)
-    for k, (plain, lightning) in enumerate(zip(results[::2], results[1::2], strict=True)):
+    # the same cells in the same order (a plain cell after a Lightning one, whose teardown edits the environment)
+    local = run_ranks_batch([dataclasses.replace(c, processes=2) for c in configs], 300)
+    for plain, lightning in zip(results[::2], results[1::2], strict=True):
         assert (plain.run_config.nodes, plain.run_config.processes, plain.run_config.launcher) == (2, 1, "torchrun")
         report = compare_cell(plain, lightning)
         assert report.verdict == "bitwise" and "on each of 2 processes" in report.line(), report.line()
-        assert [r["weights_digest"] for r in plain.ranks] == [r["weights_digest"] for r in local[k].ranks]
-        assert [r["losses"] for r in plain.ranks] == [r["losses"] for r in local[k].ranks]
+    for two_nodes, one_node in zip(results, local, strict=True):
+        assert one_node.ok, one_node.message
+        assert [r["weights_digest"] for r in two_nodes.ranks] == [r["weights_digest"] for r in one_node.ranks]
+        assert [r["losses"] for r in two_nodes.ranks] == [r["losses"] for r in one_node.ranks]
 
 
 @pytest.mark.heavy

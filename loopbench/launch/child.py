@@ -33,9 +33,11 @@ def main(cfg_path: str, out_path: str) -> int:
     """Run the config in `cfg_path` (or a list of them, one after another) and write the result(s)."""
     request = json.loads(Path(cfg_path).read_text())
     ports = os.environ.get(PORTS, "").split(",")  # a batch of data-parallel cells: a process group each
+    launch = dict(os.environ)  # Lightning's teardown deletes WORLD_SIZE: each cell starts from the launch's variables
     results = []
     for k, d in enumerate(request if isinstance(request, list) else [request]):
         gc.collect()  # each run of a batch starts from a collected heap, not the previous run's garbage
+        os.environ.update(launch)
         if ports[0]:
             os.environ["MASTER_PORT"] = ports[k]
         results.append(run_one(RunConfig.from_dict(d)).to_dict())

@@ -147,6 +147,7 @@ class Job:
         self._cell = (k, config, time.monotonic())
         if p.rank == 0:
             self.store.set(self._key("port", k), str(free_port()))
+        os.environ.update(self.place.torchrun_env())  # as launched: a Lightning cell's teardown deletes WORLD_SIZE
         os.environ["MASTER_PORT"] = self.store.get(self._key("port", k)).decode()
         result = run_one(config)
         self.store.set(self._key("result", k, p.rank), json.dumps(result.to_dict()))
