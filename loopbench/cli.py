@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from loopbench import options
-from loopbench.commands import cells, compile, module, probe, results
+from loopbench.commands import cells, collectives, compile, module, probe, results
 from loopbench.core.types import UsageError
 
 PREFIX = "loopbench: error:"  # every refusal, argparse's own included
@@ -55,6 +55,10 @@ VERBS = {
     "compile": (
         "torch.compile on every side: compile time, graph breaks, recompiles, speed, parity",
         compile.cmd_compile,
+    ),
+    "collectives": (
+        "data parallel: the collectives of each step per release, and two torchrun nodes on this machine",
+        collectives.cmd_collectives,
     ),
     "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", results.cmd_report),
     "compare": ("what changed between two result sets (releases, commits, days), with intervals", results.cmd_compare),

@@ -24,6 +24,7 @@ PRESETS = ("smoke", "quick", "full")
 CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
 MATRIX = ("suite", "module")  # a matrix (and the bench): plural --tasks, --devices, --precisions
 PROBES = ("overhead", "history", "paycurve")  # the overhead probe in rounds: on one release, or across releases
+STUDIES = ("compile", "collectives")  # the tasks' cells along an axis of their own (torch.compile, collectives)
 
 
 def override(text: str) -> tuple[str, object]:
@@ -87,29 +88,30 @@ OPTIONS: tuple[Option, ...] = (
     # what to run
     _o("task", CELL, f"the task ({', '.join(TASK_NAMES)}, a registered one, or a task's folder)",
        type=implementations.task_name, required=True, metavar="TASK"),
-    _o("tasks", ("suite", "compile"), f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
+    _o("tasks", ("suite", *STUDIES), f"tasks: {', '.join(TASK_NAMES)}, registered ones, or tasks' folders", nargs="+",
        type=implementations.task_name, shown="every task", metavar="TASK"),
     _o("impl", ("run",), f"implementation: {', '.join(implementations.ALL_IMPLS)}",
        choices=tuple(implementations.ALL_IMPLS), metavar="IMPL", required=True),
-    _o("impls", (*MATRIX, "compile"), "implementations (see --impl of run)", nargs="+",
+    _o("impls", (*MATRIX, *STUDIES), "implementations (see --impl of run)", nargs="+",
        choices=tuple(implementations.ALL_IMPLS),
        metavar="IMPL", default=list(implementations.IMPLS), by_verb={"module": MODULE_IMPLS}),
     _o("against", ("parity",), "what is compared with the plain loop: a Lightning Trainer, or fabric",
        choices=(*TRAINERS, FABRIC), default="lightning"),
     _o("device", (*CELL, "overhead", "compile"), "cpu, cuda or cuda:N", default="cpu"),
     _o("devices", MATRIX, "devices", nargs="+", shown="cuda if visible, else cpu"),
-    _o("precision", (*CELL, "compile"), "precision", choices=PRECISIONS, default="32-true"),
+    _o("precision", (*CELL, *STUDIES), "precision", choices=PRECISIONS, default="32-true"),
     _o("precisions", MATRIX, f"precisions: {', '.join(PRECISIONS)}", nargs="+", choices=PRECISIONS,
        metavar="PRECISION", shown="each device's usual set"),
-    _o("preset", (*CELL, *MATRIX, "compile"), "smoke (tests), quick (CPU), full (GPU)", choices=PRESETS,
-       shown="full on GPU, quick on CPU", by_verb={"run": "smoke", "parity": "smoke", "compile": "smoke"}),
-    _o("seed", (*CELL, *MATRIX, "compile"), "random seed of data order, weights and noise", type=int, default=0),
+    _o("preset", (*CELL, *MATRIX, *STUDIES), "smoke (tests), quick (CPU), full (GPU)",
+       choices=PRESETS, shown="full on GPU, quick on CPU",
+       by_verb={"run": "smoke", "parity": "smoke", "compile": "smoke", "collectives": "smoke"}),
+    _o("seed", (*CELL, *MATRIX, *STUDIES), "random seed of data order, weights and noise", type=int, default=0),
     _o("seeds", ("parity",), "several seeds: a verdict per seed, and an equivalence test (TOST) of --metric",
        type=int, nargs="+"),
-    _o("steps", (*CELL, *MATRIX, "overhead", "compile"), "optimizer steps (batches) per run", type=int,
-       shown="the preset's",
-       by_verb={"overhead": SEGMENT_STEPS}, help_by_verb={"overhead": "steps per segment (a quarter warm up)"}),
-    _o("warmup-steps", (*CELL, *MATRIX, "compile"), "steps left out of the timing", type=int, shown="the preset's"),
+    _o("steps", (*CELL, *MATRIX, "overhead", *STUDIES), "optimizer steps (batches) per run",
+       type=int, shown="the preset's", by_verb={"overhead": SEGMENT_STEPS, "collectives": 30},
+       help_by_verb={"overhead": "steps per segment (a quarter warm up)"}),
+    _o("warmup-steps", (*CELL, *MATRIX, *STUDIES), "steps left out of the timing", type=int, shown="the preset's"),
     _o("batch-size", (*CELL, *MATRIX, "compile"), "samples per batch (per process)", type=int, shown="the preset's"),
     _o("data", (*CELL, *MATRIX), "synthetic (generated, offline) or real (torchvision's loaders)",
        choices=("synthetic", "real"), default="synthetic"),
@@ -133,22 +135,26 @@ OPTIONS: tuple[Option, ...] = (
        type=float, default=120.0),
     _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
        nargs="+", default=[1]),
+    _o("processes", ("collectives",), "data parallel: processes on this machine (gloo)", type=int, default=2),
+    _o("nodes", ("collectives",), "also run the installed release's cells as a job of two torchrun agents on this "
+       "machine (on: where torchrun is installed)", choices=("on", "off"), default="on"),
     _o("lightning", CELL, "a Lightning release other than the installed one (installed on first use, "
        "hash-checked; see loopbench/core/releases.py)", shown="the installed one"),
-    _o("lightning", ("overhead", *MATRIX), "Lightning releases to measure side by side (rounds alternate over "
-       "them; installed on first use, hash-checked)", nargs="+", shown="the installed one"),
+    _o("lightning", ("overhead", *MATRIX, "collectives"), "Lightning releases to measure side by side (rounds "
+       "alternate over them; installed on first use, hash-checked)", nargs="+", shown="the installed one"),
     # how often, how long
     _o("versions", ("history",), "Lightning releases, oldest to newest (each installed on first use, "
        "hash-checked)", nargs="+", shown="every release in loopbench/core/releases.py"),
     # how often, how long
-    _o("repeats", (*MATRIX, *PROBES, "compile"), "sequential repeats: rounds of time-only segments per cell (fresh "
+    _o("repeats", (*MATRIX, *PROBES, *STUDIES), "sequential repeats: rounds of time-only segments per cell (fresh "
        "runs "
        "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=None,
        shown="each task's own, its spec's HARNESS.rounds (fresh runs: 8)",
-       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8, "compile": 3},
+       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8, "compile": 3, "collectives": 3},
        help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
        | {"paycurve": "sequential repeats: rounds of every point and of the probe",
-          "compile": "fresh-process runs of each implementation and mode, alternated (a cold compile in each)"}),
+          "compile": "fresh-process runs of each implementation and mode, alternated (a cold compile in each)",
+          "collectives": "batches of fresh processes per release, alternated"}),
     _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
        type=int, default=1, by_verb={"module": 2},
        help_by_verb={"module": "fresh-process runs per implementation (memory, parity; two runs of one seed that "
@@ -181,7 +187,7 @@ OPTIONS: tuple[Option, ...] = (
        choices=("on", "off"), default="on"),
     _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",
        choices=("auto", "manual", "both"), default="both"),
-    _o("timeout", (*CELL, *MATRIX, "paycurve", "compile"), "seconds per run before it is killed (run: with "
+    _o("timeout", (*CELL, *MATRIX, "paycurve", *STUDIES), "seconds per run before it is killed (run: with "
        "--isolate, or in several processes)", type=float,
        default=1800.0),
     _o("isolate", ("run",), "run in a fresh process, as the suite does", action="store_true", default=False),
@@ -192,7 +198,7 @@ OPTIONS: tuple[Option, ...] = (
        type=float),
     # where results go
     _o("json", (*CELL, "overhead"), "write the result as JSON to this file", type=Path),
-    _o("out", (*MATRIX, *PROBES[1:], "compile"), "folder for results (appended as each run ends) and the report",
+    _o("out", (*MATRIX, *PROBES[1:], *STUDIES), "folder for results (appended as each run ends) and the report",
        type=Path, shown="runs/<machine>/<date-time>/"),
     _o("resume", MATRIX, "run only what --out does not hold yet (without --out: the newest run folder)",
        action="store_true", default=False),
@@ -206,6 +212,8 @@ OPTIONS: tuple[Option, ...] = (
        default=False),
     _o("publish", ("compile",), "also write the report to reports/<machine>/compile/", action="store_true",
        default=False),
+    _o("publish", ("collectives",), "also write the report to reports/<machine>/multi-node/", action="store_true",
+       default=False),
 )  # fmt: skip
 
 EXAMPLES = {
@@ -217,6 +225,7 @@ EXAMPLES = {
     "history": "loopbench history --versions 2.4.0 2.5.6 2.6.6 --publish",
     "paycurve": "loopbench paycurve --repeats 8 --publish",
     "compile": "loopbench compile --tasks overhead_probe cifar_cnn --repeats 3 --publish",
+    "collectives": "loopbench collectives --lightning 2.4.0 2.5.6 2.6.6 --repeats 3 --publish",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
     "compare": "loopbench compare reports/<machine> runs/<machine>/<date-time> --fail-above 10",
 }

@@ -28,6 +28,7 @@ BAD_INPUT = [
     (["suite", "--repeats", "0"], "--repeats and --fresh-runs must be at least 1"),
     (["parity", "--task", "cifar_cnn", "--metric", "test_accuracy"], "--metric needs several --seeds"),
     (["report", "/no/such.json", "--out", "x"], "no such results file"),
+    (["collectives", "--processes", "1"], "collectives need at least 2 processes"),
     (["report", __file__, "--out", "x"], "not JSON"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--batch-size", "4096"], "larger than the training set"),
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--set", "lr=fast"], "lr must be float, e.g. lr=0.2"),

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,36 +21,14 @@ import pytest
 
 from loopbench.analysis.parity import compare_cell
 from loopbench.cli import main
-from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch import nodes
 from loopbench.launch.distributed import free_ports, run_ranks_batch
+from loopbench.report import collectives as collectives_report
 
 needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name(
     "torchrun").exists(), reason="torchrun not installed")  # fmt: skip
 CELLS = [("mnist_gan", "bf16-mixed"), ("cifar_cnn", "32-true")]
-
-
-def _agents(port: int, job: str, *argv: str, cwd: Path) -> list[subprocess.Popen]:
-    """Two torchrun agents, one "node" and one core each (OMP_NUM_THREADS=1, as the local launcher gives each of
-    two processes here: on CPU, the bits depend on the threads)."""
-    torchrun = Path(sys.executable).with_name("torchrun")
-    cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--nnodes", "2", "--nproc-per-node", "1",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job, *argv]  # fmt: skip
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    agents = []
-    for _ in range(2):
-        agents.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, start_new_session=True))  # fmt: skip
-        _listening(port, 60)  # the first agent hosts the rendezvous, as the first node does on a cluster
-    return agents
-
-
-def _listening(port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.1)
 
 
 def _tree(agents: list[subprocess.Popen]) -> list[int]:
@@ -83,13 +59,9 @@ def _alive(pids: list[int]) -> list[int]:
 @pytest.mark.slow
 @needs_torchrun
 def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_lightning_bitwise(tmp_path):
-    configs = [RunConfig(t, impl, precision=p, steps=6) for t, p in CELLS for impl in ("pytorch", "lightning")]
-    (tmp_path / "cells.json").write_text(json.dumps([c.to_dict() for c in configs]))
-    agents = _agents(free_ports(1)[0], "bitwise", "-m", "loopbench.launch.nodes", "cells.json", "out.json",
-                     cwd=tmp_path)  # fmt: skip
-    outputs = [a.communicate(timeout=300)[0] for a in agents]
-    assert [a.returncode for a in agents] == [0, 0], outputs
-    results = [RunResult.from_dict(d) for d in json.loads((tmp_path / "out.json").read_text())]
+    impls = ("pytorch", "lightning")
+    configs = [RunConfig(t, impl, precision=p, steps=6, collectives=True) for t, p in CELLS for impl in impls]
+    results = nodes.run_local_agents(configs, 300)
     assert all(r.ok for r in results), [r.message for r in results]
     # the same cells in the same order (a plain cell after a Lightning one, whose teardown edits the environment)
     local = run_ranks_batch([dataclasses.replace(c, processes=2) for c in configs], 300)
@@ -101,6 +73,16 @@ def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_light
         assert one_node.ok, one_node.message
         assert [r["weights_digest"] for r in two_nodes.ranks] == [r["weights_digest"] for r in one_node.ranks]
         assert [r["losses"] for r in two_nodes.ranks] == [r["losses"] for r in one_node.ranks]
+        assert two_nodes.collectives["calls_per_step"] == one_node.collectives["calls_per_step"]
+    # the process group's own record: the GAN's one DDP around both nets reduces both nets' gradients in each of
+    # its two backwards, where the plain loop's two DDPs reduce one net's each; and 2.6's flag broadcast per batch
+    gan = {r.config["impl"]: r.collectives["calls_per_step"] for r in results if r.config["task"] == "mnist_gan"}
+    assert gan == {"pytorch": {"gloo:all_reduce": 2.0}, "lightning": {"gloo:all_reduce": 4.0, "gloo:broadcast": 1.0}}
+    report = collectives_report.table([*results, *local])
+    two = report[(report["task"] == "mnist_gan") & (report["nodes x processes"] == "2 x 1")]
+    row = two[two["implementation"] == "lightning"].iloc[0]
+    assert (row["collectives per step"], row["vs one node"], row["parity vs plain"]) == (
+        "all_reduce 4, broadcast 1", "bitwise", "bitwise")  # fmt: skip
 
 
 @pytest.mark.heavy
@@ -109,7 +91,7 @@ def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_light
 def test_a_killed_rank_ends_the_torchrun_job_with_its_reason_and_leaves_no_process(tmp_path):
     argv = ["-m", "loopbench", "run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "100000", "--launcher",
             "torchrun"]  # fmt: skip
-    agents = _agents(free_ports(1)[0], "killed", *argv, cwd=tmp_path)
+    agents = nodes.local_agents("killed", argv, tmp_path)
     deadline, rank1, started = time.monotonic() + 120, None, []
     while rank1 is None and time.monotonic() < deadline:  # rank 1's worker, once it has started
         time.sleep(0.5)

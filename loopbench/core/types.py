@@ -60,6 +60,7 @@ class RunConfig:
     evaluate: bool = True  # False: no held-out evaluation after the steps (a cell whose steps are limited)
     compile: str = "off"  # torch.compile: off | on (as each framework documents) | inner (loopbench.harness.compiling)
     compile_backend: str = "inductor"  # torch.compile's backend; eager: dynamo's capture alone
+    collectives: bool = False  # record the process group's collectives per step (loopbench.measure.collectives)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -82,6 +83,7 @@ class RunConfig:
         ranks += f"/slowdown{self.slowdown_us:g}us" if self.slowdown_us else ""
         ranks += {None: "", True: "/split", False: "/unsplit"}[self.split]
         ranks += "" if self.compile == "off" else f"/compile-{self.compile}-{self.compile_backend}"
+        ranks += "/collectives" if self.collectives else ""
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 
@@ -126,6 +128,7 @@ class RunResult:
     job_s: float | None = None  # the whole job: from train() entry to its end, validation and checkpoints included
     weights_digest: str | None = None
     compiled: dict[str, Any] = field(default_factory=dict)  # torch.compile: graphs, breaks, recompiles (reasons)
+    collectives: dict[str, Any] = field(default_factory=dict)  # per step: each collective's calls and time
     ranks: list[dict[str, Any]] = field(default_factory=list)  # data parallel: each process's own measurements
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
     env: dict[str, Any] = field(default_factory=dict)

@@ -27,6 +27,7 @@ from loopbench.core.trainers import TRAINERS, TrainerSetup
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.harness.compiling import Compiler
 from loopbench.measure import clock, memory
+from loopbench.measure.collectives import Collectives
 from loopbench.measure.env import environment, weights_digest
 from loopbench.measure.split import Split
 
@@ -66,6 +67,9 @@ class Run:
         self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
         self.batch_size: int = cfg.batch_size  # samples per batch; a job whose loader decides it says so here
         self.compiler = Compiler(config.compile, config.compile_backend)  # off: compiles nothing
+        self.collectives = Collectives(self.device) if config.collectives else None  # over the timed window
+        if self.collectives and cfg.warmup_steps == 0:
+            self.collectives.start()
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -182,9 +186,17 @@ class Run:
             self.split.tick()
         self.clock.tick()
         self._job_end = time.perf_counter()
+        if self.collectives and self.clock.steps == self.cfg.warmup_steps:
+            self.collectives.start()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
-            self.clock.stop()
+            self._close_window()
             self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
+
+    def _close_window(self) -> None:
+        if self.collectives:
+            self.collectives.stop(self.clock.steps - min(self.cfg.warmup_steps, self.clock.steps))
+        self.clock.stop()
+        self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
 
     def compiled(self, model: nn.Module, trainer: bool = False) -> nn.Module:
         """`model` compiled where the cell asks for it, as its framework documents (`trainer`: the LightningModule
@@ -220,8 +232,7 @@ class Run:
         if self.clock.steps != self.cfg.steps and not stopped_early:
             raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
         if stopped_early:
-            self.clock.stop()
-            self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
+            self._close_window()
         if self.forward_dtype != self.precision.forward_dtype:  # never a different computation under a label
             raise RuntimeError(
                 f"labelled {self.precision.name}, but the forward produced {self.forward_dtype}, "
@@ -251,6 +262,7 @@ class Run:
             job_s=self._job_end - self.clock.start,
             artifacts=artifacts or {},
             compiled=self.compiler.summary(),
+            collectives=self.collectives.summary() if self.collectives else {},
             env=environment(self.device),
             weights=weights,
         )

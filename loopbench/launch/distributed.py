@@ -53,6 +53,7 @@ RANK_FIELDS = (  # what each process measured, kept per rank
     "best_weights_digest",
     "val_metrics",
     "forward_dtype",
+    "collectives",
 )
 
 
