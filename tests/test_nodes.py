@@ -75,7 +75,7 @@ def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_light
         assert [r["losses"] for r in two_nodes.ranks] == [r["losses"] for r in one_node.ranks]
         assert two_nodes.collectives["calls_per_step"] == one_node.collectives["calls_per_step"]
     # the process group's own record: the GAN's one DDP around both nets reduces both nets' gradients in each of
-    # its two backwards, where the plain loop's two DDPs reduce one net's each; and 2.6's flag broadcast per batch
+    # its two backwards, where the plain loop's two DDPs reduce one net's each; and Lightning's flag broadcast per batch
     gan = {r.config["impl"]: r.collectives["calls_per_step"] for r in results if r.config["task"] == "mnist_gan"}
     assert gan == {"pytorch": {"gloo:all_reduce": 2.0}, "lightning": {"gloo:all_reduce": 4.0, "gloo:broadcast": 1.0}}
     report = collectives_report.table([*results, *local])

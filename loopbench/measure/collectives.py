@@ -2,7 +2,8 @@
 
 torch's profiler records each collective that the process group runs as an event of its backend's name
 (`gloo:all_reduce`, `gloo:broadcast`, `nccl:...`), whoever asked for it: DDP's reducer (the gradients), a
-framework's own calls (Lightning 2.6's broadcast of a "SIGTERM received" flag before every batch), or the loop's.
+framework's own calls (Lightning's broadcast of a "SIGTERM received" flag before every batch, since 2.5), or the
+loop's.
 The profiler runs over the timed window only (after the warm-up), so the counts are per training step. An event's
 time runs from the collective's start to its completion on the backend's thread: for a blocking collective that is
 time the step waits (the slowest process's arrival included); DDP's gradient all-reduce overlaps the backward.

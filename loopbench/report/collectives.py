@@ -72,7 +72,8 @@ def table(results: list[RunResult]) -> pd.DataFrame:
     for (task, impl, release, nodes), runs in sorted(groups.items()):
         ok = [r for r in runs if r.ok and r.collectives]
         plain = [r for r in groups.get((task, PLAIN, release, nodes), []) if r.ok]
-        time_ms = [sum(r.collectives["time_s_per_step"].values()) * 1e3 for r in ok]
+        names = sorted({name for r in ok for name in r.collectives["time_s_per_step"]})
+        each = {n.split(":", 1)[1]: [r.collectives["time_s_per_step"].get(n, 0.0) * 1e3 for r in ok] for n in names}
         share = [sum(r.collectives["time_s_per_step"].values()) / r.step_time_median_s * 100 for r in ok]
         rows.append(
             {
@@ -82,7 +83,7 @@ def table(results: list[RunResult]) -> pd.DataFrame:
                 "nodes x processes": f"{nodes} x {runs[0].config.get('processes', 1)}",
                 "runs": f"{len(ok)}/{len(runs)} ok" if len(ok) < len(runs) else str(len(runs)),
                 "collectives per step": _calls(ok) if ok else "–",
-                "time in them, ms per step": _interval(time_ms),
+                "time in each, ms per step": "; ".join(f"{n} {_interval(v)}" for n, v in each.items()) or "–",
                 "share of the step %": _interval(share),
                 "profiled step ms": statistics.median(r.step_time_median_s * 1e3 for r in ok) if ok else None,
                 "parity vs plain": _parity(plain, ok),
@@ -104,7 +105,7 @@ def write(results: list[RunResult], out: Path) -> Path:
     lines = [
         "# Data parallel: the collectives of each step, per release, and two torchrun nodes",
         "",
-        *header(results),
+        *header(sorted(results, key=lambda r: r.config.get("lightning") is not None)),  # the installed release
         "",
         "Every run records, over its timed window (after the warm-up), each collective that its process group ran "
         "(torch's profiler: `gloo:all_reduce`, `gloo:broadcast`, ...), whoever asked for it: DDP's reducer (the "
@@ -112,7 +113,8 @@ def write(results: list[RunResult], out: Path) -> Path:
         "from its start to its completion on the backend's thread: a blocking one (a broadcast whose result the "
         "step reads) is time the step waits, the slowest process's arrival included; DDP's gradient all-reduce "
         "overlaps the backward. The profiler costs time of its own, so `profiled step` is longer than a timed run's "
-        "step, and the share is of that step. Time: mean over the repeats with a t interval. The plain loop does "
+        "step, and the share (all collectives together) is of that step. Time: mean over the repeats with a t "
+        "interval. The plain loop does "
         "not import Lightning: its rows, one per release's batch of processes, are the same code run beside each.",
         "",
         "`2 x 1` rows: the installed release's cells as a job of two torchrun agents on this machine (c10d "
