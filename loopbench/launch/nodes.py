@@ -114,7 +114,7 @@ class Job:
                                   timeout=timedelta(seconds=join_timeout_s), wait_for_workers=False)  # fmt: skip
             job = os.environ.get("TORCHELASTIC_RUN_ID", os.environ.get("SLURM_JOB_ID", ""))
             self.prefix = f"loopbench/{job}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', 0)}"
-            self._agree(launcher, time.monotonic() + join_timeout_s)
+            self._agree(launcher, join_timeout_s)
         except (RuntimeError, TimeoutError) as e:
             raise UsageError(
                 f"--launcher {launcher}: the job's store at {p.addr}:{p.port} did not answer in "
@@ -130,20 +130,33 @@ class Job:
     def _key(self, *parts: object) -> str:
         return "/".join((self.prefix, *map(str, parts)))
 
-    def _agree(self, launcher: str, deadline: float) -> None:
-        """Every rank must count the same processes per node (torchrun lets each agent start its own number)."""
-        p = self.place
-        self.store.set(self._key("local_world", p.rank), str(p.local_world))
-        counts = [int(self.store.get(self._key("local_world", r))) for r in range(p.world)]
+    def _agree(self, launcher: str, join_timeout_s: float) -> None:
+        """Every rank must join, and count the same processes per node (torchrun lets each agent start its own
+        number); rank 0, which may host the store, stays until every rank has read what it needs."""
+        p, deadline = self.place, time.monotonic() + join_timeout_s
+        keys = [self._key("local_world", r) for r in range(p.world)]
+        self.store.set(keys[p.rank], str(p.local_world))
+        self._until(lambda: self.store.check(keys), deadline, keys, launcher, join_timeout_s)
+        counts = [int(self.store.get(key)) for key in keys]
         self.store.add(self._key("read"), 1)
-        while p.rank == 0 and int(self.store.add(self._key("read"), 0)) < p.world:  # rank 0 may host the store:
-            if time.monotonic() > deadline:  # it stays until every rank has read what it needs
-                raise TimeoutError("not every rank joined")
-            time.sleep(0.05)
+        if p.rank == 0:
+            read = lambda: int(self.store.add(self._key("read"), 0)) == p.world  # noqa: E731
+            self._until(read, deadline, None, launcher, join_timeout_s)
         if len(set(counts)) > 1:
             per_rank = ", ".join(f"rank {r}: {n}" for r, n in enumerate(counts))
             raise UsageError(f"--launcher {launcher}: the nodes start different numbers of processes ({per_rank}); "
                              "give every node the same --nproc-per-node")  # fmt: skip
+        if p.rank == 0:
+            print(f"{launcher}: {p.world} processes on {p.nodes} nodes joined", file=sys.stderr, flush=True)
+
+    def _until(self, done, deadline: float, keys: list[str] | None, launcher: str, join_timeout_s: float) -> None:
+        while not done():
+            if time.monotonic() > deadline:
+                missing = [str(r) for r, key in enumerate(keys or []) if not self.store.check([key])]
+                who = f"rank {', '.join(missing)}" if missing else "not every rank"
+                raise UsageError(f"--launcher {launcher}: {who} of {self.place.world} did not join in "
+                                 f"{join_timeout_s:g} s (--join-timeout)")  # fmt: skip
+            time.sleep(0.05)
 
     def run(self, config: RunConfig) -> RunResult:
         p, k = self.place, self.cells
