@@ -2,14 +2,17 @@
 
 Both must train the same model bitwise on every process (per-step losses and final weights, each
 process on its own shard), a nudged learning rate must come out a mismatch, and a run in which one
-process dies or the parent is interrupted must leave no process behind.
+process dies or the parent is interrupted must leave no process behind. The GAN and CIFAR run again as a job of
+two torchrun agents on 127.0.0.1 (two "nodes"): the same bits on every rank.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -19,27 +22,35 @@ import torch
 from loopbench.analysis.parity import compare_cell
 from loopbench.core.checks import validate
 from loopbench.core.types import RunConfig, RunResult, UsageError
-from loopbench.launch import distributed
+from loopbench.launch import distributed, nodes
 from loopbench.launch.distributed import merge, run_ranks, run_ranks_batch
+from loopbench.report import collectives as collectives_report
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
+needs_torchrun = pytest.mark.skipif(
+    shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
+    reason="torchrun not installed",
+)
 
 
 CELLS = [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)]
+TWO_NODES = ("mnist_gan", "cifar_cnn")  # the tasks also run as two torchrun nodes
 NUDGED = {"lr": 0.2 * 1.001}  # CIFAR's plain loop with a nudged learning rate: the comparison is blind to who trained
 
 
 @pytest.mark.heavy
 @pytest.mark.slow
 @needs_two_cores
-def test_plain_ddp_lightning_ddp_and_fabric_ddp_train_the_same_model_on_every_process_and_a_nudged_lr_is_not():
-    """Every task's plain, Lightning and Fabric cells, and the control, in one batch: two processes that start once."""
-    plain = [RunConfig(t, "pytorch", precision=p, steps=n, processes=2) for t, p, n in CELLS]
+def test_plain_lightning_and_fabric_ddp_train_the_same_model_on_every_process_on_one_node_and_two_not_a_nudged_lr():
+    """Every task's plain, Lightning and Fabric cells, and the control, in one batch: two processes that start once.
+    Then the GAN's and CIFAR's plain and Lightning cells as a job of two torchrun agents ("nodes"): the same bits."""
+    plain = [RunConfig(t, "pytorch", precision=p, steps=n, processes=2, collectives=True) for t, p, n in CELLS]
     nudged = dataclasses.replace(plain[0], overrides=NUDGED)
     others = [dataclasses.replace(c, impl=impl) for impl in ("lightning", "fabric") for c in plain]
-    results = run_ranks_batch([*plain, nudged, *others], timeout_s=600)  # plain first: they import no Lightning
+    # the control last: a plain cell after Lightning's, whose teardown edits the environment
+    results = run_ranks_batch([*plain, *others, nudged], timeout_s=600)
     assert all(r.ok for r in results), [r.message for r in results if not r.ok]
-    for config, candidate in zip(others, results[len(plain) + 1 :], strict=True):
+    for config, candidate in zip(others, results[len(plain) : -1], strict=True):
         reference = results[[c.task for c in plain].index(config.task)]
         report = compare_cell(reference, candidate)
         assert report.verdict == "bitwise" and report.holds, (config.task, config.impl, report.line())
@@ -48,8 +59,38 @@ def test_plain_ddp_lightning_ddp_and_fabric_ddp_train_the_same_model_on_every_pr
         assert reference.ranks[0]["losses"] != reference.ranks[1]["losses"]  # each process trains on its own shard
         timed = config.steps - reference.warmup_steps
         assert reference.samples_per_s == pytest.approx(2 * reference.batch_size * timed / reference.window_s)
-    control = compare_cell(results[0], results[len(plain)])
+    control = compare_cell(results[0], results[-1])
     assert control.verdict == "mismatch" and not control.holds
+    if needs_torchrun.args[0]:
+        pytest.skip("torchrun is not installed: the two-node half did not run")
+    local = {(r.config["task"], r.config["impl"]): r for r in results[:-1]}
+    cells = [
+        dataclasses.replace(local[t, i].run_config, processes=1) for t in TWO_NODES for i in ("pytorch", "lightning")
+    ]
+    _two_torchrun_nodes_train_the_local_bits(cells, local)
+
+
+def _two_torchrun_nodes_train_the_local_bits(cells: list[RunConfig], local: dict[tuple[str, str], RunResult]) -> None:
+    results = nodes.run_local_agents(cells, 300)
+    assert all(r.ok for r in results), [r.message for r in results]
+    for plain, lightning in zip(results[::2], results[1::2], strict=True):
+        assert (plain.run_config.nodes, plain.run_config.processes, plain.run_config.launcher) == (2, 1, "torchrun")
+        report = compare_cell(plain, lightning)
+        assert report.verdict == "bitwise" and "on each of 2 processes" in report.line(), report.line()
+    for two_nodes in results:
+        one_node = local[two_nodes.config["task"], two_nodes.config["impl"]]
+        assert [r["weights_digest"] for r in two_nodes.ranks] == [r["weights_digest"] for r in one_node.ranks]
+        assert [r["losses"] for r in two_nodes.ranks] == [r["losses"] for r in one_node.ranks]
+        assert two_nodes.collectives["calls_per_step"] == one_node.collectives["calls_per_step"]
+    # the process group's own record: the GAN's one DDP around both nets reduces both nets' gradients in each of
+    # its two backwards, where the plain loop's two DDPs reduce one net's each; and Lightning's flag broadcast per batch
+    gan = {r.config["impl"]: r.collectives["calls_per_step"] for r in results if r.config["task"] == "mnist_gan"}
+    assert gan == {"pytorch": {"gloo:all_reduce": 2.0}, "lightning": {"gloo:all_reduce": 4.0, "gloo:broadcast": 1.0}}
+    report = collectives_report.table([*results, *local.values()])
+    two = report[(report["task"] == "mnist_gan") & (report["nodes x processes"] == "2 x 1")]
+    row = two[two["implementation"] == "lightning"].iloc[0]
+    assert (row["collectives per step"], row["vs one node"], row["parity vs plain"]) == (
+        "all_reduce 4, broadcast 1", "bitwise", "bitwise")  # fmt: skip
 
 
 def test_a_batch_runs_cells_of_one_process_count_and_release():
@@ -177,6 +218,23 @@ def test_on_two_gpus_plain_ddp_and_lightning_ddp_agree_within_the_cuda_tolerance
     assert all(r.ok for r in runs), [r.message for r in runs]
     assert compare_cell(*runs).holds, compare_cell(*runs).line()
     assert all(r["peak_cuda_allocated_bytes"] for r in runs[0].ranks)  # each process measured its own GPU
+
+
+@pytest.mark.gpu
+@two_gpus
+def test_on_two_gpus_the_trainers_flag_broadcast_is_one_host_device_sync_more_each_batch():
+    """Lightning's per-batch "SIGTERM received" flag is read on the host (`.item()`): a sync the plain loop lacks."""
+    plain, lightning = (
+        run_ranks(RunConfig("mnist_gan", impl, device="cuda", steps=12, processes=2, collectives=True), 600)
+        for impl in ("pytorch", "lightning")
+    )
+    assert plain.ok and lightning.ok, (plain.message, lightning.message)
+    broadcasts = [n for name, n in lightning.collectives["calls_per_step"].items() if name.endswith("broadcast")]
+    assert broadcasts == [1.0], lightning.collectives
+    assert lightning.collectives["syncs_per_step"] >= plain.collectives["syncs_per_step"] + 1, (
+        plain.collectives,
+        lightning.collectives,
+    )
 
 
 @pytest.mark.gpu

@@ -1,14 +1,13 @@
 """Data parallel across machines: two torchrun agents on 127.0.0.1 form a two-node job (c10d rendezvous), as PyTorch's
 own launcher tests do; SLURM's environment is faked, as Lightning's tests fake it.
 
-The job must train the same bits as the suite's own launcher for the same world size, plain DDP and Lightning DDP
-bitwise against each other, and a killed rank must end the job in bounded time with its reason, leaving no process.
+A killed rank must end the job in bounded time with its reason, leaving no process; bad launches end in one line.
+(The job's bits against the local launcher's: tests/test_ddp.py.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shutil
 import signal
@@ -20,16 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from loopbench.analysis.parity import compare_cell
 from loopbench.cli import main
-from loopbench.core.types import RunConfig, UsageError
+from loopbench.core.types import UsageError
 from loopbench.launch import nodes
-from loopbench.launch.distributed import free_ports, run_ranks_batch
-from loopbench.report import collectives as collectives_report
+from loopbench.launch.distributed import free_ports
 
 needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name(
     "torchrun").exists(), reason="torchrun not installed")  # fmt: skip
-CELLS = [("mnist_gan", "bf16-mixed"), ("cifar_cnn", "32-true")]
 
 
 def _tree(agents: list[subprocess.Popen]) -> list[int]:
@@ -54,36 +50,6 @@ def _alive(pids: list[int]) -> list[int]:
             return False
 
     return [pid for pid in pids if running(pid)]
-
-
-@pytest.mark.heavy
-@pytest.mark.slow
-@needs_torchrun
-def test_two_torchrun_nodes_train_what_the_local_launcher_trains_plain_and_lightning_bitwise(tmp_path):
-    impls = ("pytorch", "lightning")
-    configs = [RunConfig(t, impl, precision=p, steps=6, collectives=True) for t, p in CELLS for impl in impls]
-    results = nodes.run_local_agents(configs, 300)
-    assert all(r.ok for r in results), [r.message for r in results]
-    # the same cells in the same order (a plain cell after a Lightning one, whose teardown edits the environment)
-    local = run_ranks_batch([dataclasses.replace(c, processes=2) for c in configs], 300)
-    for plain, lightning in zip(results[::2], results[1::2], strict=True):
-        assert (plain.run_config.nodes, plain.run_config.processes, plain.run_config.launcher) == (2, 1, "torchrun")
-        report = compare_cell(plain, lightning)
-        assert report.verdict == "bitwise" and "on each of 2 processes" in report.line(), report.line()
-    for two_nodes, one_node in zip(results, local, strict=True):
-        assert one_node.ok, one_node.message
-        assert [r["weights_digest"] for r in two_nodes.ranks] == [r["weights_digest"] for r in one_node.ranks]
-        assert [r["losses"] for r in two_nodes.ranks] == [r["losses"] for r in one_node.ranks]
-        assert two_nodes.collectives["calls_per_step"] == one_node.collectives["calls_per_step"]
-    # the process group's own record: the GAN's one DDP around both nets reduces both nets' gradients in each of
-    # its two backwards, where the plain loop's two DDPs reduce one net's each; and Lightning's flag broadcast per batch
-    gan = {r.config["impl"]: r.collectives["calls_per_step"] for r in results if r.config["task"] == "mnist_gan"}
-    assert gan == {"pytorch": {"gloo:all_reduce": 2.0}, "lightning": {"gloo:all_reduce": 4.0, "gloo:broadcast": 1.0}}
-    report = collectives_report.table([*results, *local])
-    two = report[(report["task"] == "mnist_gan") & (report["nodes x processes"] == "2 x 1")]
-    row = two[two["implementation"] == "lightning"].iloc[0]
-    assert (row["collectives per step"], row["vs one node"], row["parity vs plain"]) == (
-        "all_reduce 4, broadcast 1", "bitwise", "bitwise")  # fmt: skip
 
 
 @pytest.mark.heavy
