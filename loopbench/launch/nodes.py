@@ -183,7 +183,7 @@ class Job:
     def _failed(self, k: int, result: RunResult) -> RunResult:
         """This rank's cell failed. Where the others are alive and well, it is the first reason; where one of them
         failed or went silent (a collective with a killed rank fails at once), that is, and this one follows from
-        it. The others are then stopped (their watchdogs read `abort`)."""
+        it. The others are then stopped (their watchdogs read the cell's `abort`)."""
         self._cell = None  # this rank's own watchdog stands down: the reason is found here
         p, heard, others = self.place, {}, []
         deadline = time.monotonic() + SILENT_AFTER_FAILURE_S + 2 * BEAT_S
@@ -194,7 +194,7 @@ class Job:
                     others += [why] if why else []
             time.sleep(BEAT_S)
         reason = "; ".join([*others, f"rank {p.rank}: {result.status}: {result.message}"])
-        self.store.set(self._key("abort"), reason)
+        self.store.set(self._key("abort", k), reason)
         return dataclasses.replace(result, status="error" if others else result.status, message=reason)
 
     def _failure(self, k: int, r: int) -> str | None:
@@ -228,7 +228,7 @@ class Job:
                 cell, reason = self._cell, f"the job's store stopped answering ({type(e).__name__})"
             if reason and cell:
                 if self.place.rank == 0:
-                    self.store.set(self._key("abort"), reason)
+                    self.store.set(self._key("abort", cell[0]), reason)
                 print(f"{cell[1].label}: {reason}", file=sys.stderr, flush=True)
                 os._exit(1)
 
@@ -239,8 +239,8 @@ class Job:
         if now - start > self.timeout_s:
             return f"timeout: no result after {self.timeout_s:g} s; every process was ended"
         if self.place.rank != 0:
-            if self.store.check([self._key("abort")]):
-                return "stopped: " + self.store.get(self._key("abort")).decode()
+            if self.store.check([self._key("abort", k)]):  # this cell's: a failed cell need not end the job
+                return "stopped: " + self.store.get(self._key("abort", k)).decode()
             return self._silence(0, heard)
         for r in range(1, self.place.world):
             why = self._failure(k, r) if self.store.check([self._key("result", k, r)]) else self._silence(r, heard)
