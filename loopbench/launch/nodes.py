@@ -250,14 +250,16 @@ class Job:
 
 
 def local_agents(job: str, argv: list[str], cwd: Path, nodes: int = 2) -> list[subprocess.Popen]:
-    """`nodes` torchrun agents on 127.0.0.1, one process and one thread each (on CPU the bits depend on the threads:
-    each "node" gets one core, as the local launcher gives each of its processes), output piped. The first agent
-    hosts the rendezvous, as the first node does on a cluster, before the others start."""
+    """`nodes` torchrun agents on 127.0.0.1 (loopback traffic only), one process and one thread each (on CPU the
+    bits depend on the threads: each "node" gets one core, as the local launcher gives each of its processes), output
+    piped. The first agent hosts the rendezvous, as the first node does on a cluster, before the others start."""
     torchrun = Path(sys.executable).with_name("torchrun")
     port = free_port()
     cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--nnodes", str(nodes), "--nproc-per-node", "1",
-           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job, *argv]  # fmt: skip
-    env = child_env() | {"OMP_NUM_THREADS": "1"}
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
+           "--local-addr", "127.0.0.1", *argv]  # fmt: skip
+    # every connection on the loopback: the agents' (MASTER_ADDR is --local-addr, not the host's name) and gloo's
+    env = child_env() | {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     agents: list[subprocess.Popen] = []
     for _ in range(nodes):
         agents.append(subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
