@@ -257,8 +257,9 @@ def local_agents(job: str, argv: list[str], cwd: Path, nodes: int = 2) -> list[s
     port = free_port()
     cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--nnodes", str(nodes), "--nproc-per-node", "1",
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
-           "--local-addr", "127.0.0.1", *argv]  # fmt: skip
-    # every connection on the loopback: the agents' (MASTER_ADDR is --local-addr, not the host's name) and gloo's
+           "--local-addr", "127.0.0.1", "--log-dir", str(cwd / "torchrun-logs"), *argv]  # fmt: skip
+    # torchrun's logs in `cwd`, not a folder of their own in /tmp per agent; every connection on the loopback: the
+    # agents' (MASTER_ADDR is --local-addr, not the host's name) and gloo's
     env = child_env() | {"OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     agents: list[subprocess.Popen] = []
     for _ in range(nodes):
