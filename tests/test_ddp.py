@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import signal
-import sys
 import threading
 from pathlib import Path
 
@@ -27,10 +25,7 @@ from loopbench.launch.distributed import merge, run_ranks, run_ranks_batch
 from loopbench.report import collectives as collectives_report
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
-needs_torchrun = pytest.mark.skipif(
-    shutil.which("torchrun") is None and not Path(sys.executable).with_name("torchrun").exists(),
-    reason="torchrun not installed",
-)
+needs_torchrun = pytest.mark.skipif(nodes.torchrun() is None, reason="torchrun not installed")
 
 
 CELLS = [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)]

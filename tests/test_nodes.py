@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,8 +23,7 @@ from loopbench.core.types import UsageError
 from loopbench.launch import nodes
 from loopbench.launch.distributed import free_ports
 
-needs_torchrun = pytest.mark.skipif(shutil.which("torchrun") is None and not Path(sys.executable).with_name(
-    "torchrun").exists(), reason="torchrun not installed")  # fmt: skip
+needs_torchrun = pytest.mark.skipif(nodes.torchrun() is None, reason="torchrun not installed")
 
 
 def _tree(agents: list[subprocess.Popen]) -> list[int]:

@@ -4,7 +4,6 @@ inside them, per Lightning release; then the installed release's cells across tw
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from loopbench.core.store import ResultLog
 from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch.distributed import run_ranks_batch
 from loopbench.launch.isolate import interrupts_raise
-from loopbench.launch.nodes import run_local_agents
+from loopbench.launch.nodes import run_local_agents, torchrun
 from loopbench.report import collectives as collectives_report
 from loopbench.studies import collectives as study
 from loopbench.studies.batches import progress_line
@@ -28,11 +27,7 @@ def cmd_collectives(args: argparse.Namespace) -> int:
     positive("--timeout", args.timeout)
     if args.processes < 2:
         raise UsageError(f"--processes {args.processes}: collectives need at least 2 processes")
-    if (
-        args.nodes == "on"
-        and shutil.which("torchrun") is None
-        and not Path(sys.executable).with_name("torchrun").exists()
-    ):
+    if args.nodes == "on" and torchrun() is None:
         raise UsageError("--nodes on needs torchrun (torch's launcher), not found here; or give --nodes off")
     out = args.out or run_folder(Path("runs"), ("cpu",), False)
     folder("--out", out)

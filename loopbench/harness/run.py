@@ -63,13 +63,13 @@ class Run:
         self.rss_at_start = memory.rss_bytes()
         self.peak_rss_scope = "training" if memory.reset_peak_rss() else "process"
         memory.reset_cuda_peak(self.device)
-        self.clock = clock.StepClock(self.device, cfg.warmup_steps)
+        self.collectives = Collectives(self.device) if config.collectives else None  # over the timed window
+        self.clock = clock.StepClock(
+            self.device, cfg.warmup_steps, self.collectives.start if self.collectives else None
+        )
         self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
         self.batch_size: int = cfg.batch_size  # samples per batch; a job whose loader decides it says so here
         self.compiler = Compiler(config.compile, config.compile_backend)  # off: compiles nothing
-        self.collectives = Collectives(self.device) if config.collectives else None  # over the timed window
-        if self.collectives and cfg.warmup_steps == 0:
-            self.collectives.start()
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -186,8 +186,6 @@ class Run:
             self.split.tick()
         self.clock.tick()
         self._job_end = time.perf_counter()
-        if self.collectives and self.clock.steps == self.cfg.warmup_steps:
-            self.collectives.start()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
             self._close_window()
             self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}

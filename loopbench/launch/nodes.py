@@ -22,6 +22,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -249,13 +250,18 @@ class Job:
         return None
 
 
+def torchrun() -> str | None:
+    """torchrun beside this interpreter (a virtual environment's), else on PATH; None where there is none."""
+    beside = Path(sys.executable).with_name("torchrun")
+    return str(beside) if beside.exists() else shutil.which("torchrun")
+
+
 def local_agents(job: str, argv: list[str], cwd: Path, nodes: int = 2) -> list[subprocess.Popen]:
     """`nodes` torchrun agents on 127.0.0.1 (loopback traffic only), one process and one thread each (on CPU the
     bits depend on the threads: each "node" gets one core, as the local launcher gives each of its processes), output
     piped. The first agent hosts the rendezvous, as the first node does on a cluster, before the others start."""
-    torchrun = Path(sys.executable).with_name("torchrun")
     port = free_port()
-    cmd = [str(torchrun) if torchrun.exists() else "torchrun", "--nnodes", str(nodes), "--nproc-per-node", "1",
+    cmd = [torchrun() or "torchrun", "--nnodes", str(nodes), "--nproc-per-node", "1",
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", job,
            "--local-addr", "127.0.0.1", "--log-dir", str(cwd / "torchrun-logs"), *argv]  # fmt: skip
     # torchrun's logs in `cwd`, not a folder of their own in /tmp per agent; every connection on the loopback: the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -32,8 +33,10 @@ class StepClock:
     Call `tick()` once at the end of every optimisation step (every batch), then `stop()`.
     """
 
-    def __init__(self, device: torch.device, warmup_steps: int):
+    def __init__(self, device: torch.device, warmup_steps: int, at_window: Callable[[], None] | None = None):
+        """`at_window`: called as the window opens (before its clock starts), once; nothing is added per step."""
         self.device = device
+        self.at_window = at_window
         self.warmup_steps = warmup_steps
         self.cuda = device.type == "cuda"
         self.steps = 0
@@ -45,6 +48,8 @@ class StepClock:
         self._process_at_start = time.process_time()
         self.cpu_share: float | None = None
         self.counting = callgrind.counting()  # under valgrind: count the window's instructions
+        if at_window and warmup_steps == 0:
+            at_window()
         synchronize(device)
         self.start = time.perf_counter()
         self._host: list[float] = [self.start]
@@ -64,6 +69,8 @@ class StepClock:
         self._host.append(time.perf_counter())
         self._stamps.append(self._stamp())
         if self.steps == self.warmup_steps:
+            if self.at_window:
+                self.at_window()
             synchronize(self.device)  # once, outside the window: the window starts on an idle device
             self.window_start = time.perf_counter()
             self._cpu_at_start = cpu_times()
