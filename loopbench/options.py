@@ -127,6 +127,9 @@ OPTIONS: tuple[Option, ...] = (
        nargs="+", choices=COMPILE_MODES[1:], default=list(COMPILE_MODES[1:])),
     _o("compile-backend", (*CELL, "compile"), "torch.compile's backend: inductor, or eager (dynamo's capture "
        "alone: graphs, breaks and recompiles in seconds)", choices=COMPILE_BACKENDS, default="inductor"),
+    _o("cache", ("compile",), "inductor's on-disk cache at each run's start: cold (a new empty one every run), or "
+       "warm (each variant keeps its own across its repeats, so its first run is cold)", choices=("cold", "warm"),
+       default="cold"),
     _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, shown="1"),
     _o("launcher", CELL, "who starts the processes: local (N on this machine, by loopbench), torchrun or slurm "
        "(this command is one rank of a job torchrun or srun started, on any nodes; docs/data-parallel.md)",
@@ -140,7 +143,7 @@ OPTIONS: tuple[Option, ...] = (
        "machine (on: where torchrun is installed)", choices=("on", "off"), default="on"),
     _o("lightning", CELL, "a Lightning release other than the installed one (installed on first use, "
        "hash-checked; see loopbench/core/releases.py)", shown="the installed one"),
-    _o("lightning", ("overhead", *MATRIX, "collectives"), "Lightning releases to measure side by side (rounds "
+    _o("lightning", ("overhead", *MATRIX, *STUDIES), "Lightning releases to measure side by side (rounds "
        "alternate over them; installed on first use, hash-checked)", nargs="+", shown="the installed one"),
     # how often, how long
     _o("versions", ("history",), "Lightning releases, oldest to newest (each installed on first use, "

@@ -3,14 +3,17 @@ kept with torch's reasons, and every compiled implementation trains the plain lo
 (dynamo's capture without code generation) keeps these to seconds; the committed report is inductor's."""
 
 import json
+import os
 
 import pytest
 
 from loopbench.cli import main
 from loopbench.core.types import RunConfig, UsageError
+from loopbench.harness.compiling import Compiler
 from loopbench.harness.run import splits
 from loopbench.launch.cell import run_cell
 from loopbench.launch.forked import run_forked_batch
+from loopbench.studies import compile as study
 
 PROBE = {"compile_backend": "eager", "steps": 12}
 CIFAR = {"compile_backend": "eager", "steps": 4}
@@ -78,3 +81,29 @@ def test_the_compile_verb_writes_its_report_with_every_variant_beside_the_plain_
     assert all(r["parity vs plain eager"] == "bitwise" for r in rows[1:])
     report = (tmp_path / "REPORT.md").read_text()
     assert "Backend: eager" in report and "Nothing: every run ended." in report
+
+
+def test_a_kept_cache_is_found_warm_after_its_first_run_and_each_release_gets_its_own(tmp_path):
+    kept = tmp_path / "kept"
+    first = Compiler("on", "eager", str(kept))
+    assert first.summary()["cache"] == "cold"
+    (kept / "entry").write_text("what a compile left")
+    first.close()
+    second = Compiler("on", "eager", str(kept))
+    assert second.summary()["cache"] == "warm"
+    second.close()
+    assert (kept / "entry").exists()  # kept: the next run of the variant finds it
+    cold = Compiler("on", "eager")
+    assert cold.summary()["cache"] == "cold"
+    cold.close()
+    assert not os.path.exists(cold.cache)  # a run's own cache goes with it
+
+    base = RunConfig("overhead_probe", "pytorch")
+    cells = study.plan([base], ("pytorch", "lightning"), ("on",), "eager", 2, ("2.5.6", None), tmp_path)
+    first_repeat = [(c.impl, c.compile, c.lightning) for c in cells if c.repeat == 0]
+    assert first_repeat == [("pytorch", "off", None), ("pytorch", "on", None), ("lightning", "on", "2.5.6"),
+                            ("lightning", "on", None)]  # fmt: skip
+    assert [c.impl for c in cells if c.repeat == 1] == ["lightning", "lightning", "pytorch", "pytorch"]
+    caches = {c.label: c.compile_cache for c in cells}
+    assert caches[base.label] is None and len({v for v in caches.values() if v}) == 3  # one per compiled variant
+    assert all(c.compile_cache == caches[c.label] for c in cells)  # the same folder in every repeat

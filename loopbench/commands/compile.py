@@ -1,16 +1,18 @@
 """`loopbench compile`: every implementation of each task compiled, each run a process of its own (forked from a
-server that has imported torch and Lightning and compiled nothing) from a cold cache."""
+server that has imported torch and Lightning and compiled nothing) from a stated cache, on each Lightning release
+asked for."""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 import implementations
 from loopbench import options
 from loopbench.commands.results import study_end
-from loopbench.core.checks import folder, positive, validate
+from loopbench.core.checks import folder, positive, release, validate
 from loopbench.core.store import ResultLog
 from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch.forked import run_forked_batch
@@ -38,12 +40,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
         for task in tasks
     ]  # fmt: skip
     impls = tuple(dict.fromkeys(args.impls))
-    cells = study.plan(bases, impls, tuple(dict.fromkeys(args.compile)), args.compile_backend, args.repeats)
+    releases = tuple(dict.fromkeys(release(v) for v in (args.lightning or [None])))
+    caches = out / "inductor-caches" if args.cache == "warm" else None
+    modes = tuple(dict.fromkeys(args.compile))
+    cells = study.plan(bases, impls, modes, args.compile_backend, args.repeats, releases, caches)
     for c in {c.label: c for c in cells}.values():
         validate(c)  # every cell checked before anything runs
     print(
         f"loopbench compile: {len(tasks)} tasks x {len(cells) // len(tasks) // args.repeats} variants x "
-        f"{args.repeats} repeats ({args.compile_backend}, a cold cache each): {len(cells)} runs into {out}",
+        f"{args.repeats} repeats ({args.compile_backend}, {args.cache} cache): {len(cells)} runs into {out}",
         flush=True,
     )
     log = ResultLog(out / "results.jsonl")
@@ -56,5 +61,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print(f"interrupted: {len(log.read())} runs kept in {log.path}", file=sys.stderr)
             return 130
+        finally:
+            if caches is not None:
+                shutil.rmtree(caches, ignore_errors=True)
     published = machine_folder(Path("reports"), (args.device,)) / "compile" if args.publish else None
     return study_end(log.read(), out, compile_report.write, published)

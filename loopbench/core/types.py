@@ -60,6 +60,7 @@ class RunConfig:
     evaluate: bool = True  # False: no held-out evaluation after the steps (a cell whose steps are limited)
     compile: str = "off"  # torch.compile: off | on (as each framework documents) | inner (loopbench.harness.compiling)
     compile_backend: str = "inductor"  # torch.compile's backend; eager: dynamo's capture alone
+    compile_cache: str | None = None  # inductor's on-disk cache: None, a new empty folder; else this folder, kept
     collectives: bool = False  # record the process group's collectives per step (loopbench.measure.collectives)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,8 +6,9 @@ loop its model, Fabric its model before `setup`, the Trainer its LightningModule
 then compiles the module's `forward` and its `*_step` methods). `inner` compiles, for the Trainer, the
 LightningModule's own nets in place instead, the training step's Lightning calls left out of the graph;
 elsewhere it is `on`. Several nets in a container (the GAN's) are compiled each in place. Every compiled
-run starts from a cold cache: dynamo reset, and inductor's on-disk cache in a new empty folder, so that
-compile time does not depend on what ran before.
+run starts with dynamo reset and inductor's on-disk cache in a folder of its own: a new empty one (cold), or
+one the cell names and keeps (cold on its first use, warm after: what a user's second process finds), so that
+compile time depends only on the stated cache. The state found is recorded, not assumed.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ def _called(module: nn.Module) -> list[nn.Module]:
 class Compiler:
     """What one run compiles, and what dynamo reported for it."""
 
-    def __init__(self, mode: str, backend: str) -> None:
-        self.mode, self.backend = mode, backend
+    def __init__(self, mode: str, backend: str, cache: str | None = None) -> None:
+        self.mode, self.backend, self.kept = mode, backend, cache is not None
         self.on = mode != "off"
         if not self.on:
             return
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
-        self.cache = tempfile.mkdtemp(prefix="loopbench-inductor-")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache  # read at each use: this run's cache, empty
+        if cache is not None:
+            os.makedirs(cache, exist_ok=True)
+        self.cache = cache if cache is not None else tempfile.mkdtemp(prefix="loopbench-inductor-")
+        self.state = "warm" if os.listdir(self.cache) else "cold"
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = self.cache  # read at each use: this run's cache
         torch._logging.set_logs(recompiles=True)
         self.recompiles, self.guards = Recompiles(), logging.getLogger("torch._dynamo.guards")
         self.guards.addHandler(self.recompiles)
@@ -74,13 +78,15 @@ class Compiler:
         return torch.compile(obj, backend=self.backend)
 
     def close(self) -> None:
-        """Remove this run's cache and log handler (the next run in this process starts cold again)."""
+        """Remove this run's log handler, and its cache unless the cell keeps it (the next run in this process
+        starts from its own)."""
         if self.on:
             self.guards.removeHandler(self.recompiles)
             self.guards.propagate = True
             torch._logging.set_logs()  # torch's default logging again
             os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
-            shutil.rmtree(self.cache, ignore_errors=True)
+            if not self.kept:
+                shutil.rmtree(self.cache, ignore_errors=True)
 
     def summary(self) -> dict[str, Any]:
         """Graphs compiled, graph breaks and recompiles with their reasons; {} when nothing was compiled."""
@@ -90,7 +96,7 @@ class Compiler:
         return {
             "mode": self.mode,
             "backend": self.backend,
-            "cache": "cold",
+            "cache": self.state,
             "graphs": counters["stats"]["unique_graphs"],
             "graph_breaks": dict(counters["graph_break"]),
             "recompiles": list(self.recompiles.reasons),

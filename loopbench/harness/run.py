@@ -69,7 +69,7 @@ class Run:
         )
         self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
         self.batch_size: int = cfg.batch_size  # samples per batch; a job whose loader decides it says so here
-        self.compiler = Compiler(config.compile, config.compile_backend)  # off: compiles nothing
+        self.compiler = Compiler(config.compile, config.compile_backend, config.compile_cache)  # off: nothing
 
     # -- what the loops use ---------------------------------------------------------------------
 

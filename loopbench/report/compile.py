@@ -24,11 +24,16 @@ from loopbench.core.trainers import PLAIN, is_lightning
 from loopbench.core.types import RunResult
 from loopbench.report import header, markdown
 
-ROW = ("task", "impl", "compile")
+
+def _key(r: RunResult) -> tuple[str, str, str, str]:
+    """Task, implementation, compile mode and Lightning release ("" for the installed one)."""
+    return r.config["task"], r.config["impl"], r.config.get("compile", "off"), r.config.get("lightning") or ""
 
 
-def _key(r: RunResult) -> tuple[str, str, str]:
-    return r.config["task"], r.config["impl"], r.config.get("compile", "off")
+def _first_steps(runs: list[RunResult], cache: str) -> float | None:
+    """The median first step (the compile) of the runs that found their cache `cache` (eager runs: as cold)."""
+    first = [r.step_times_s[0] for r in runs if r.step_times_s and r.compiled.get("cache", "cold") == cache]
+    return statistics.median(first) if first else None
 
 
 def _by_repeat(runs: list[RunResult]) -> dict[int, float]:
@@ -63,22 +68,24 @@ def _reasons(counts: dict[str, int] | list[str]) -> str:
 
 def table(results: list[RunResult]) -> pd.DataFrame:
     """One row per task, implementation and compile mode."""
-    groups: dict[tuple[str, str, str], list[RunResult]] = {}
+    groups: dict[tuple[str, str, str, str], list[RunResult]] = {}
     for r in results:
         groups.setdefault(_key(r), []).append(r)
     rows = []
-    for (task, impl, mode), runs in groups.items():
+    for (task, impl, mode, _), runs in groups.items():
         ok, own = [r for r in runs if r.ok], (impl, mode) == (PLAIN, "on")
-        eager, compiled = groups.get((task, PLAIN, "off"), []), groups.get((task, PLAIN, "on"), [])
-        first = [r.step_times_s[0] for r in ok if r.step_times_s]
+        eager, compiled = groups.get((task, PLAIN, "off", ""), []), groups.get((task, PLAIN, "on", ""), [])
         made = [r.compiled for r in ok if r.compiled]
+        release = {r.env.get("pytorch_lightning") or r.config.get("lightning") for r in runs}
         rows.append(
             {
                 "task": task,
                 "implementation": impl,
+                "lightning": "–" if impl == PLAIN else ", ".join(sorted(map(str, release))),
                 "compile": mode,
                 "runs": f"{len(ok)}/{len(runs)} ok" if len(ok) < len(runs) else str(len(runs)),
-                "first step s": statistics.median(first) if first else None,
+                "first step s": _first_steps(ok, "cold"),
+                "first step warm s": _first_steps(ok, "warm"),
                 "steady step ms": statistics.median([r.step_time_median_s * 1e3 for r in ok]) if ok else None,
                 "vs plain compiled": _ratio(compiled, runs, is_lightning(impl)) if mode != "off" and not own else "–",
                 "vs plain eager": _ratio(eager, runs, False) if (impl, mode) != (PLAIN, "off") else "–",
@@ -94,9 +101,13 @@ def table(results: list[RunResult]) -> pd.DataFrame:
 
 def failures(results: list[RunResult]) -> list[str]:
     """Each failed run's line: what broke, on which implementation, mode and release (a result, not a crash)."""
-    release = {r.env.get("pytorch_lightning") for r in results if r.env.get("pytorch_lightning")}
-    where = f" (pytorch-lightning {', '.join(sorted(release))})" if release else ""
-    return [f"- `{r.run_config.label}`{where}: **{r.status}**: {r.message}" for r in results if not r.ok]
+    lines = []
+    for r in results:
+        if not r.ok:
+            release = r.env.get("pytorch_lightning") or r.config.get("lightning")
+            where = f" (pytorch-lightning {release})" if release and r.config["impl"] != PLAIN else ""
+            lines.append(f"- `{r.run_config.label}`{where}: **{r.status}**: {r.message}")
+    return lines
 
 
 def summary(results: list[RunResult]) -> dict[str, Any]:
@@ -107,6 +118,9 @@ def write(results: list[RunResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compile.json").write_text(json.dumps(summary(results), indent=1) + "\n")
     save_results(compact(results), out / "results.json.gz")
+    rows = table(results)
+    warm = rows["first step warm s"].notna().any()
+    rows = rows if warm else rows.drop(columns=["first step warm s"])
     backends = sorted(
         {r.config.get("compile_backend", "inductor") for r in results if r.config.get("compile") != "off"}
     )
@@ -116,8 +130,15 @@ def write(results: list[RunResult], out: Path) -> Path:
         *header(results),
         "",
         f"Backend: {', '.join(backends)}. Every run is a process of its own, forked from a server that imported "
-        "torch and Lightning and compiled nothing; each compiled run starts from a cold cache (dynamo reset, "
-        "inductor's on-disk cache in a new empty folder). `on`: the plain loop compiles "
+        "torch and Lightning (the release of its row) and compiled nothing, with dynamo reset. Inductor's on-disk "
+        "cache: `first step s` is from runs that found it cold (a new empty folder)"
+        + (
+            "; `first step warm s` from runs that found the variant's own cache, kept from its earlier repeats "
+            "(what a user's second process finds). The state is what each run found, not assumed"
+            if warm
+            else ", as every run did"
+        )
+        + ". `on`: the plain loop compiles "
         "its model (`torch.compile(model)`; several nets: `net.compile()` each), Fabric its model before "
         "`fabric.setup`, the Trainer its LightningModule before `fit`, as Lightning documents: Lightning then "
         "compiles the module's `forward` and `training_step` (with its `self.log`). `inner`: for a Trainer, the "
@@ -128,7 +149,7 @@ def write(results: list[RunResult], out: Path) -> Path:
         "against eager, inductor's generated code is not expected to give the same bits (it fuses and reorders "
         "the arithmetic): `mismatch` there gives how far the losses lay apart.",
         "",
-        markdown(table(results), ".4g"),
+        markdown(rows, ".4g"),
         "",
     ]
     broken = failures(results)

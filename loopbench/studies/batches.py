@@ -20,6 +20,7 @@ def progress_line(i: int, n: int, result: RunResult) -> str:
     c = result.run_config
     device = f"{c.device}x{c.world}" if c.world > 1 else c.device
     head = f"[{i:>3}/{n}] {c.task:<20} {c.impl:<18} {device:<6} {c.precision:<10}"
+    head += (f" pl{c.lightning}" if c.lightning else "") + (f" compile={c.compile}" if c.compile != "off" else "")
     if not result.ok:
         return f"{head} {result.status.upper()}: {result.message}"
     if result.instructions_per_step:
