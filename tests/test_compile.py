@@ -8,11 +8,12 @@ import os
 import pytest
 
 from loopbench.cli import main
-from loopbench.core.types import RunConfig, UsageError
+from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.harness.compiling import Compiler
 from loopbench.harness.run import splits
 from loopbench.launch.cell import run_cell
 from loopbench.launch.forked import run_forked_batch
+from loopbench.report import compile as compile_report
 from loopbench.studies import compile as study
 
 PROBE = {"compile_backend": "eager", "steps": 12}
@@ -107,3 +108,20 @@ def test_a_kept_cache_is_found_warm_after_its_first_run_and_each_release_gets_it
     caches = {c.label: c.compile_cache for c in cells}
     assert caches[base.label] is None and len({v for v in caches.values() if v}) == 3  # one per compiled variant
     assert all(c.compile_cache == caches[c.label] for c in cells)  # the same folder in every repeat
+
+
+def test_compiled_steps_are_set_on_the_pay_curve_the_compiled_probe_predicts():
+    def run(task, impl, repeat, step_s):
+        config = RunConfig(task, impl, compile="on", repeat=repeat).to_dict()
+        return RunResult(config, step_times_s=[5.0, step_s], step_time_median_s=step_s)
+
+    results = []
+    for k, extra_us in enumerate((500, 600, 700)):  # the compiled probe: the lean Trainer costs 600 us a step
+        results += [
+            run("overhead_probe", "pytorch", k, 1e-3),
+            run("overhead_probe", "lightning", k, 1e-3 + extra_us * 1e-6),
+        ]
+        results += [run("cifar_cnn", "pytorch", k, 6e-3), run("cifar_cnn", "lightning", k, 6e-3 * (1.5 + 0.01 * k))]
+    (point,) = [p for p in compile_report.curve(results) if p["task"] == "cifar_cnn"]
+    assert point["delta_us"] == pytest.approx(600) and point["predicted"] == pytest.approx(1.1)
+    assert point["ratio"] == pytest.approx(1.51, rel=1e-3) and point["verdict"] == "measured above"

@@ -15,14 +15,18 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from loopbench.analysis import stats
 from loopbench.analysis.parity import compare_cell
+from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import PLAIN, is_lightning
 from loopbench.core.types import RunResult
 from loopbench.report import header, markdown
+from loopbench.report.figures import IMPL_STYLE, save
 
 
 def _key(r: RunResult) -> tuple[str, str, str, str]:
@@ -66,11 +70,97 @@ def _reasons(counts: dict[str, int] | list[str]) -> str:
     return "; ".join(f"{n} x {reason}" for reason, n in ordered) or "none"
 
 
-def table(results: list[RunResult]) -> pd.DataFrame:
-    """One row per task, implementation and compile mode."""
+def _groups(results: list[RunResult]) -> dict[tuple[str, str, str, str], list[RunResult]]:
     groups: dict[tuple[str, str, str, str], list[RunResult]] = {}
     for r in results:
         groups.setdefault(_key(r), []).append(r)
+    return groups
+
+
+def _steady(runs: list[RunResult]) -> float | None:
+    times = [r.step_time_median_s for r in runs if r.ok and r.step_time_median_s]
+    return statistics.median(times) if times else None
+
+
+def curve(results: list[RunResult]) -> list[dict[str, Any]]:
+    """The compiled steps on the pay curve: per task and compiled Lightning variant (installed release), the
+    measured ratio to the compiled plain step T beside what the probe, compiled the same way in the same study,
+    predicts: (T + delta) / T, delta = steady(variant) - steady(plain compiled) of the probe, paired by repeat."""
+    groups, points = _groups(results), []
+    for (task, impl, mode, release), runs in groups.items():
+        plain = groups.get((task, PLAIN, "on", ""), [])
+        if impl == PLAIN or mode == "off" or release or not (t := _steady(plain)):
+            continue
+        a, b = _by_repeat(groups.get((PROBE, PLAIN, "on", ""), [])), _by_repeat(groups.get((PROBE, impl, mode, ""), []))
+        deltas = [b[k] - a[k] for k in sorted(a.keys() & b.keys())]
+        a, b = _by_repeat(plain), _by_repeat(runs)
+        pairs = [(a[k], b[k]) for k in sorted(a.keys() & b.keys())]
+        if len(deltas) < 2 or not pairs:
+            continue
+        d, ratio = stats.robust_difference(deltas), stats.paired_ratio(pairs, more_work=is_lightning(impl))
+        predicted = (1 + d.delta / t, 1 + d.low / t, 1 + d.high / t)
+        points.append(
+            {"task": task, "impl": impl, "compile": mode, "step_ms": t * 1e3, "ratio": ratio.ratio,
+             "low": ratio.low, "high": ratio.high, "delta_us": d.delta * 1e6, "predicted": predicted[0],
+             "predicted_low": predicted[1], "predicted_high": predicted[2],
+             "verdict": "–" if task == PROBE else stats.agreement(ratio.low, ratio.high, *predicted[1:])}
+        )  # fmt: skip
+    return points
+
+
+def curve_lines(points: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for p in points:
+        if p["task"] == PROBE:
+            continue
+        measured = f"{p['ratio']:.3f}x" + (f" [{p['low']:.3f}, {p['high']:.3f}]" if p["low"] is not None else "")
+        out.append(
+            f"- {p['task']}, {p['impl']} compiled `{p['compile']}`: plain step {p['step_ms']:.3g} ms, measured "
+            f"{measured}; the compiled probe's {p['delta_us']:+,.0f} us predicts {p['predicted']:.3f}x "
+            f"[{p['predicted_low']:.3f}, {p['predicted_high']:.3f}]: {p['verdict']}"
+        )
+    widths = [100 * (p["high"] - p["low"]) / 2 / p["ratio"] for p in points if p["low"] is not None]
+    if widths:
+        out.append(
+            f"- The measured intervals' half-widths run from {min(widths):.0f}% to {max(widths):.0f}% of the ratio "
+            "(a few fresh-process pairs, each with its own compile): where they are this wide, `agrees` places the "
+            "compiled steps on the curve and does not test it. The probe runs in its automatic shape; a task "
+            "with manual optimization (the GAN) pays more (see the eager probe's two shapes)."
+        )
+    return out
+
+
+def plot_curve(points: list[dict[str, Any]], path: Path) -> Path | None:
+    """Measured ratio against the compiled plain step, each compiled variant's probe prediction as a curve."""
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    t = np.logspace(np.log10(min(p["step_ms"] for p in points) / 2), np.log10(max(p["step_ms"] for p in points) * 2))
+    for p in points:
+        style = IMPL_STYLE.get(p["impl"], {})
+        if p["task"] == PROBE:
+            label = f"{p['impl']} `{p['compile']}`: the compiled probe predicts"
+            width = 1.6 if p["compile"] == "on" else 0.8
+            ax.plot(t, 1 + p["delta_us"] / (t * 1e3), style.get("linestyle", "-"), color=style.get("color"),
+                    linewidth=width, label=label)  # fmt: skip
+        yerr = None if p["low"] is None else [[p["ratio"] - p["low"]], [p["high"] - p["ratio"]]]
+        marker = "o" if p["compile"] == "on" else "s"
+        ax.errorbar(p["step_ms"], p["ratio"], yerr=yerr, fmt=marker, color=style.get("color"), capsize=3)
+    ax.axhline(1.0, color="grey", linewidth=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("the compiled plain loop's time per step, ms (log scale)")
+    ax.set_ylabel("step time / the compiled plain step")
+    ax.set_title(
+        "Compiled steps on the pay curve: measured (95% t interval; o `on`, s `inner`) and predicted", fontsize=10
+    )
+    ax.legend(fontsize=7, loc="upper right")
+    return save(fig, path)
+
+
+def table(results: list[RunResult]) -> pd.DataFrame:
+    """One row per task, implementation and compile mode."""
+    groups = _groups(results)
     rows = []
     for (task, impl, mode, _), runs in groups.items():
         ok, own = [r for r in runs if r.ok], (impl, mode) == (PLAIN, "on")
@@ -111,7 +201,8 @@ def failures(results: list[RunResult]) -> list[str]:
 
 
 def summary(results: list[RunResult]) -> dict[str, Any]:
-    return {"rows": json.loads(table(results).to_json(orient="records")), "failed": failures(results)}
+    rows = json.loads(table(results).to_json(orient="records"))
+    return {"rows": rows, "curve": curve(results), "failed": failures(results)}
 
 
 def write(results: list[RunResult], out: Path) -> Path:
@@ -152,6 +243,21 @@ def write(results: list[RunResult], out: Path) -> Path:
         markdown(rows, ".4g"),
         "",
     ]
+    points = curve(results)
+    if plot_curve(points, out / "compiled_curve.png"):
+        lines += [
+            "## Compiled steps on the pay curve",
+            "",
+            "Compiled steps are shorter, so a Trainer's constant cost is a larger share of them. Each compiled "
+            "variant's ratio to the compiled plain step T, beside (T + delta) / T with delta the probe's own "
+            "compiled cost in this study (the median of its per-repeat differences, with a t interval); `agrees`: "
+            "the intervals overlap, as in every report here.",
+            "",
+            *curve_lines(points),
+            "",
+            "![compiled steps on the pay curve](compiled_curve.png)",
+            "",
+        ]
     broken = failures(results)
     lines += ["## What broke", "", *(broken or ["Nothing: every run ended."]), ""]
     path = out / "REPORT.md"
