@@ -1,5 +1,6 @@
 """Runs forked from the pre-imported server: the same result as in-process, and failures still come back."""
 
+import os
 import signal
 from pathlib import Path
 
@@ -51,5 +52,17 @@ def test_an_interrupted_forked_run_leaves_no_process():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert _children(forked._servers[None].pid) == []
+    assert _children(forked._servers[(None, "glibc")].pid) == []
     assert run_forked(RunConfig("overhead_probe", "pytorch", steps=5), timeout_s=120).ok
+
+
+def test_an_allocator_is_the_process_s_own_so_its_runs_get_a_server_of_their_own():
+    from loopbench.core.checks import validate
+    from loopbench.core.types import ALLOCATORS, UsageError
+    from loopbench.launch.child import process_env
+
+    assert process_env(None, "glibc-kept")["GLIBC_TUNABLES"] == ALLOCATORS["glibc-kept"]
+    assert process_env(None).get("GLIBC_TUNABLES") == os.environ.get("GLIBC_TUNABLES")  # as the shell set it
+    assert RunConfig("cifar_cnn", "pytorch", allocator="glibc-kept").label.endswith("/glibc-kept/32-true/smoke/seed0")
+    with pytest.raises(UsageError, match="choose from glibc, glibc-kept"):
+        validate(RunConfig("cifar_cnn", "pytorch", allocator="jemalloc"))

@@ -17,7 +17,7 @@ import torch
 import implementations
 from loopbench.core import releases
 from loopbench.core.precision import device_type, resolve_precision
-from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES, DataError, RunConfig, UsageError
+from loopbench.core.types import ALLOCATORS, COMPILE_BACKENDS, COMPILE_MODES, DataError, RunConfig, UsageError
 
 
 def task_config(config: RunConfig) -> Any:
@@ -111,6 +111,8 @@ def validate(config: RunConfig) -> Any:
         )
     if config.lightning is not None:
         releases.check(config.lightning)
+    if config.allocator not in ALLOCATORS:
+        raise UsageError(f"allocator {config.allocator!r}: choose from {', '.join(ALLOCATORS)}")
     try:
         kind = device_type(config.device)
         resolve_precision(config.precision)

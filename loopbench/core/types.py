@@ -26,6 +26,13 @@ COMPILE_BACKENDS = ("inductor", "eager")
 # who starts a data-parallel cell's processes (loopbench.launch): local, this machine's N processes by the suite's own
 # launcher; torchrun or slurm, every process of the command is one rank that torchrun (or srun) started, on any nodes
 LAUNCHERS = ("local", "torchrun", "slurm")
+# the memory allocator of a run's process, as glibc tunables (GLIBC_TUNABLES, read at the process's start): glibc as
+# the environment sets it; or glibc keeping what it got: no mmap below 32 MiB and no trim back to the system, so a
+# step's freed blocks are reused, never returned and faulted in again
+ALLOCATORS = {
+    "glibc": "",
+    "glibc-kept": "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184",
+}
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class RunConfig:
     compile_backend: str = "inductor"  # torch.compile's backend; eager: dynamo's capture alone
     compile_cache: str | None = None  # inductor's on-disk cache: None, a new empty folder; else this folder, kept
     collectives: bool = False  # record the process group's collectives per step (loopbench.measure.collectives)
+    allocator: str = "glibc"  # the run's process's malloc settings (ALLOCATORS)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,6 +93,7 @@ class RunConfig:
         ranks += {None: "", True: "/split", False: "/unsplit"}[self.split]
         ranks += "" if self.compile == "off" else f"/compile-{self.compile}-{self.compile_backend}"
         ranks += "/collectives" if self.collectives else ""
+        ranks += f"/{self.allocator}" if self.allocator != "glibc" else ""
         return f"{self.task}/{self.impl}{release}/{self.device}{ranks}/{self.precision}/{self.preset}/seed{self.seed}"
 
 

@@ -13,9 +13,10 @@ import sys
 import traceback
 from pathlib import Path
 
+from loopbench.core import releases
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.trainers import is_lightning
-from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.core.types import ALLOCATORS, RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
 
 PORTS = "LOOPBENCH_MASTER_PORTS"  # set by the data-parallel launcher for a batch: one port per cell
@@ -27,6 +28,15 @@ def child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
+
+
+def process_env(lightning: str | None, allocator: str = "glibc") -> dict[str, str]:
+    """The environment a process for runs of this Lightning release and allocator (RunConfig's fields) starts
+    with: the release first on the path, and the allocator's settings (glibc reads them at the process's start,
+    so a batch of runs shares them)."""
+    env = releases.path_env(lightning, child_env())
+    tunables = ALLOCATORS[allocator]
+    return env | {"GLIBC_TUNABLES": tunables} if tunables else env
 
 
 def main(cfg_path: str, out_path: str) -> int:

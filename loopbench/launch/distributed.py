@@ -30,9 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from loopbench.core import releases
 from loopbench.core.types import RunConfig, RunResult
-from loopbench.launch.child import PORTS, child_env
+from loopbench.launch.child import PORTS, process_env
 from loopbench.measure.clock import percentile
 
 GRACE_S = 10.0  # after one process fails, how long the others get to finish on their own
@@ -83,7 +82,7 @@ def run_ranks_batch(
         procs, logs = [], []
         try:
             ports = free_ports(len(configs))
-            env = releases.path_env(configs[0].lightning, child_env()) | {PORTS: ",".join(map(str, ports))}
+            env = process_env(configs[0].lightning, configs[0].allocator) | {PORTS: ",".join(map(str, ports))}
             for rank in range(n):
                 logs.append(open(folder / f"rank{rank}.log", "w"))  # noqa: SIM115 (closed below)
                 procs.append(

@@ -27,16 +27,17 @@ import time
 import typing
 from pathlib import Path
 
-from loopbench.core import releases
 from loopbench.core.precision import device_type
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.launch import child
-from loopbench.launch.child import child_env
+from loopbench.launch.child import process_env
 from loopbench.launch.isolate import DEFAULT_TIMEOUT_S, run_isolated_batch
 
 PRELOAD = ("loopbench.launch.cell", "loopbench.core.quiet", "pytorch_lightning")  # what a forked run finds imported
-_servers: dict[str | None, subprocess.Popen] = {}  # by Lightning release (None: the installed one)
-_starting: dict[str | None, typing.IO[bytes]] = {}  # the stderr of each server not yet seen ready
+# a server per Lightning release (None: the installed one) and allocator: what a process fixes at its start
+Key = tuple[str | None, str]
+_servers: dict[Key, subprocess.Popen] = {}
+_starting: dict[Key, typing.IO[bytes]] = {}  # the stderr of each server not yet seen ready
 
 
 def run_forked(config: RunConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
@@ -65,7 +66,7 @@ def forkable(configs: list[RunConfig]) -> bool:
 def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | RunResult:
     config = configs[0]
     try:
-        server = _running_server(config.lightning)
+        server = _running_server((config.lightning, config.allocator))
     except ServerFailed as e:
         return RunResult.failed(config, "error", str(e))
     with tempfile.TemporaryDirectory(prefix="loopbench-cell-") as tmp:
@@ -94,37 +95,38 @@ def _run_batch(configs: list[RunConfig], timeout_s: float) -> list[RunResult] | 
         return RunResult.failed(config, "error", f"exit code {code}: {tail}")
 
 
-def start_servers(versions: list[str | None]) -> None:
+def start_servers(versions: list[str | None], allocator: str = "glibc") -> None:
     """Start the fork servers of these releases together, so that their imports overlap where cores are free;
     each is waited for on its first use."""
     for version in versions:
-        server = _servers.get(version)
+        server = _servers.get((version, allocator))
         if server is None or server.poll() is not None:
-            _spawn(version)
+            _spawn((version, allocator))
 
 
-def _spawn(version: str | None) -> None:
-    stale = _starting.pop(version, None)
+def _spawn(key: Key) -> None:
+    stale = _starting.pop(key, None)
     if stale is not None:
         stale.close()
     # the server's own stderr (why its imports failed, if they did), closed once the server is seen ready
-    errors = _starting[version] = tempfile.TemporaryFile()  # noqa: SIM115
-    _servers[version] = subprocess.Popen(
+    errors = _starting[key] = tempfile.TemporaryFile()  # noqa: SIM115
+    _servers[key] = subprocess.Popen(
         [sys.executable, "-m", "loopbench.launch.forked"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errors,
-        env=releases.path_env(version, child_env()),
+        env=process_env(*key),
         start_new_session=True,  # Ctrl-C at the terminal reaches the parent only
     )
 
 
-def _running_server(version: str | None = None) -> subprocess.Popen:
-    """The server of a Lightning release, started on first use and ready; it ends when this process closes
-    its stdin (exits)."""
-    start_servers([version])
-    server = _servers[version]
-    errors = _starting.pop(version, None)
+def _running_server(key: Key = (None, "glibc")) -> subprocess.Popen:
+    """The server of a Lightning release and allocator, started on first use and ready; it ends when this
+    process closes its stdin (exits)."""
+    version, allocator = key
+    start_servers([version], allocator)
+    server = _servers[key]
+    errors = _starting.pop(key, None)
     if errors is None:
         return server
     with errors:
@@ -136,6 +138,7 @@ def _running_server(version: str | None = None) -> subprocess.Popen:
             errors.seek(0)
             tail = [line for line in errors.read().decode(errors="replace").splitlines() if line.strip()]
             which = f"pytorch-lightning {version}" if version else "the installed pytorch-lightning"
+            which += f" ({allocator})" if allocator != "glibc" else ""
             raise ServerFailed(f"the fork server of {which} did not start: {tail[-1] if tail else e}") from None
         except BaseException:
             _stop_server(server)
@@ -149,10 +152,10 @@ class ServerFailed(RuntimeError):
 
 def _stop_server(server: subprocess.Popen) -> None:
     """End a server and the run it is serving, if any (its SIGTERM handler kills the run's group)."""
-    for version in [v for v, s in _servers.items() if s is server]:
-        del _servers[version]
+    for key in [k for k, s in _servers.items() if s is server]:
+        del _servers[key]
         with contextlib.suppress(KeyError):
-            _starting.pop(version).close()
+            _starting.pop(key).close()
     server.terminate()
     try:
         server.wait(10)

@@ -19,9 +19,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from loopbench.core import releases
 from loopbench.core.types import RunConfig, RunResult
-from loopbench.launch.child import child_env
+from loopbench.launch.child import process_env
 from loopbench.launch.distributed import run_ranks
 
 DEFAULT_TIMEOUT_S = 1_800.0
@@ -58,7 +57,7 @@ def _run_fresh(config: RunConfig, request: dict | list, timeout_s: float) -> Run
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=releases.path_env(config.lightning, child_env()),
+            env=process_env(config.lightning, config.allocator),
             start_new_session=True,
         )
         try:

@@ -24,10 +24,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from loopbench.core import releases
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.types import RunConfig, RunResult
-from loopbench.launch.child import child_env, run_one
+from loopbench.launch.child import process_env, run_one
 from loopbench.measure import callgrind
 
 CPU_ONLY = "instruction counts: CPU only (valgrind cannot follow a GPU's work); time only"
@@ -54,7 +53,7 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="loopbench-count-") as tmp:
         cfg_path, out_path, log_path = Path(tmp, "configs.json"), Path(tmp, "results.json"), Path(tmp, "valgrind.log")
         cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
-        env = releases.path_env(configs[0].lightning, child_env()) | {callgrind.ENV: "1", "PYTHONHASHSEED": "0"}
+        env = process_env(configs[0].lightning, configs[0].allocator) | {callgrind.ENV: "1", "PYTHONHASHSEED": "0"}
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out"]
         cmd += [
             f"--log-file={log_path}",

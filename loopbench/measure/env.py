@@ -122,6 +122,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cpu_flags": cpu_number_formats(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch dispatches to
         "torch_threads": torch.get_num_threads(),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),  # the allocator's settings (RunConfig.allocator)
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": None,
         "cuda": torch.version.cuda,
