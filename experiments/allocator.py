@@ -1,0 +1,109 @@
+"""Does the memory allocator make the Trainer's own time per step grow with the step?
+
+    python -m experiments.allocator [--rounds 8] [--json PATH]
+
+A real task's step allocates and frees megabytes of activations and gradients. glibc's malloc returns large
+freed blocks to the system (mmap above a threshold that moves at run time; trimming the top of the heap), so
+that the next step faults its pages in again, and a Trainer's bookkeeping that runs after such a free could pay
+for it. The probe allocates almost nothing. Each pay-curve point here, and the probe, runs its segments
+P L P D P (plain, lean Trainer, default Trainer) in one forked process per round under each allocator of
+loopbench.core.types.ALLOCATORS: glibc as the environment sets it, and glibc keeping what it got (no mmap
+below 32 MiB, no trim), the allocators' order reversed every other round. Per point and allocator: the
+Trainer's own time in place (rest(L) - rest(plain), loopbench.analysis.inplace), and, per round, its change
+from one allocator to the other (median with a 95% order-statistic interval).
+
+If keeping memory shrinks the Trainer's own time at the real tasks and not at the probe, the allocator is
+part of why a task's Trainer costs more than the probe's; if nothing moves, it is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+from experiments import measured
+from loopbench.analysis import inplace, rounds
+from loopbench.analysis.paycurve import POINTS, Point
+from loopbench.analysis.probe import PROBE
+from loopbench.analysis.stats import MIN_MEDIAN_PAIRS, robust_difference
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import ALLOCATORS, RunConfig, RunResult
+from loopbench.studies import overhead
+
+IMPLS = (PLAIN, LEAN, DEFAULTS)
+CHOSEN = ("GAN quick, batch 64", "CIFAR, widths 8-32, batch 64")  # 35 and 54 ms: MiBs freed a step
+PROBE_STEPS = 296
+
+
+def _points() -> list[Point]:
+    return [p for p in POINTS if p.name in CHOSEN]
+
+
+def round_cells(k: int) -> list[list[RunConfig]]:
+    """Round k: per allocator, one process per point and one for the probe, each its segments P L P D P."""
+    batches = []
+    for allocator in list(ALLOCATORS) if k % 2 == 0 else list(ALLOCATORS)[::-1]:
+        probe = overhead.plan("cpu", "auto", 1, PROBE_STEPS, IMPLS, first=k)
+        for cells in [*(p.cells(k) for p in _points()), probe]:
+            batches.append([dataclasses.replace(c, allocator=allocator) for c in cells])
+    return batches
+
+
+def _name(r: RunResult) -> str:
+    """The point a run belongs to (one chosen point per task)."""
+    if r.config["task"] == PROBE:
+        return "the probe"
+    return next(p.name for p in _points() if p.task == r.config["task"])
+
+
+def _own_per_round(pairs: list[rounds.Pair]) -> dict[int, float]:
+    return {p.round: v[0] for p in pairs if (v := inplace.per_round([p]))}
+
+
+def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
+    """{point: {impl: {allocator: in-place figures (us), "kept - glibc": the paired change (us)}}}. Refuses runs
+    whose process did not start with its allocator's settings."""
+    wrong = [r for r in timed if r.ok and (r.env.get("glibc_tunables") or "") != ALLOCATORS[r.config["allocator"]]]
+    if wrong:
+        raise SystemExit(f"{wrong[0].run_config.label}: started with GLIBC_TUNABLES={wrong[0].env['glibc_tunables']}")
+    out: dict[str, Any] = {}
+    for name in [*CHOSEN, "the probe"]:
+        for impl in (LEAN, DEFAULTS):
+            row, own = {}, {}
+            for allocator in ALLOCATORS:
+                mine = [r for r in timed if _name(r) == name and r.config["allocator"] == allocator]
+                pairs = rounds.pairs(mine, f"{name} {allocator}", one_thread=name == "the probe")[0].get(impl, [])
+                own[allocator] = _own_per_round(pairs)
+                t = inplace.trainer_time(pairs)
+                if t:
+                    plain = sorted(rounds.of_plain(p, lambda r: r.step_time_median_s) for p in pairs)
+                    row[allocator] = {k.removesuffix("_s") + "_us": v * 1e6 for k, v in t.items() if k.endswith("_s")}
+                    row[allocator] |= {"plain_step_us": plain[len(plain) // 2] * 1e6, "pairs": t["pairs"]}
+            a, b = own.get("glibc", {}), own.get("glibc-kept", {})
+            change = [(b[k] - a[k]) * 1e6 for k in sorted(a.keys() & b.keys())]
+            if len(change) >= MIN_MEDIAN_PAIRS:
+                d = robust_difference(change)
+                row["kept - glibc"] = {"us": d.delta, "low_us": d.low, "high_us": d.high, "rounds": d.pairs}
+            out.setdefault(name, {})[impl] = row
+    return out
+
+
+def lines(a: dict[str, Any]) -> list[str]:
+    out = []
+    for name, impls in a.items():
+        for impl, row in impls.items():
+            parts = []
+            for allocator in ALLOCATORS:
+                v = row.get(allocator)
+                if v and v.get("own_low_us") is not None:
+                    own = f"{v['own_us']:+,.0f} [{v['own_low_us']:+,.0f}, {v['own_high_us']:+,.0f}] us"
+                    parts.append(f"{allocator} {own} (plain step {v['plain_step_us'] / 1e3:.2f} ms)")
+            c = row.get("kept - glibc")
+            change = f"; kept - glibc {c['us']:+,.0f} [{c['low_us']:+,.0f}, {c['high_us']:+,.0f}] us" if c else ""
+            out.append(f"{name:<30} {impl:<18} own time in place: {'; '.join(parts) or '–'}{change}")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(measured.main(None, "allocator", __doc__, 8, round_cells, [], analyse, lines))
