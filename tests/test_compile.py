@@ -125,3 +125,19 @@ def test_compiled_steps_are_set_on_the_pay_curve_the_compiled_probe_predicts():
     (point,) = [p for p in compile_report.curve(results) if p["task"] == "cifar_cnn"]
     assert point["delta_us"] == pytest.approx(600) and point["predicted"] == pytest.approx(1.1)
     assert point["ratio"] == pytest.approx(1.51, rel=1e-3) and point["verdict"] == "measured above"
+
+
+def test_what_dynamo_made_is_told_per_release_and_alike_releases_are_grouped():
+    from loopbench.report import dynamo
+
+    def run(release, breaks, status="ok"):
+        config = RunConfig("overhead_probe", "lightning-defaults", compile="on", lightning=release).to_dict()
+        made = {"graphs": 1 + len(breaks), "graph_breaks": breaks, "recompiles": []}
+        return RunResult(config, status=status, message="boom" if status != "ok" else "", compiled=made)
+
+    results = [run("2.1.4", {"log": 2}), run("2.0.9.post0", {"log": 2}), run("2.5.6", {}), run("2.6.0", {}, "error")]
+    assert dynamo.releases(results) == ["2.0.9.post0", "2.1.4", "2.5.6", "2.6.0"]
+    assert dynamo.table(results).iloc[0].tolist()[3:] == ["2 / 2 / 0", "2 / 2 / 0", "1 / 0 / 0", "error"]
+    (line,) = dynamo.changes(results)
+    assert "**2.0.9.post0 to 2.1.4**: breaks: 2 x log" in line and "**2.5.6**: breaks: none" in line
+    assert "**2.6.0**: error: boom" in line

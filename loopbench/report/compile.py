@@ -10,7 +10,6 @@ parity against both plain loops. Pure functions of saved results, like the rest 
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import PLAIN, is_lightning
 from loopbench.core.types import RunResult
-from loopbench.report import header, markdown
+from loopbench.report import dynamo, header, markdown
 from loopbench.report.figures import IMPL_STYLE, save
 
 
@@ -56,18 +55,6 @@ def _parity(ref: list[RunResult], mine: list[RunResult]) -> str:
         return "–"
     p = compare_cell(ref[0], mine[0])
     return p.verdict if p.verdict == "bitwise" else f"{p.verdict} (max |loss diff| {p.max_abs_loss_diff:.2g})"
-
-
-def _reasons(counts: dict[str, int] | list[str]) -> str:
-    """Distinct reasons with their counts, the most frequent first."""
-    if isinstance(counts, list):
-        counts = {reason: counts.count(reason) for reason in counts}
-    merged: dict[str, int] = {}  # by the first line, less the frame and object ids (the rest names the code)
-    for reason, n in counts.items():
-        first = re.sub(r"\d{6,}", "<id>", re.sub(r"^\d+/\d+: ", "", reason.splitlines()[0]))[:160]
-        merged[first] = merged.get(first, 0) + n
-    ordered = sorted(merged.items(), key=lambda kv: -kv[1])
-    return "; ".join(f"{n} x {reason}" for reason, n in ordered) or "none"
 
 
 def _groups(results: list[RunResult]) -> dict[tuple[str, str, str, str], list[RunResult]]:
@@ -180,8 +167,8 @@ def table(results: list[RunResult]) -> pd.DataFrame:
                 "vs plain compiled": _ratio(compiled, runs, is_lightning(impl)) if mode != "off" and not own else "–",
                 "vs plain eager": _ratio(eager, runs, False) if (impl, mode) != (PLAIN, "off") else "–",
                 "graphs": made[0]["graphs"] if made else None,
-                "graph breaks": _reasons(made[0]["graph_breaks"]) if made else "–",
-                "recompiles": _reasons(made[0]["recompiles"]) if made else "–",
+                "graph breaks": dynamo.reasons(made[0]["graph_breaks"]) if made else "–",
+                "recompiles": dynamo.reasons(made[0]["recompiles"]) if made else "–",
                 "parity vs plain compiled": _parity(compiled, runs) if mode != "off" else "–",
                 "parity vs plain eager": _parity(eager, runs),
             }
@@ -200,16 +187,25 @@ def failures(results: list[RunResult]) -> list[str]:
     return lines
 
 
+def installed(results: list[RunResult]) -> list[RunResult]:
+    """The runs of the installed Lightning (and the plain loop's): the main table's, where several releases ran."""
+    return [r for r in results if not r.config.get("lightning")]
+
+
 def summary(results: list[RunResult]) -> dict[str, Any]:
-    rows = json.loads(table(results).to_json(orient="records"))
-    return {"rows": rows, "curve": curve(results), "failed": failures(results)}
+    rows = json.loads(table(installed(results)).to_json(orient="records"))
+    out = {"rows": rows, "curve": curve(results), "failed": failures(results)}
+    if len(dynamo.releases(results)) > 1:
+        out["releases"] = json.loads(dynamo.table(results).to_json(orient="records"))
+        out["changes"] = dynamo.changes(results)
+    return out
 
 
 def write(results: list[RunResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compile.json").write_text(json.dumps(summary(results), indent=1) + "\n")
     save_results(compact(results), out / "results.json.gz")
-    rows = table(results)
+    rows = table(installed(results))
     warm = rows["first step warm s"].notna().any()
     rows = rows if warm else rows.drop(columns=["first step warm s"])
     backends = sorted(
@@ -243,6 +239,19 @@ def write(results: list[RunResult], out: Path) -> Path:
         markdown(rows, ".4g"),
         "",
     ]
+    if len(dynamo.releases(results)) > 1:
+        lines += [
+            "## Across Lightning's releases",
+            "",
+            "The same code compiled on each release (the table above: the installed one's runs). Per task, "
+            "implementation and mode, each release's `graphs / graph breaks / recompiles` (dynamo's counters), "
+            "or its failure; below it, the releases grouped by what dynamo made of them, with the reasons.",
+            "",
+            markdown(dynamo.table(results)),
+            "",
+            *dynamo.changes(results),
+            "",
+        ]
     points = curve(results)
     if plot_curve(points, out / "compiled_curve.png"):
         lines += [
