@@ -245,7 +245,8 @@ def write(results: list[RunResult], out: Path) -> Path:
             "",
             "The same code compiled on each release (the table above: the installed one's runs). Per task, "
             "implementation and mode, each release's `graphs / graph breaks / recompiles` (dynamo's counters), "
-            "or its failure; below it, the releases grouped by what dynamo made of them, with the reasons.",
+            "`*` where the run did not train the plain loop's bits in eager mode, or its failure; below it, the "
+            "releases grouped by what dynamo made of them, with the reasons.",
             "",
             markdown(dynamo.table(results)),
             "",

@@ -8,6 +8,7 @@ import re
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
+from loopbench.analysis.parity import compare_cell
 from loopbench.core.trainers import PLAIN
 from loopbench.core.types import RunResult
 
@@ -64,13 +65,21 @@ def _what(r: RunResult) -> str:
     return f"breaks: {reasons(r.compiled['graph_breaks'])}; recompiles: {reasons(r.compiled['recompiles'])}"
 
 
+def _marked(r: RunResult, eager: RunResult | None) -> str:
+    """The run's counts, `*` where it did not train the plain loop's bits in eager mode."""
+    differs = r.ok and eager is not None and eager.ok and compare_cell(eager, r).verdict != "bitwise"
+    return _counts(r) + (" *" if differs else "")
+
+
 def table(results: list[RunResult]) -> pd.DataFrame:
-    """Per task, implementation and mode, each release's `graphs / graph breaks / recompiles`, or its failure."""
+    """Per task, implementation and mode, each release's `graphs / graph breaks / recompiles` (`*`: not the bits of
+    the plain loop in eager mode), or its failure."""
     order = releases(results)
+    eager = {r.config["task"]: r for r in results if r.config["impl"] == PLAIN and r.config.get("compile") == "off"}
     rows = []
     for (task, impl, mode), runs in _by_variant(results).items():
         row = {"task": task, "implementation": impl, "compile": mode}
-        rows.append(row | {v: _counts(runs[v]) if v in runs else "–" for v in order})
+        rows.append(row | {v: _marked(runs[v], eager.get(task)) if v in runs else "–" for v in order})
     return pd.DataFrame(rows)
 
 
