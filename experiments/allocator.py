@@ -58,7 +58,8 @@ def _name(r: RunResult) -> str:
 
 
 def _own_per_round(pairs: list[rounds.Pair]) -> dict[int, float]:
-    return {p.round: v[0] for p in pairs if (v := inplace.per_round([p]))}
+    """{round: the Trainer's own time in place, s} of the pairs that took the split."""
+    return {p.round: v[0][0] for p in pairs if (v := inplace.per_round([p]))}
 
 
 def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def main(
 ) -> int:
     """Run the experiment; exit 1 if a timed run failed (a failed count only leaves its figure out). `parents`:
     the experiment's own options, parsed before (shown in --help)."""
+    from loopbench.core.store import compact, save_results
     from loopbench.launch import valgrind
     from loopbench.launch.forked import run_forked_batch
 
@@ -49,6 +50,8 @@ def main(
             timed += run_forked_batch(batch)
         print(f"round {k + 1} of {args.rounds} done", flush=True)
     counted = valgrind.count(counts, COUNT_TIMEOUT_S) if counts else []
+    if args.json:  # the runs first, beside the answer: an analysis that fails loses none of them
+        save_results(compact(timed + counted), args.json.with_suffix(".runs.json.gz"))
     failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]
     if failed:
         print("\n".join(failed), file=sys.stderr)
