@@ -79,7 +79,11 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
                 t = inplace.trainer_time(pairs)
                 if t:
                     plain = sorted(rounds.of_plain(p, lambda r: r.step_time_median_s) for p in pairs)
-                    row[allocator] = {k.removesuffix("_s") + "_us": v * 1e6 for k, v in t.items() if k.endswith("_s")}
+                    row[allocator] = {
+                        k.removesuffix("_s") + "_us": v * 1e6
+                        for k, v in t.items()
+                        if k.endswith("_s") and v is not None
+                    }
                     row[allocator] |= {"plain_step_us": plain[len(plain) // 2] * 1e6, "pairs": t["pairs"]}
             a, b = own.get("glibc", {}), own.get("glibc-kept", {})
             change = [(b[k] - a[k]) * 1e6 for k in sorted(a.keys() & b.keys())]
