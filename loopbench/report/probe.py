@@ -85,7 +85,7 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
 WHERE_IT_HOLDS = (
     "a floor, measured after a near-zero step; after real model work the Trainer's own time per step was "
     "larger, and then constant whatever the step's length (the pay curve in place, docs/pay-curve.md), so measure "
-    "your job's once in place with `loopbench module`: it holds at any T."
+    "your job's in place with `loopbench module`, beside what you compare: it holds at any T, not across days."
 )
 
 
