@@ -213,8 +213,8 @@ OPTIONS: tuple[Option, ...] = (
        default=False),
     _o("publish", ("paycurve",), "also write the report to reports/<machine>/pay-curve/", action="store_true",
        default=False),
-    _o("publish", ("compile",), "also write the report to reports/<machine>/compile/", action="store_true",
-       default=False),
+    _o("publish", ("compile",), "also write the report to reports/<machine>/compile/ (several releases: "
+       "compile/releases/)", action="store_true", default=False),
     _o("publish", ("collectives",), "also write the report to reports/<machine>/multi-node/", action="store_true",
        default=False),
 )  # fmt: skip
@@ -227,7 +227,7 @@ EXAMPLES = {
     "overhead": "loopbench overhead --json overhead.json",
     "history": "loopbench history --versions 2.4.0 2.5.6 2.6.6 --publish",
     "paycurve": "loopbench paycurve --repeats 8 --publish",
-    "compile": "loopbench compile --tasks overhead_probe cifar_cnn --repeats 3 --publish",
+    "compile": "loopbench compile --repeats 6 --cache warm --steps 30 --publish",
     "collectives": "loopbench collectives --lightning 2.4.0 2.5.6 2.6.6 --repeats 3 --publish",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
     "compare": "loopbench compare reports/<machine> runs/<machine>/<date-time> --fail-above 10",

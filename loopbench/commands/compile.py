@@ -64,5 +64,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
         finally:
             if caches is not None:
                 shutil.rmtree(caches, ignore_errors=True)
-    published = machine_folder(Path("reports"), (args.device,)) / "compile" if args.publish else None
+    where = Path("compile", "releases") if len(releases) > 1 else Path("compile")  # a sweep beside the main report
+    published = machine_folder(Path("reports"), (args.device,)) / where if args.publish else None
     return study_end(log.read(), out, compile_report.write, published)
