@@ -17,6 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import ScalarFormatter
 
 from loopbench.analysis import stats
 from loopbench.analysis.parity import compare_cell
@@ -136,6 +137,8 @@ def plot_curve(points: list[dict[str, Any]], path: Path) -> Path | None:
     ax.axhline(1.0, color="grey", linewidth=0.6)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlabel("the compiled plain loop's time per step, ms (log scale)")
     ax.set_ylabel("step time / the compiled plain step")
     ax.set_title(
