@@ -41,9 +41,11 @@ class Recompiles(logging.Handler):
 CONTAINERS = (nn.ModuleDict, nn.ModuleList)  # several nets (the GAN's, the probe's): each compiled in place
 
 
-def _called(module: nn.Module) -> list[nn.Module]:
-    """The child modules that a module's code calls: its children, and the nets inside its containers."""
-    return [m for child in module.children() for m in (_called(child) if isinstance(child, CONTAINERS) else [child])]
+def _nets(module: nn.Module) -> list[nn.Module]:
+    """The nets a module holds: its children with weights, and those inside its containers. A loss or a metric
+    held as a module has none and stays eager, as in the plain loop, which compiles its model alone."""
+    children = [m for c in module.children() for m in (_nets(c) if isinstance(c, CONTAINERS) else [c])]
+    return [m for m in children if next(m.parameters(), None) is not None]
 
 
 class Compiler:
@@ -72,7 +74,7 @@ class Compiler:
         if not self.on:
             return obj
         if isinstance(obj, CONTAINERS) or (trainer and self.mode == "inner"):
-            for module in _called(obj):
+            for module in _nets(obj):
                 module.compile(backend=self.backend)  # in place: the state dict keeps its names
             return obj
         return torch.compile(obj, backend=self.backend)
