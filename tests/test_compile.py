@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from loopbench.cli import main
 from loopbench.core.types import RunConfig, RunResult, UsageError
@@ -141,3 +142,12 @@ def test_what_dynamo_made_is_told_per_release_and_alike_releases_are_grouped():
     (line,) = dynamo.changes(results)
     assert "**2.0.9.post0 to 2.1.4**: breaks: 2 x log" in line and "**2.5.6**: breaks: none" in line
     assert "**2.6.0**: error: boom" in line
+
+
+def test_inner_compiles_the_nets_and_leaves_a_loss_held_as_a_module_eager():
+    module = torch.nn.Module()
+    module.model, module.criterion = torch.nn.Linear(2, 1), torch.nn.BCEWithLogitsLoss()
+    compiler = Compiler("inner", "eager")
+    compiler.compiled(module, trainer=True)
+    compiler.close()
+    assert module.model._compiled_call_impl is not None and module.criterion._compiled_call_impl is None
