@@ -263,8 +263,9 @@ def write(results: list[RunResult], out: Path) -> Path:
             "",
             "Compiled steps are shorter, so a Trainer's constant cost is a larger share of them. Each compiled "
             "variant's ratio to the compiled plain step T, beside (T + delta) / T with delta the probe's own "
-            "compiled cost in this study (the median of its per-repeat differences, with a t interval); `agrees`: "
-            "the intervals overlap, as in every report here.",
+            "compiled cost in this study (its per-repeat differences: their median with an order-statistic "
+            "interval from 6 repeats on, else their mean with a t interval); `agrees`: the intervals overlap, as in "
+            "every report here.",
             "",
             *curve_lines(points),
             "",
