@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from packaging.version import InvalidVersion, Version
+
 from loopbench.core.types import RunConfig, RunResult
 
 
@@ -37,3 +39,16 @@ def by_group(results: list[RunResult]) -> dict[tuple, dict[str, list[RunResult]]
     for r in results:
         groups.setdefault(group_key(r.config), {}).setdefault(r.config["impl"], []).append(r)
     return groups
+
+
+def release_of(r: RunResult) -> str:
+    """The Lightning release a run imported (its config's, where the run left no environment), "?" if neither."""
+    return r.env.get("pytorch_lightning") or r.config.get("lightning") or "?"
+
+
+def release_order(release: str) -> Version:
+    """A sort key for releases, oldest first; one that is not a version ("?") before all."""
+    try:
+        return Version(release)
+    except InvalidVersion:
+        return Version("0")

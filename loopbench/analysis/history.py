@@ -9,8 +9,7 @@ import itertools
 import statistics
 from typing import Any
 
-from packaging.version import Version
-
+from loopbench.analysis.grouping import release_order
 from loopbench.analysis.parity import compare_cell
 from loopbench.analysis.probe import PROBE, SHAPES, round_deltas
 from loopbench.analysis.probe import answer as probe_answer
@@ -33,7 +32,7 @@ def by_version(results: list[RunResult]) -> dict[str, list[RunResult]]:
     for r in results:
         if r.config["task"] == PROBE and r.ok and not _parity_run(r):
             groups.setdefault(_imported(r), []).append(r)
-    return dict(sorted(groups.items(), key=lambda kv: Version(kv[0]) if kv[0] != "?" else Version("0")))
+    return dict(sorted(groups.items(), key=lambda kv: release_order(kv[0])))
 
 
 def _parity_run(r: RunResult) -> bool:

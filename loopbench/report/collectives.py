@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from loopbench.analysis import stats
+from loopbench.analysis.grouping import release_of
 from loopbench.analysis.parity import compare_cell
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import PLAIN
@@ -24,12 +25,8 @@ from loopbench.core.types import RunResult
 from loopbench.report import header, markdown
 
 
-def _release(r: RunResult) -> str:
-    return r.env.get("pytorch_lightning") or r.config.get("lightning") or "?"
-
-
 def _key(r: RunResult) -> tuple[str, str, str, int]:
-    return r.config["task"], r.config["impl"], _release(r), r.config.get("nodes", 1)
+    return r.config["task"], r.config["impl"], release_of(r), r.config.get("nodes", 1)
 
 
 def _calls(runs: list[RunResult]) -> str:

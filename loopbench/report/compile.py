@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.ticker import ScalarFormatter
 
 from loopbench.analysis import stats
+from loopbench.analysis.grouping import release_of
 from loopbench.analysis.parity import compare_cell
 from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
@@ -156,17 +157,16 @@ def table(results: list[RunResult]) -> pd.DataFrame:
         ok, own = [r for r in runs if r.ok], (impl, mode) == (PLAIN, "on")
         eager, compiled = groups.get((task, PLAIN, "off", ""), []), groups.get((task, PLAIN, "on", ""), [])
         made = [r.compiled for r in ok if r.compiled]
-        release = {r.env.get("pytorch_lightning") or r.config.get("lightning") for r in runs}
         rows.append(
             {
                 "task": task,
                 "implementation": impl,
-                "lightning": "–" if impl == PLAIN else ", ".join(sorted(map(str, release))),
+                "lightning": "–" if impl == PLAIN else ", ".join(sorted({release_of(r) for r in runs})),
                 "compile": mode,
                 "runs": f"{len(ok)}/{len(runs)} ok" if len(ok) < len(runs) else str(len(runs)),
                 "first step s": _first_steps(ok, "cold"),
                 "first step warm s": _first_steps(ok, "warm"),
-                "steady step ms": statistics.median([r.step_time_median_s * 1e3 for r in ok]) if ok else None,
+                "steady step ms": steady * 1e3 if (steady := _steady(ok)) else None,
                 "vs plain compiled": _ratio(compiled, runs, is_lightning(impl)) if mode != "off" and not own else "–",
                 "vs plain eager": _ratio(eager, runs, False) if (impl, mode) != (PLAIN, "off") else "–",
                 "graphs": made[0]["graphs"] if made else None,
@@ -184,8 +184,8 @@ def failures(results: list[RunResult]) -> list[str]:
     lines = []
     for r in results:
         if not r.ok:
-            release = r.env.get("pytorch_lightning") or r.config.get("lightning")
-            where = f" (pytorch-lightning {release})" if release and r.config["impl"] != PLAIN else ""
+            release = release_of(r)
+            where = f" (pytorch-lightning {release})" if release != "?" and r.config["impl"] != PLAIN else ""
             lines.append(f"- `{r.run_config.label}`{where}: **{r.status}**: {r.message}")
     return lines
 

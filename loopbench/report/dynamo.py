@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pandas as pd
-from packaging.version import InvalidVersion, Version
 
+from loopbench.analysis.grouping import release_of, release_order
 from loopbench.analysis.parity import compare_cell
 from loopbench.core.trainers import PLAIN
 from loopbench.core.types import RunResult
@@ -25,21 +25,10 @@ def reasons(counts: dict[str, int] | list[str]) -> str:
     return "; ".join(f"{n} x {reason}" for reason, n in ordered) or "none"
 
 
-def release_of(r: RunResult) -> str:
-    return r.env.get("pytorch_lightning") or r.config.get("lightning") or "?"
-
-
-def _version(v: str) -> Version:
-    try:
-        return Version(v)
-    except InvalidVersion:
-        return Version("0")
-
-
 def releases(results: list[RunResult]) -> list[str]:
     """The Lightning releases the compiled Lightning runs imported, oldest first."""
     found = {release_of(r) for r in results if r.config["impl"] != PLAIN and r.config.get("compile", "off") != "off"}
-    return sorted(found, key=_version)
+    return sorted(found, key=release_order)
 
 
 def _by_variant(results: list[RunResult]) -> dict[tuple[str, str, str], dict[str, RunResult]]:
@@ -88,7 +77,7 @@ def changes(results: list[RunResult]) -> list[str]:
     lines = []
     for (task, impl, mode), runs in _by_variant(results).items():
         groups: list[tuple[list[str], str]] = []
-        for v in sorted(runs, key=_version):
+        for v in sorted(runs, key=release_order):
             what = _what(runs[v])
             if groups and groups[-1][1] == what:
                 groups[-1][0].append(v)
