@@ -1,19 +1,23 @@
-"""Why the Trainer's own time per step grows with the step while its instructions do not: cache, or step length?
+"""Why the Trainer's own time per step grows after real model work while its instructions do not.
 
-    python -m experiments.trainer_cache [--rounds 10] [--json PATH]
+    python -m experiments.trainer_cache [--rounds 14] [--json PATH]
 
-The overhead probe (auto shape, one thread) with its model's own work made longer in two ways that take
-about the same time: reading a ballast of memory in every forward (64 MiB: it evicts the caches the
-Trainer's code and data sat in), or running small 64x64 matmuls (compute that stays in L1: the caches keep
-the Trainer's lines). A smaller ballast (4 MiB) sits between. Per round and variant, one forked process
-runs segments P L P (plain, lean Trainer); the Trainer's own time is taken in place (rest(L) - rest(plain),
-loopbench.analysis.inplace) and the paired whole-step delta beside it, median over rounds with 95%
-order-statistic intervals. Then plain and lean of the variants are counted under callgrind: the
-Trainer's extra instructions per step, which no variant should move.
+The overhead probe (auto shape, one thread) with its model's own work made longer in four ways, each about
+4-7 ms a step:
+- `busy 4 ms`: the forward spins on the clock (a loop of a few bytecodes): the step is longer and the core
+  busy, while the caches and branch predictors keep the Trainer's state;
+- `idle 4 ms`: the forward sleeps: the step is as long and the core is left to the VM's other tenants;
+- `ballast 64 MiB`: the forward reads 64 MiB: it evicts the data caches;
+- `matmuls in L1`: 200 small 64x64 matmuls and their backward: little data, but hundreds of calls through
+  the dispatcher, autograd and the GEMM kernels, code enough to evict the Trainer's from the core's caches.
+Per round and variant, one forked process runs segments P L P (plain, lean Trainer); the Trainer's own time is
+taken in place (rest(L) - rest(plain), loopbench.analysis.inplace) and the paired whole-step delta beside it,
+median over rounds with 95% order-statistic intervals. Then plain and lean of each variant are counted under
+callgrind with its cache and branch simulation (one core's L1i, L1d and L2): the Trainer's extra instructions
+per step, which no variant should move, and its extra simulated misses, which say where the time goes.
 
-If the Trainer's time grows with the ballast and not with the matmuls, the cost is refilling the caches
-after the model's work; if it grows with both, it is the step's length itself (the machine's frequency or
-level over longer steps).
+If `busy` leaves the Trainer's time where `none` has it, the step's length and the core's clock are not the
+cause; where the Trainer's extra misses grow with its time, the state the model's work leaves in the caches is.
 """
 
 from __future__ import annotations
@@ -30,14 +34,24 @@ from loopbench.core.types import RunConfig, RunResult
 from loopbench.studies import overhead
 
 IMPLS = (PLAIN, LEAN)
-VARIANTS: dict[str, dict[str, Any]] = {  # name: probe settings, (segment steps, warm-up)
+VARIANTS: dict[str, dict[str, Any]] = {  # name: probe settings
     "none": {},
-    "ballast 4 MiB": {"ballast_mib": 4},
+    "busy 4 ms": {"busy_ms": 4},
+    "idle 4 ms": {"idle_ms": 4},
     "ballast 64 MiB": {"ballast_mib": 64},
     "matmuls in L1": {"spin": 200},
 }
-SEGMENTS = {"none": (296, 40), "ballast 4 MiB": (200, 30), "ballast 64 MiB": (60, 12), "matmuls in L1": (60, 12)}
-COUNT = (40, 10)
+SETTINGS = ("ballast_mib", "spin", "busy_ms", "idle_ms")
+SEGMENTS = {"none": 296}  # steps per segment; the others (a step of 4-7 ms): 60
+COUNT = (24, 8)
+EVENTS = {  # callgrind's simulated events (valgrind.SIMULATE): what each counts
+    "I1mr": "instruction fetches missing L1i",
+    "ILmr": "instruction fetches missing L2",
+    "D1mr": "data reads missing L1d",
+    "DLmr": "data reads missing L2",
+    "Bcm": "conditional branches mispredicted",
+    "Bim": "indirect branches mispredicted",
+}
 
 
 def _with(c: RunConfig, name: str) -> RunConfig:
@@ -47,7 +61,7 @@ def _with(c: RunConfig, name: str) -> RunConfig:
 def round_cells(k: int) -> list[list[RunConfig]]:
     """Round k: per variant one process of segments P L P; the variants' order reversed every other round."""
     names = list(VARIANTS) if k % 2 == 0 else list(VARIANTS)[::-1]
-    return [[_with(c, n) for c in overhead.plan("cpu", "auto", 1, SEGMENTS[n][0], IMPLS, first=k)] for n in names]
+    return [[_with(c, n) for c in overhead.plan("cpu", "auto", 1, SEGMENTS.get(n, 60), IMPLS, first=k)] for n in names]
 
 
 def count_cells() -> list[RunConfig]:
@@ -61,13 +75,12 @@ def count_cells() -> list[RunConfig]:
 
 def _variant(r: RunResult) -> str:
     over = r.config["overrides"]
-    return next(n for n, v in VARIANTS.items() if {k: over.get(k, 0) for k in ("ballast_mib", "spin")} == {
-        "ballast_mib": v.get("ballast_mib", 0), "spin": v.get("spin", 0)})  # fmt: skip
+    return next(n for n, v in VARIANTS.items() if all(over.get(k, 0) == v.get(k, 0) for k in SETTINGS))
 
 
 def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
     """{variant: {"plain_step_us", "delta_us", "delta_low_us", "delta_high_us", "own_us", "own_low_us",
-    "own_high_us", "pairs", "instructions_delta"}}."""
+    "own_high_us", "pairs", "instructions_delta", "simulated_delta": {event: lean - plain per step}}}."""
     out: dict[str, Any] = {}
     for name in VARIANTS:
         mine = [r for r in timed if _variant(r) == name]
@@ -83,9 +96,12 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
         own = inplace.trainer_time(pairs)
         if own:
             row |= {k.removesuffix("_s") + "_us": v * 1e6 for k, v in own.items() if k.endswith("_s") and v is not None}
-        counts = {r.config["impl"]: r.instructions_per_step for r in counted if _variant(r) == name and r.ok}
-        if counts.get(PLAIN) and counts.get(LEAN):
-            row["instructions_delta"] = counts[LEAN] - counts[PLAIN]
+        counts = {r.config["impl"]: r for r in counted if _variant(r) == name and r.ok and r.instructions_per_step}
+        if PLAIN in counts and LEAN in counts:
+            lean, plain = counts[LEAN], counts[PLAIN]
+            row["instructions_delta"] = lean.instructions_per_step - plain.instructions_per_step
+            row["simulated_delta"] = {k: lean.simulated_per_step[k] - plain.simulated_per_step[k]
+                                      for k in EVENTS if k in lean.simulated_per_step}  # fmt: skip
         out[name] = row
     return out
 
@@ -99,9 +115,15 @@ def lines(a: dict[str, Any]) -> list[str]:
                 f"({v['pairs']} rounds)")  # fmt: skip
         if "instructions_delta" in v:
             text += f"; counted {v['instructions_delta'] / 1e6:+.3f} M instructions per step"
+        if v.get("simulated_delta"):
+            text += "; simulated, per step: " + ", ".join(
+                f"{EVENTS[k]} {n:+,.0f}" for k, n in v["simulated_delta"].items()
+            )
         out.append(text)
     return out
 
 
 if __name__ == "__main__":
-    sys.exit(measured.main(None, "trainer_cache", __doc__, 10, round_cells, count_cells(), analyse, lines))
+    sys.exit(
+        measured.main(None, "trainer_cache", __doc__, 14, round_cells, count_cells(), analyse, lines, simulate=True)
+    )

@@ -130,9 +130,10 @@ def test_the_cache_experiment_loads_the_models_work_without_changing_what_it_tra
     def run(impl: str, **load) -> object:
         return run_cell(RunConfig("overhead_probe", impl, preset="smoke", overrides=load))
 
-    plain, loaded = run("pytorch"), run("pytorch", ballast_mib=1, spin=3)
+    load = {"ballast_mib": 1, "spin": 3, "busy_ms": 0.1, "idle_ms": 0.1}
+    plain, loaded = run("pytorch"), run("pytorch", **load)
     assert plain.ok and loaded.ok and plain.weights_digest == loaded.weights_digest
-    assert compare_cell(loaded, run("lightning", ballast_mib=1, spin=3)).verdict == "bitwise"
+    assert compare_cell(loaded, run("lightning", **load)).verdict == "bitwise"
     first = trainer_cache.round_cells(0)
     assert len(first) == len(trainer_cache.VARIANTS) and [c.impl for c in first[0]] == [
         "pytorch",

@@ -13,7 +13,12 @@ def test_dumps_are_read_by_the_label_of_their_client_request(tmp_path):
     (tmp_path / "cg.out").write_text("desc: Trigger: Program termination\nsummary: 17278\n")
     (tmp_path / "cg.out.1").write_text("desc: Trigger: Client Request: 0\nevents: Ir\nsummary: 64022233\n")
     (tmp_path / "cg.out.2").write_text("desc: Trigger: Client Request: 1\nevents: Ir\nsummary: 170079242\n")
-    assert instructions.dumps(tmp_path) == {"0": 64022233, "1": 170079242}
+    (tmp_path / "cg.out.3").write_text("desc: Trigger: Client Request: 2\nevents: Ir I1mr Bim\nsummary: 900 40 7\n")
+    assert instructions.dumps(tmp_path) == {
+        "0": {"Ir": 64022233},
+        "1": {"Ir": 170079242},
+        "2": {"Ir": 900, "I1mr": 40, "Bim": 7},  # with the cache and branch simulation
+    }
 
 
 @pytest.mark.skipif(instructions.unavailable() is not None, reason="x86-64 Linux only")

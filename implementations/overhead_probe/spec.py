@@ -10,6 +10,7 @@ progress bar) is a large, measurable fraction of it. Two shapes, as the tasks us
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -36,9 +37,11 @@ class Config:
     train_size: int = 4_096  # 512 batches per epoch: a quick run crosses epoch boundaries
     test_size: int = 256
     data_seed: int = 0
-    # experiments only (experiments/trainer_cache.py): the model's own work made longer in two ways
+    # experiments only (experiments/trainer_cache.py): the model's own work made longer in four ways
     ballast_mib: float = 0.0  # MiB of memory each forward reads: evicts the caches
     spin: int = 0  # 64x64 matmuls each forward runs: compute that stays in the L1 cache
+    busy_ms: float = 0.0  # ms each forward spins on the clock: a longer step, little code, no data
+    idle_ms: float = 0.0  # ms each forward sleeps: a longer step, the core left to others
 
 
 PRESETS = {"smoke": Config(steps=20, warmup_steps=2, train_size=64), "quick": Config(), "full": Config()}
@@ -50,7 +53,14 @@ def check(cfg: Config) -> str | None:
     if cfg.shape not in SHAPES:
         return f"shape must be one of {', '.join(SHAPES)}, got {cfg.shape!r}"
     return out_of_range(
-        cfg, features=(1, math.inf), threads=(1, 1025), gamma=(0.5, 1.0001), ballast_mib=(0, 4097), spin=(0, 10**5)
+        cfg,
+        features=(1, math.inf),
+        threads=(1, 1025),
+        gamma=(0.5, 1.0001),
+        ballast_mib=(0, 4097),
+        spin=(0, 10**5),
+        busy_ms=(0, 10**4),
+        idle_ms=(0, 10**4),
     )
 
 
@@ -68,14 +78,15 @@ def build_data(cfg: Config, source) -> Data:
 
 
 class Loaded(nn.Linear):
-    """A Linear whose forward first reads `ballast_mib` MiB (evicting the caches) and runs `spin` 64x64 matmuls
-    (compute that stays in L1): longer model work of two kinds, same weights, same bits, no random draws."""
+    """A Linear whose forward first reads `ballast_mib` MiB (evicting the caches), runs `spin` 64x64 matmuls
+    (compute that stays in L1), spins on the clock for `busy_ms` and sleeps for `idle_ms`: longer model work of
+    four kinds, same weights, same bits, no random draws."""
 
-    def __init__(self, features: int, ballast_mib: float, spin: int):
+    def __init__(self, features: int, cfg: Config):
         super().__init__(features, 1)
-        self.ballast = torch.ones(int(ballast_mib * 2**20) // 4)  # plain attributes: no state, never moved
+        self.ballast = torch.ones(int(cfg.ballast_mib * 2**20) // 4)  # plain attributes: no state, never moved
         self.small = torch.full((64, 64), 1 / 64)
-        self.spin = spin
+        self.spin, self.busy_s, self.idle_s = cfg.spin, cfg.busy_ms / 1e3, cfg.idle_ms / 1e3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.ballast.numel():
@@ -83,14 +94,19 @@ class Loaded(nn.Linear):
         m = self.small
         for _ in range(self.spin):
             m = m @ self.small
+        end = time.perf_counter() + self.busy_s
+        while time.perf_counter() < end:
+            pass
+        if self.idle_s:
+            time.sleep(self.idle_s)
         return super().forward(x)
 
 
 def build_models(cfg: Config) -> nn.ModuleDict:
     """One Linear for `auto`; two (a and b, each with its own optimizer) for `manual`. Seed first."""
     names = ("a",) if cfg.shape == "auto" else ("a", "b")
-    if cfg.ballast_mib or cfg.spin:
-        return nn.ModuleDict({name: Loaded(cfg.features, cfg.ballast_mib, cfg.spin) for name in names})
+    if cfg.ballast_mib or cfg.spin or cfg.busy_ms or cfg.idle_ms:
+        return nn.ModuleDict({name: Loaded(cfg.features, cfg) for name in names})
     return nn.ModuleDict({name: nn.Linear(cfg.features, 1) for name in names})
 
 

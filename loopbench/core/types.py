@@ -121,6 +121,7 @@ class RunResult:
     work_times_s: list[float] = field(default_factory=list)  # the in-place split: the model's own work, per step
     rest_time_median_s: float | None = None  # the median over timed steps of a step less the model's own work
     instructions_per_step: float | None = None  # clock "instructions": guest instructions per step in the window
+    simulated_per_step: dict[str, float] = field(default_factory=dict)  # callgrind's simulated misses (experiments)
     peak_cuda_allocated_bytes: int | None = None
     peak_cuda_reserved_bytes: int | None = None
     peak_rss_bytes: int | None = None

@@ -45,8 +45,14 @@ def unavailable(device: str = "cpu") -> str | None:
     return None
 
 
-def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
-    """Run `configs` one after another in one process under callgrind; each result gets instructions_per_step."""
+# callgrind's cache and branch simulation with one core of this VM's own caches (lscpu: 32 KiB L1i and L1d,
+# 512 KiB L2 per core); callgrind simulates two levels, so its last level (LL) is the core's private L2 here
+SIMULATE = ("--cache-sim=yes", "--branch-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=524288,8,64")
+
+
+def count(configs: list[RunConfig], timeout_s: float, simulate: bool = False) -> list[RunResult]:
+    """Run `configs` one after another in one process under callgrind; each result gets instructions_per_step,
+    and with `simulate` the simulated cache misses and branch mispredictions per step (`simulated_per_step`)."""
     reason = unavailable(configs[0].device)
     if reason:
         return [RunResult.failed(c, "unsupported", reason) for c in configs]
@@ -55,6 +61,7 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
         cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
         env = process_env(configs[0].lightning, configs[0].allocator) | {callgrind.ENV: "1", "PYTHONHASHSEED": "0"}
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out"]
+        cmd += SIMULATE if simulate else ()
         cmd += [
             f"--log-file={log_path}",
             sys.executable,
@@ -81,7 +88,9 @@ def count(configs: list[RunConfig], timeout_s: float) -> list[RunResult]:
     for i, r in enumerate(results):
         measured = (r.task_config.get("steps") or 0) - r.warmup_steps
         if r.ok and str(i) in counts and measured > 0:
-            r.instructions_per_step = counts[str(i)] / measured
+            r.instructions_per_step = counts[str(i)]["Ir"] / measured
+            if simulate:
+                r.simulated_per_step = {k: n / measured for k, n in counts[str(i)].items() if k != "Ir"}
         elif r.ok:
             r.status, r.message = "error", "no instruction count was dumped for this run"
     return results
@@ -110,15 +119,17 @@ def beside(workers: int) -> Iterator[ThreadPoolExecutor]:
     pool.shutdown()
 
 
-def dumps(folder: Path) -> dict[str, int]:
-    """{label: instructions} of every dump callgrind wrote into `folder` on a client request."""
+def dumps(folder: Path) -> dict[str, dict[str, int]]:
+    """{label: {event: total}} of every dump callgrind wrote into `folder` on a client request (Ir: instructions;
+    with the simulation also I1mr, ILmr, D1mr, ... and Bcm, Bim, callgrind's names)."""
     out = {}
     for path in folder.glob("cg.out*"):
         text = path.read_text(errors="replace")
         label = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.M)
-        total = re.search(r"^summary: (\d+)$", text, re.M)
-        if label and total:
-            out[label.group(1)] = int(total.group(1))
+        events = re.search(r"^events: (.*)$", text, re.M)
+        total = re.search(r"^summary: ([\d ]+)$", text, re.M)
+        if label and events and total:
+            out[label.group(1)] = dict(zip(events.group(1).split(), map(int, total.group(1).split()), strict=True))
     return out
 
 
