@@ -145,3 +145,29 @@ def test_the_cache_experiment_loads_the_models_work_without_changing_what_it_tra
     )
     counts = trainer_cache.count_cells()
     assert {c.clock for c in counts} == {"instructions"} and len(counts) == 2 * len(trainer_cache.VARIANTS)
+
+
+def test_the_probe_after_work_experiment_runs_the_benchs_cells_and_both_probes_in_every_round():
+    """experiments/probe_after_work.py: each task's bench cell (its quick preset, validation off) among its points,
+    every run a valid config, and the probe in both shapes, as measured and after model work, in every round."""
+    import dataclasses
+
+    import implementations
+    from experiments import probe_after_work as e
+    from loopbench.core.checks import task_config, validate
+
+    batches = e.round_cells(1)
+    for c in (c for b in batches for c in b):
+        validate(c)
+    cells = [p for p in e.POINTS_HERE if p.name in e.CELLS]
+    assert {p.task for p in cells} == {p.task for p in e.POINTS_HERE} and len(cells) == 3
+    for p in cells:  # the preset itself, but for the segment's length and validation
+        run = dataclasses.replace(task_config(p.cells(0)[0]), steps=0, warmup_steps=0, validate_every_epoch=True)
+        assert run == dataclasses.replace(implementations.spec(p.task).PRESETS["quick"], steps=0, warmup_steps=0)
+    probes = [b[0].overrides for b in batches if b[0].task == "overhead_probe"]
+    assert sorted((o["shape"], o.get("spin", 0)) for o in probes) == [
+        ("auto", 0),
+        ("auto", 200),
+        ("manual", 0),
+        ("manual", 200),
+    ]

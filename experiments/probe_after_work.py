@@ -1,0 +1,138 @@
+"""Does the probe, taken after a few milliseconds of model work, predict what real jobs pay per step?
+
+    python -m experiments.probe_after_work [--rounds 8] [--json PATH]
+
+One invocation of rounds. Each round runs, one forked process each, segments P L P D P (plain, lean Trainer,
+default Trainer) of:
+- every task at three sizes, the bench's own cell among them (the task's `quick` preset: GAN at batch 64,
+  CIFAR at batch 64, EfficientNet at batch 32), validation off inside the segments as on the pay curve;
+- the overhead probe in both shapes, as measured (a near-zero step), and loaded: its forward first runs 200
+  small matmuls (spin=200, about 4 ms a step), model work that leaves the core's caches and predictors as
+  real model work does (experiments/trainer_cache.py).
+The Trainer's own time in place (rest(Lightning) - rest(plain), loopbench.analysis.inplace) of every point is set
+against each probe in the task's shape, and against the task's other points (own = a constant per task):
+"agrees" where the intervals overlap, the reports' one meaning of the word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import implementations
+from experiments import measured
+from loopbench.analysis.paycurve import IMPLS, POINTS, Point, _measured, common, per_task
+from loopbench.analysis.probe import PROBE, SHAPES
+from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.studies import overhead
+
+CURVE = {p.name: p for p in POINTS}
+POINTS_HERE: tuple[Point, ...] = (  # per task, from the shortest step to the bench's cell
+    CURVE["GAN, widths 16, batch 2"],
+    CURVE["GAN, widths 16-128, batch 16"],
+    CURVE["GAN quick, batch 64"],
+    CURVE["CIFAR, widths 4-8, batch 2"],
+    CURVE["CIFAR, widths 8-32, batch 16"],
+    CURVE["CIFAR quick, batch 64"],
+    Point("EfficientNet, image 32, batch 2", "efficientnet_binary", {"image_size": 32, "batch_size": 2}, (30, 6)),
+    Point("EfficientNet, image 64, batch 8", "efficientnet_binary", {"batch_size": 8}, (12, 3)),
+    Point("EfficientNet quick, batch 32", "efficientnet_binary", {}, (6, 2)),
+)
+CELLS = ("GAN quick, batch 64", "CIFAR quick, batch 64", "EfficientNet quick, batch 32")  # the bench's
+PROBES = {"as measured": ({}, overhead.SUITE_STEPS), "after model work": ({"spin": 200}, 60)}  # settings, steps
+
+
+def _probe(k: int, shape: str, load: str) -> list[RunConfig]:
+    settings, steps = PROBES[load]
+    cells = overhead.plan("cpu", shape, 1, steps, IMPLS, first=k)
+    return [dataclasses.replace(c, overrides=c.overrides | settings | {"threads": 1}) for c in cells]
+
+
+def round_cells(k: int) -> list[list[RunConfig]]:
+    """Round k: every point's process, then the probe's four (two shapes, two loads); reversed every other round."""
+    batches = [p.cells(k) for p in POINTS_HERE] + [_probe(k, s, load) for s in SHAPES for load in PROBES]
+    return batches if k % 2 == 0 else batches[::-1]
+
+
+def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
+    """{"points": [per point and Trainer: step, ratio, own time in place], "probes": {shape: {load: {Trainer: own
+    time}}}, "models": {Trainer: {"per task": leave-one-out per task, "probe <load>": agreements}}}."""
+    probes: dict[str, dict[str, Any]] = {}
+    for r in timed:
+        if r.config["task"] == PROBE:
+            load = "after model work" if r.config["overrides"].get("spin") else "as measured"
+            probes.setdefault(r.config["overrides"]["shape"], {}).setdefault(load, []).append(r)
+    probe_own = {
+        shape: {load: {impl: _measured(runs, impl) for impl in (LEAN, DEFAULTS)} for load, runs in by_load.items()}
+        for shape, by_load in probes.items()
+    }
+    rows = []
+    for point in POINTS_HERE:
+        runs = [r for r in timed if r.config["task"] == point.task and _overrides(r) == _overrides_of(point)]
+        plain = sorted(
+            r.step_time_median_s for r in runs if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s
+        )
+        if not plain:
+            continue
+        shape = implementations.spec(point.task).HARNESS.probe_shape
+        for impl in (LEAN, DEFAULTS):
+            row = {"point": point.name, "task": point.task, "impl": impl, "shape": shape, "cell": point.name in CELLS,
+                   "step_ms": plain[len(plain) // 2] * 1e3} | _measured(runs, impl)  # fmt: skip
+            for load in PROBES:
+                p = probe_own.get(shape, {}).get(load, {}).get(impl, {})
+                row[f"agrees_probe_{load}"] = _overlap(row, p)
+            rows.append(row)
+    models = {}
+    for impl in (LEAN, DEFAULTS):
+        mine = [r for r in rows if r["impl"] == impl and r.get("own_low_us") is not None]
+        models[impl] = {
+            "per task": {
+                t: per_task([r for r in mine if r["task"] == t]) for t in dict.fromkeys(r["task"] for r in mine)
+            },
+            "one value": common(mine),
+            **{f"probe {load}": int(sum(bool(r[f"agrees_probe_{load}"]) for r in mine)) for load in PROBES},
+            "points": len(mine),
+        }
+    return {"points": rows, "probes": probe_own, "models": models}
+
+
+def _overrides(r: RunResult) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in r.config["overrides"].items()}
+
+
+def _overrides_of(p: Point) -> dict[str, Any]:
+    return _overrides(RunResult(config=p.cells(0)[0].to_dict()))
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
+    if a.get("own_low_us") is None or b.get("own_low_us") is None:
+        return None
+    return a["own_low_us"] <= b["own_high_us"] and b["own_low_us"] <= a["own_high_us"]
+
+
+def _own(v: dict[str, Any]) -> str:
+    if v.get("own_low_us") is None:
+        return "–"
+    return f"{v['own_us']:+,.0f} us [{v['own_low_us']:+,.0f}, {v['own_high_us']:+,.0f}]"
+
+
+def lines(a: dict[str, Any]) -> list[str]:
+    out = []
+    for shape, by_load in a["probes"].items():
+        for load, v in by_load.items():
+            out.append(f"the probe ({shape}), {load}: lean {_own(v[LEAN])}; default {_own(v[DEFAULTS])}")
+    for r in a["points"]:
+        marks = ", ".join(f"{load}: {'agrees' if r[f'agrees_probe_{load}'] else 'no'}" for load in PROBES)
+        cell = " (the bench's cell)" if r["cell"] else ""
+        out.append(f"{r['point']}{cell}, {r['impl']}: plain {r['step_ms']:,.1f} ms, own {_own(r)}; probe {marks}")
+    for impl, m in a["models"].items():
+        tasks = "; ".join(f"{t} {v['predicted']} of {v['points']}" for t, v in m["per task"].items())
+        probes = "; ".join(f"probe {load} {m[f'probe {load}']} of {m['points']}" for load in PROBES)
+        out.append(f"{impl}: each point from its task's others: {tasks}; {probes}; one value for all: {m['one value']}")
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(measured.main(None, "probe_after_work", __doc__, 8, round_cells, [], analyse, lines))
