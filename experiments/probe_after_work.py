@@ -6,9 +6,9 @@ One invocation of rounds. Each round runs, one forked process each, segments P L
 default Trainer) of:
 - every task at three sizes, the bench's own cell among them (the task's `quick` preset: GAN at batch 64,
   CIFAR at batch 64, EfficientNet at batch 32), validation off inside the segments as on the pay curve;
-- the overhead probe in both shapes, as measured (a near-zero step), and loaded: its forward first runs 200
-  small matmuls (spin=200, about 4 ms a step), model work that leaves the core's caches and predictors as
-  real model work does (experiments/trainer_cache.py).
+- the overhead probe in both shapes, as measured (a near-zero step), and after model work of two kinds
+  (experiments/trainer_cache.py): 200 small matmuls in its forward (code through the dispatcher, autograd and
+  the GEMM kernels, little data), or a read of 64 MiB (more than the caches hold, the L3 included).
 The Trainer's own time in place (rest(Lightning) - rest(plain), loopbench.analysis.inplace) of every point is set
 against each probe in the task's shape, and against the task's other points (own = a constant per task):
 "agrees" where the intervals overlap, the reports' one meaning of the word.
@@ -40,8 +40,13 @@ POINTS_HERE: tuple[Point, ...] = (  # per task, from the shortest step to the be
     Point("EfficientNet, image 64, batch 8", "efficientnet_binary", {"batch_size": 8}, (12, 3)),
     Point("EfficientNet quick, batch 32", "efficientnet_binary", {}, (6, 2)),
 )
+SETTINGS = ("spin", "ballast_mib")
 CELLS = ("GAN quick, batch 64", "CIFAR quick, batch 64", "EfficientNet quick, batch 32")  # the bench's
-PROBES = {"as measured": ({}, overhead.SUITE_STEPS), "after model work": ({"spin": 200}, 60)}  # settings, steps
+PROBES = {  # settings, steps per segment
+    "as measured": ({}, overhead.SUITE_STEPS),
+    "after matmuls": ({"spin": 200}, 60),
+    "after a 64 MiB read": ({"ballast_mib": 64}, 60),
+}
 
 
 def _probe(k: int, shape: str, load: str) -> list[RunConfig]:
@@ -51,7 +56,7 @@ def _probe(k: int, shape: str, load: str) -> list[RunConfig]:
 
 
 def round_cells(k: int) -> list[list[RunConfig]]:
-    """Round k: every point's process, then the probe's four (two shapes, two loads); reversed every other round."""
+    """Round k: every point's process, then the probe's (two shapes, each load); reversed every other round."""
     batches = [p.cells(k) for p in POINTS_HERE] + [_probe(k, s, load) for s in SHAPES for load in PROBES]
     return batches if k % 2 == 0 else batches[::-1]
 
@@ -62,7 +67,8 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
     probes: dict[str, dict[str, Any]] = {}
     for r in timed:
         if r.config["task"] == PROBE:
-            load = "after model work" if r.config["overrides"].get("spin") else "as measured"
+            over = r.config["overrides"]
+            load = next(n for n, (v, _) in PROBES.items() if all(over.get(k, 0) == v.get(k, 0) for k in SETTINGS))
             probes.setdefault(r.config["overrides"]["shape"], {}).setdefault(load, []).append(r)
     probe_own = {
         shape: {load: {impl: _measured(runs, impl) for impl in (LEAN, DEFAULTS)} for load, runs in by_load.items()}

@@ -165,9 +165,5 @@ def test_the_probe_after_work_experiment_runs_the_benchs_cells_and_both_probes_i
         run = dataclasses.replace(task_config(p.cells(0)[0]), steps=0, warmup_steps=0, validate_every_epoch=True)
         assert run == dataclasses.replace(implementations.spec(p.task).PRESETS["quick"], steps=0, warmup_steps=0)
     probes = [b[0].overrides for b in batches if b[0].task == "overhead_probe"]
-    assert sorted((o["shape"], o.get("spin", 0)) for o in probes) == [
-        ("auto", 0),
-        ("auto", 200),
-        ("manual", 0),
-        ("manual", 200),
-    ]
+    loads = sorted((o["shape"], o.get("spin", 0), o.get("ballast_mib", 0)) for o in probes)
+    assert loads == [(s, *load) for s in ("auto", "manual") for load in ((0, 0), (0, 64), (200, 0))]
