@@ -29,11 +29,11 @@ def main(
     analyse: Callable[[list[RunResult], list[RunResult]], dict[str, Any]],
     lines: Callable[[dict[str, Any]], list[str]],
     parents: tuple[argparse.ArgumentParser, ...] = (),
-    simulate: bool = False,
+    simulate: tuple[str, ...] = (),
 ) -> int:
     """Run the experiment; exit 1 if a timed run failed (a failed count only leaves its figure out). `parents`:
-    the experiment's own options, parsed before (shown in --help); `simulate`: count with callgrind's cache and
-    branch simulation."""
+    the experiment's own options, parsed before (shown in --help); `simulate`: count once with callgrind's cache
+    and branch simulation per last level named (valgrind.SIMULATE), instead of once without."""
     from loopbench.core.store import compact, save_results
     from loopbench.launch import valgrind
     from loopbench.launch.forked import run_forked_batch
@@ -51,7 +51,9 @@ def main(
         for batch in round_batches(k):
             timed += run_forked_batch(batch)
         print(f"round {k + 1} of {args.rounds} done", flush=True)
-    counted = valgrind.count(counts, COUNT_TIMEOUT_S, simulate) if counts else []
+    counted = (
+        [r for level in simulate or (None,) for r in valgrind.count(counts, COUNT_TIMEOUT_S, level)] if counts else []
+    )
     if args.json:  # the runs first, beside the answer: an analysis that fails loses none of them
         save_results(compact(timed + counted), args.json.with_suffix(".runs.json.gz"))
     failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]

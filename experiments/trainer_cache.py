@@ -13,8 +13,9 @@ The overhead probe (auto shape, one thread) with its model's own work made longe
 Per round and variant, one forked process runs segments P L P (plain, lean Trainer); the Trainer's own time is
 taken in place (rest(L) - rest(plain), loopbench.analysis.inplace) and the paired whole-step delta beside it,
 median over rounds with 95% order-statistic intervals. Then plain and lean of each variant are counted under
-callgrind with its cache and branch simulation (one core's L1i, L1d and L2): the Trainer's extra instructions
-per step, which no variant should move, and its extra simulated misses, which say where the time goes.
+callgrind with its cache and branch simulation (this VM's L1i and L1d, then once with its L2 and once with its
+L3 as the last level): the Trainer's extra instructions per step, which no variant should move, and its extra
+simulated misses. The simulation sees this process alone: what it does not show, the VM's neighbours did.
 
 If `busy` leaves the Trainer's time where `none` has it, the step's length and the core's clock are not the
 cause; where the Trainer's extra misses grow with its time, the state the model's work leaves in the caches is.
@@ -46,9 +47,11 @@ SEGMENTS = {"none": 296}  # steps per segment; the others (a step of 4-7 ms): 60
 COUNT = (24, 8)
 EVENTS = {  # callgrind's simulated events (valgrind.SIMULATE): what each counts
     "I1mr": "instruction fetches missing L1i",
-    "ILmr": "instruction fetches missing L2",
+    "IL2mr": "instruction fetches missing L2",
+    "IL3mr": "instruction fetches missing L3",
     "D1mr": "data reads missing L1d",
-    "DLmr": "data reads missing L2",
+    "DL2mr": "data reads missing L2",
+    "DL3mr": "data reads missing L3",
     "Bcm": "conditional branches mispredicted",
     "Bim": "indirect branches mispredicted",
 }
@@ -97,12 +100,14 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
         own = inplace.trainer_time(pairs)
         if own:
             row |= {k.removesuffix("_s") + "_us": v * 1e6 for k, v in own.items() if k.endswith("_s") and v is not None}
-        counts = {r.config["impl"]: r for r in counted if _variant(r) == name and r.ok and r.instructions_per_step}
+        counts: dict[str, dict[str, float]] = {}  # impl: its events per step, over the levels simulated
+        for r in counted:
+            if _variant(r) == name and r.ok and r.instructions_per_step:
+                counts.setdefault(r.config["impl"], {}).update(r.simulated_per_step, Ir=r.instructions_per_step)
         if PLAIN in counts and LEAN in counts:
             lean, plain = counts[LEAN], counts[PLAIN]
-            row["instructions_delta"] = lean.instructions_per_step - plain.instructions_per_step
-            row["simulated_delta"] = {k: lean.simulated_per_step[k] - plain.simulated_per_step[k]
-                                      for k in EVENTS if k in lean.simulated_per_step}  # fmt: skip
+            row["instructions_delta"] = lean["Ir"] - plain["Ir"]
+            row["simulated_delta"] = {k: lean[k] - plain[k] for k in EVENTS if k in lean and k in plain}
         out[name] = row
     return out
 
@@ -126,5 +131,7 @@ def lines(a: dict[str, Any]) -> list[str]:
 
 if __name__ == "__main__":
     sys.exit(
-        measured.main(None, "trainer_cache", __doc__, 14, round_cells, count_cells(), analyse, lines, simulate=True)
+        measured.main(
+            None, "trainer_cache", __doc__, 14, round_cells, count_cells(), analyse, lines, simulate=("L2", "L3")
+        )
     )

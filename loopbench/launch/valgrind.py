@@ -45,14 +45,16 @@ def unavailable(device: str = "cpu") -> str | None:
     return None
 
 
-# callgrind's cache and branch simulation with one core of this VM's own caches (lscpu: 32 KiB L1i and L1d,
-# 512 KiB L2 per core); callgrind simulates two levels, so its last level (LL) is the core's private L2 here
-SIMULATE = ("--cache-sim=yes", "--branch-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=524288,8,64")
+# callgrind's cache and branch simulation with one core of this VM's caches (lscpu: 32 KiB L1i and L1d, 512 KiB
+# L2 per core, a 32 MiB L3). Callgrind simulates two levels, L1 and a last level (LL): the L2 or the L3 here.
+_L1 = ("--cache-sim=yes", "--branch-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64")
+SIMULATE = {"L2": (*_L1, "--LL=524288,8,64"), "L3": (*_L1, "--LL=33554432,16,64")}
 
 
-def count(configs: list[RunConfig], timeout_s: float, simulate: bool = False) -> list[RunResult]:
+def count(configs: list[RunConfig], timeout_s: float, simulate: str | None = None) -> list[RunResult]:
     """Run `configs` one after another in one process under callgrind; each result gets instructions_per_step,
-    and with `simulate` the simulated cache misses and branch mispredictions per step (`simulated_per_step`)."""
+    and with `simulate` (a last level of SIMULATE) the simulated cache misses and branch mispredictions per step,
+    `simulated_per_step`, under callgrind's names with LL named for the level (ILmr: IL2mr or IL3mr)."""
     reason = unavailable(configs[0].device)
     if reason:
         return [RunResult.failed(c, "unsupported", reason) for c in configs]
@@ -61,7 +63,7 @@ def count(configs: list[RunConfig], timeout_s: float, simulate: bool = False) ->
         cfg_path.write_text(json.dumps([c.to_dict() for c in configs]))
         env = process_env(configs[0].lightning, configs[0].allocator) | {callgrind.ENV: "1", "PYTHONHASHSEED": "0"}
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={tmp}/cg.out"]
-        cmd += SIMULATE if simulate else ()
+        cmd += SIMULATE[simulate] if simulate else ()
         cmd += [
             f"--log-file={log_path}",
             sys.executable,
@@ -90,7 +92,8 @@ def count(configs: list[RunConfig], timeout_s: float, simulate: bool = False) ->
         if r.ok and str(i) in counts and measured > 0:
             r.instructions_per_step = counts[str(i)]["Ir"] / measured
             if simulate:
-                r.simulated_per_step = {k: n / measured for k, n in counts[str(i)].items() if k != "Ir"}
+                level = {k: k.replace("L", simulate) for k in counts[str(i)]}
+                r.simulated_per_step = {level[k]: n / measured for k, n in counts[str(i)].items() if k != "Ir"}
         elif r.ok:
             r.status, r.message = "error", "no instruction count was dumped for this run"
     return results
