@@ -1,6 +1,6 @@
 """Does the memory allocator make the Trainer's own time per step grow with the step?
 
-    python -m experiments.allocator [--rounds 8] [--json PATH]
+    python -m experiments.allocator [--rounds 8] [--json PATH] [--points NAME ...]
 
 A real task's step allocates and frees megabytes of activations and gradients. glibc's malloc returns large
 freed blocks to the system (mmap above a threshold that moves at run time; trimming the top of the heap), so
@@ -18,13 +18,14 @@ part of why a task's Trainer costs more than the probe's; if nothing moves, it i
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from typing import Any
 
 from experiments import measured
 from loopbench.analysis import inplace, rounds
-from loopbench.analysis.paycurve import POINTS, Point
+from loopbench.analysis.paycurve import POINTS, Point, _point
 from loopbench.analysis.probe import PROBE
 from loopbench.analysis.stats import MIN_MEDIAN_PAIRS, robust_difference
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
@@ -36,25 +37,20 @@ CHOSEN = ("GAN quick, batch 64", "CIFAR, widths 8-32, batch 64")  # 35 and 54 ms
 PROBE_STEPS = 296
 
 
-def _points() -> list[Point]:
-    return [p for p in POINTS if p.name in CHOSEN]
-
-
-def round_cells(k: int) -> list[list[RunConfig]]:
-    """Round k: per allocator, one process per point and one for the probe, each its segments P L P D P."""
+def round_cells(chosen: tuple[str, ...], k: int) -> list[list[RunConfig]]:
+    """Round k: per allocator, one process per chosen point and one for the probe, each its segments P L P D P."""
     batches = []
     for allocator in list(ALLOCATORS) if k % 2 == 0 else list(ALLOCATORS)[::-1]:
         probe = overhead.plan("cpu", "auto", 1, PROBE_STEPS, IMPLS, first=k)
-        for cells in [*(p.cells(k) for p in _points()), probe]:
+        for cells in [*(p.cells(k) for p in POINTS if p.name in chosen), probe]:
             batches.append([dataclasses.replace(c, allocator=allocator) for c in cells])
     return batches
 
 
 def _name(r: RunResult) -> str:
-    """The point a run belongs to (one chosen point per task)."""
-    if r.config["task"] == PROBE:
-        return "the probe"
-    return next(p.name for p in _points() if p.task == r.config["task"])
+    """The point a run belongs to."""
+    point: Point | None = None if r.config["task"] == PROBE else _point(r, POINTS)
+    return point.name if point else "the probe"
 
 
 def _own_per_round(pairs: list[rounds.Pair]) -> dict[int, float]:
@@ -69,7 +65,7 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
     if wrong:
         raise SystemExit(f"{wrong[0].run_config.label}: started with GLIBC_TUNABLES={wrong[0].env['glibc_tunables']}")
     out: dict[str, Any] = {}
-    for name in [*CHOSEN, "the probe"]:
+    for name in [*dict.fromkeys(_name(r) for r in timed if r.config["task"] != PROBE), "the probe"]:
         for impl in (LEAN, DEFAULTS):
             row, own = {}, {}
             for allocator in ALLOCATORS:
@@ -110,5 +106,17 @@ def lines(a: dict[str, Any]) -> list[str]:
     return out
 
 
+def main(argv: list[str] | None = None) -> int:
+    options = argparse.ArgumentParser(prog="python -m experiments.allocator", add_help=False)
+    names = [p.name for p in POINTS]
+    options.add_argument("--points", nargs="+", choices=names, default=list(CHOSEN), metavar="NAME",
+                         help=f"pay-curve points (default: {'; '.join(CHOSEN)}); of: {'; '.join(names)}")  # fmt: skip
+    known, rest = options.parse_known_args(argv)
+    chosen = tuple(known.points)
+    return measured.main(
+        rest, "allocator", __doc__, 8, lambda k: round_cells(chosen, k), [], analyse, lines, parents=(options,)
+    )
+
+
 if __name__ == "__main__":
-    sys.exit(measured.main(None, "allocator", __doc__, 8, round_cells, [], analyse, lines))
+    sys.exit(main(sys.argv[1:]))

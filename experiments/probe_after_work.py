@@ -36,9 +36,9 @@ POINTS_HERE: tuple[Point, ...] = (  # per task, from the shortest step to the be
     CURVE["CIFAR, widths 4-8, batch 2"],
     CURVE["CIFAR, widths 8-32, batch 16"],
     CURVE["CIFAR quick, batch 64"],
-    Point("EfficientNet, image 32, batch 2", "efficientnet_binary", {"image_size": 32, "batch_size": 2}, (30, 6)),
-    Point("EfficientNet, image 64, batch 8", "efficientnet_binary", {"batch_size": 8}, (12, 3)),
-    Point("EfficientNet quick, batch 32", "efficientnet_binary", {}, (6, 2)),
+    CURVE["EfficientNet, image 32, batch 2"],
+    CURVE["EfficientNet, image 64, batch 8"],
+    CURVE["EfficientNet quick, batch 32"],
 )
 SETTINGS = ("spin", "ballast_mib")
 CELLS = ("GAN quick, batch 64", "CIFAR quick, batch 64", "EfficientNet quick, batch 32")  # the bench's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -167,3 +169,30 @@ def test_the_probe_after_work_experiment_runs_the_benchs_cells_and_both_probes_i
     probes = [b[0].overrides for b in batches if b[0].task == "overhead_probe"]
     loads = sorted((o["shape"], o.get("spin", 0), o.get("ballast_mib", 0)) for o in probes)
     assert loads == [(s, *load) for s in ("auto", "manual") for load in ((0, 0), (0, 64), (200, 0))]
+
+
+def test_an_experiment_analyses_its_saved_runs_again_without_running_any(tmp_path, capsys):
+    """experiments/measured.py --from: the runs an earlier --json saved, split into timed and counted, analysed
+    again with the machine's facts beside the answer; a missing file is one line, exit 2."""
+    from experiments import measured
+    from loopbench.core.store import save_results
+    from loopbench.core.types import RunConfig, RunResult
+
+    timed = RunResult(config=RunConfig("overhead_probe", "pytorch").to_dict(), env={"commit": "abc"})
+    counted = RunResult(config=RunConfig("overhead_probe", "pytorch", clock="instructions").to_dict())
+    save_results([timed, counted], tmp_path / "a.runs.json.gz")
+
+    def never(k: int) -> list:
+        raise AssertionError("--from runs nothing")
+
+    def analyse(t: list, c: list) -> dict:
+        return {"timed": len(t), "counted": len(c)}
+
+    out = tmp_path / "b.json"
+    args = ["--from", str(tmp_path / "a.runs.json.gz"), "--json", str(out)]
+    assert measured.main(args, "x", "doc", 6, never, [], analyse, lambda a: ["done"]) == 0
+    assert json.loads(out.read_text()) == {"timed": 1, "counted": 1, "env": {"commit": "abc"}}
+    assert not (tmp_path / "b.runs.json.gz").exists()
+    with pytest.raises(SystemExit) as e:
+        measured.main(["--from", str(tmp_path / "none.gz")], "x", "doc", 6, never, [], analyse, lambda a: [])
+    assert e.value.code == 2 and "no such file" in capsys.readouterr().err

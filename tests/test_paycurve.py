@@ -57,8 +57,8 @@ def test_the_prediction_that_holds_is_told_apart_from_the_one_that_does_not(tmp_
     assert (tmp_path / "paycurve.png").is_file()
 
 
-def test_the_points_span_two_decades_of_step_time_and_name_their_task():
-    assert len(POINTS) >= 6 and {p.task for p in POINTS} == {"mnist_gan", "cifar_cnn"}
+def test_the_points_span_two_decades_of_step_time_and_every_task():
+    assert len(POINTS) >= 6 and {p.task for p in POINTS} == {"mnist_gan", "cifar_cnn", "efficientnet_binary"}
     for p in POINTS:
         cfg = p.cells(0)[0]
         assert dataclasses.replace(cfg).overrides["validate_every_epoch"] is False
