@@ -18,7 +18,7 @@ import implementations
 from loopbench.core.precision import PRECISIONS
 from loopbench.core.trainers import FABRIC, TRAINERS
 from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES, LAUNCHERS
-from loopbench.studies.overhead import MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
+from loopbench.studies.overhead import AFTER, MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
 CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
@@ -63,7 +63,7 @@ class Option:
 
     def help_for(self, verb: str) -> str:
         text = self.help_by_verb.get(verb, self.help)
-        if self.kwargs.get("required"):
+        if self.kwargs.get("required") or "(default: " in text:  # required, or a help that names its default
             return text
         value = self.default_for(verb)
         if verb in self.by_verb or self.shown is None:
@@ -109,8 +109,9 @@ OPTIONS: tuple[Option, ...] = (
     _o("seeds", ("parity",), "several seeds: a verdict per seed, and an equivalence test (TOST) of --metric",
        type=int, nargs="+"),
     _o("steps", (*CELL, *MATRIX, "overhead", *STUDIES), "optimizer steps (batches) per run",
-       type=int, shown="the preset's", by_verb={"overhead": SEGMENT_STEPS, "collectives": 30},
-       help_by_verb={"overhead": "steps per segment (a quarter warm up)"}),
+       type=int, shown="the preset's", by_verb={"overhead": None, "collectives": 30},
+       help_by_verb={"overhead": f"steps per segment, a quarter warm up (default: {SEGMENT_STEPS}; with --after "
+                                 f"read, {AFTER['read'][1]})"}),
     _o("warmup-steps", (*CELL, *MATRIX, *STUDIES), "steps left out of the timing", type=int, shown="the preset's"),
     _o("batch-size", (*CELL, *MATRIX, "compile"), "samples per batch (per process)", type=int, shown="the preset's"),
     _o("data", (*CELL, *MATRIX), "synthetic (generated, offline) or real (torchvision's loaders)",
@@ -190,6 +191,9 @@ OPTIONS: tuple[Option, ...] = (
        choices=("on", "off"), default="on"),
     _o("shape", ("overhead",), "auto (one optimizer), manual (two, manual optimization) or both",
        choices=("auto", "manual", "both"), default="both"),
+    _o("after", ("overhead",), "what each probe step does before the Trainer's work: nothing (a near-zero step: "
+       "the floor) or read (64 MiB, as a real job's step leaves the caches: what real jobs paid, docs/pay-curve.md; "
+       f"{AFTER['read'][1]} steps per segment unless --steps)", choices=tuple(AFTER), default="nothing"),
     _o("timeout", (*CELL, *MATRIX, "paycurve", *STUDIES), "seconds per run before it is killed (run: with "
        "--isolate, or in several processes)", type=float,
        default=1800.0),

@@ -61,6 +61,7 @@ BAD_INPUT = [
     (["run", "--task", "overhead_probe", "--impl", "lightning", "--processes", "2"], "use --processes 1"),
     (["suite", "--tasks", "cifar_cnn", "--precisions", "32-true", "--processes", "1", "999"], "CPU cores"),
     (["overhead", "--shape", "diagonal"], "'auto', 'manual', 'both'"),
+    (["overhead", "--after", "lunch"], "'nothing', 'read'"),
     (["overhead", "--lightning", "2.6.3"], "refused: a malicious upload (April 2026)"),
     (["overhead", "--lightning", "9.9"], "not a release on loopbench's list"),
     (["parity", "--task", "cifar_cnn", "--lightning", "2.6.2"], "refused: a malicious upload"),
@@ -181,11 +182,12 @@ def test_each_task_declares_the_metrics_its_evaluation_returns(task):
 @pytest.mark.slow
 def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     out = tmp_path / "o.json"
-    argv = ["overhead", "--shape", "manual", "--repeats", "2", "--budget", "1", "--steps", "24"]
+    argv = ["overhead", "--shape", "manual", "--repeats", "2", "--budget", "1", "--steps", "24", "--after", "read"]
     assert main([*argv, "--instructions", "off", "--json", str(out)]) == 0
     answer = json.loads(out.read_text())
     impls = answer["shapes"]["manual"]
     assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 24
+    assert answer["after"] == "read"
     assert answer["method"] == "rounds" and answer["rounds"] == 2 and answer["stopped"] == "time budget spent"
     assert answer["elapsed_s"] >= answer["timed_s"] > 0  # the whole measurement, its rounds within it
     assert set(impls) == set(PROBE_IMPLS["manual"]) and impls["pytorch"]["us_per_step"] > 0
@@ -193,6 +195,16 @@ def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     assert answer["instructions"]["shapes"] == {} and answer["failed"] == []
     text = capsys.readouterr().out
     assert "round   2:" in text and "us/step" in text and "instruction counts: off" in text
+    assert "each step after a read of 64 MiB" in text and "--after nothing gives the floor" in text
+
+
+def test_the_probe_after_a_read_reads_64_mib_in_every_step_of_shorter_segments():
+    from loopbench.studies.overhead import AFTER, SEGMENT_STEPS, count_plan, plan
+
+    floor, read = plan("cpu", "auto", 1), plan("cpu", "auto", 1, after="read")
+    assert [c.steps for c in floor] == [SEGMENT_STEPS] * len(floor) and "ballast_mib" not in floor[0].overrides
+    assert {c.steps for c in read} == {AFTER["read"][1]} and {c.overrides["ballast_mib"] for c in read} == {64}
+    assert {c.overrides["ballast_mib"] for c in count_plan("cpu", "auto", after="read")} == {64}
 
 
 def test_every_verb_shows_its_defaults_and_an_example(capsys):

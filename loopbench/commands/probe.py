@@ -44,7 +44,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     positive("--target", args.target)
     shapes = ("auto", "manual") if args.shape == "both" else (args.shape,)
     for shape in shapes:
-        validate(plan(args.device, shape, 1, args.steps)[0])
+        validate(plan(args.device, shape, 1, args.steps, after=args.after)[0])
     versions = tuple(dict.fromkeys(release(v) for v in args.lightning or [None]))
     if any(versions):
         for v in versions:
@@ -54,7 +54,8 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     off = "instruction counts: off (--instructions off)"
     missing = unavailable(args.device) if args.instructions == "auto" else off
     print(
-        f"loopbench overhead: {PROBE}, one torch thread; rounds of short segments P V1 P V2 ... P in one process "
+        f"loopbench overhead: {PROBE}, one torch thread{AFTER_TEXT[args.after]}; rounds of short segments P V1 P "
+        f"V2 ... P in one process "
         f"each, at least {args.repeats} rounds, more until every headline delta is within {args.target:.0%} "
         f"or {args.budget:g} s have passed; variants: "
         + "; ".join(f"{s}: {', '.join(PROBE_IMPLS[s])}" for s in shapes)
@@ -80,15 +81,18 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     with interrupts_raise():
         answer, _ = run_rounds(
             args.device, shapes, args.repeats, args.budget, args.target, args.steps, not missing, progress,
-            versions=versions,
+            versions=versions, after=args.after,
         )  # fmt: skip
     answer["elapsed_s"] = round(time.monotonic() - started, 1)  # the whole measurement: rounds and counts
     print("\n".join(lines(answer)))
-    print(f"a job whose plain step takes T pays about delta / T: {probe_report.WHERE_IT_HOLDS}")
+    print(f"a job whose plain step takes T pays about delta / T: {probe_report.WHERE_IT_HOLDS[args.after]}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(answer, indent=1) + "\n")
     return 1 if failed(answer) else 0
+
+
+AFTER_TEXT = {"nothing": "", "read": ", each step after a read of 64 MiB"}
 
 
 def cmd_history(args: argparse.Namespace) -> int:

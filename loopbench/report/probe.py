@@ -77,16 +77,25 @@ def headline_sentence(device: str, a: dict[str, Any]) -> str:
             else ""
         )
         + ". A job whose plain step takes T pays about that delta / T: "
-        + WHERE_IT_HOLDS
+        + WHERE_IT_HOLDS["nothing"]
     )
 
 
-# where the constant-delta model holds, as the pay curve measured in place found it (docs/pay-curve.md)
-WHERE_IT_HOLDS = (
-    "a floor, measured after a near-zero step; after real model work the Trainer's own time per step was "
-    "larger, and then constant whatever the step's length (the pay curve in place, docs/pay-curve.md), so measure "
-    "your job's in place with `loopbench module`, beside what you compare: it holds at any T, not across days."
-)
+# where the constant-delta model holds, as the pay curve measured in place found it (docs/pay-curve.md): per
+# `loopbench overhead --after`, what the delta it measured is
+WHERE_IT_HOLDS = {
+    "nothing": (
+        "a floor, measured after a near-zero step. Real jobs paid more, at any step length: about the delta of "
+        "`loopbench overhead --after read`, whose step first reads 64 MiB, so that the Trainer's per-step working "
+        "set comes back from memory as it does after real model work (docs/pay-curve.md); or measure your job's own "
+        "in place with `loopbench module`, beside what you compare: it holds at any T, not across days."
+    ),
+    "read": (
+        "this delta, measured after a read that sends the Trainer's per-step working set back to memory, is about "
+        "what real jobs paid in place at any step length, within one invocation (docs/pay-curve.md); --after "
+        "nothing gives the floor."
+    ),
+}
 
 
 def probe_table(a: dict[str, Any]) -> pd.DataFrame:

@@ -31,6 +31,12 @@ TRAIN_SIZE = 512  # every segment crosses epoch ends, so what a Trainer does the
 COUNT_WARMUP, COUNT_STEPS = 20, 84  # instruction counts: 64 counted steps, one epoch
 
 
+# What each probe step does before the Trainer's work (`loopbench overhead --after`): nothing (a near-zero step:
+# the floor), or a read of 64 MiB, which leaves the Trainer's per-step working set in memory rather than the
+# L3, as the model's work and the time a real step takes do (docs/pay-curve.md); with the segment's steps
+AFTER = {"nothing": ({}, SEGMENT_STEPS), "read": ({"ballast_mib": 64}, 96)}
+
+
 # the overhead command's rounds at least; the suite's (they run while the probe is counted beside them)
 MIN_ROUNDS, SUITE_ROUNDS = 12, 6
 SUITE_STEPS = 296  # the suite's probe segments: 256 timed steps, 4 epochs, half the command's to fit the bench
@@ -44,31 +50,38 @@ def plan(
     steps: int | None = None,
     impls: tuple[str, ...] = LADDER_IMPLS,
     first: int = 0,
+    after: str = "nothing",
 ) -> list[RunConfig]:
     """Rounds `first` .. `first + count - 1`: P V1 P V2 ... P, the variants reversed every other round."""
-    steps = steps or SEGMENT_STEPS
+    steps = steps or AFTER[after][1]
     warmup = min(SEGMENT_WARMUP, steps // 4)
     return [
-        _probe_cell(device, shape, impl, steps, warmup, repeat=repeat, slot=slot)
+        _probe_cell(device, shape, impl, steps, warmup, after, repeat=repeat, slot=slot)
         for repeat in range(first, first + count)
         for slot, impl in enumerate(rounds.sequence(impls, repeat), 1)
     ]
 
 
 def count_plan(
-    device: str, shape: str, impls: tuple[str, ...] = LADDER_IMPLS, counts: int = 1, again: tuple[str, ...] = ()
+    device: str,
+    shape: str,
+    impls: tuple[str, ...] = LADDER_IMPLS,
+    counts: int = 1,
+    again: tuple[str, ...] = (),
+    after: str = "nothing",
 ) -> list[RunConfig]:
     """One instruction count per variant (a count moves by well under 1%: one is the answer), then `counts - 1`
     more of the variants in `again` (all where empty): two counts of the same code show how far a count moves."""
     return [
-        _probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, clock="instructions", repeat=k)
+        _probe_cell(device, shape, impl, COUNT_STEPS, COUNT_WARMUP, after, clock="instructions", repeat=k)
         for k in range(counts)
         for impl in (impls if k == 0 or not again else [i for i in impls if i in again])
     ]
 
 
-def _probe_cell(device: str, shape: str, impl: str, steps: int, warmup: int, **where: Any) -> RunConfig:
-    return RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, warmup, overrides=_overrides(shape), **where)
+def _probe_cell(device: str, shape: str, impl: str, steps: int, warmup: int, after: str, **where: Any) -> RunConfig:
+    over = _overrides(shape) | AFTER[after][0]
+    return RunConfig(PROBE, impl, device, "32-true", "quick", 0, steps, warmup, overrides=over, **where)
 
 
 def _overrides(shape: str) -> dict[str, Any]:
@@ -89,16 +102,20 @@ def run_rounds(
     keep: Callable[[list[RunResult]], None] | None = None,
     counts: int = 2,
     count_impls: dict[str, tuple[str, ...]] | None = None,
+    after: str = "nothing",
 ) -> tuple[dict[str, Any], list[RunResult]]:
     """Rounds of every shape (and Lightning release: A B C / C B A over releases too) until `min_rounds` are
     done and the headline deltas are within `target`, or `budget_s` seconds have passed since the first; and
     (with `count`) `counts` instruction counts of each headline variant (one of every other variant). Returns
-    the answer, with how it stopped, and the runs; `keep` gets each batch of runs as it ends (to save them).
+    the answer, with how it stopped, and the runs; `keep` gets each batch of runs as it ends (to save them);
+    `after`: what each probe step does first (AFTER).
     A count does not depend on load, so the counts run beside the rounds (which use one thread), one process
     per release, on the cores the rounds leave free; the answer waits for the last of them."""
 
     def counted(version: str | None) -> list[RunResult]:
-        cells = [c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS)]
+        cells = [
+            c for s in shapes for c in count_plan(device, s, (count_impls or impls)[s], counts, HEADLINE_IMPLS, after)
+        ]
         return count_instructions([dataclasses.replace(c, lightning=version) for c in cells], 1800)
 
     results: list[RunResult] = []
@@ -108,7 +125,7 @@ def run_rounds(
         while True:
             for shape in shapes:
                 for version in versions if k % 2 == 0 else versions[::-1]:
-                    plan_k = plan(device, shape, 1, steps, impls[shape], k)
+                    plan_k = plan(device, shape, 1, steps, impls[shape], k, after)
                     results += (got := run_forked_batch([dataclasses.replace(c, lightning=version) for c in plan_k]))
                     if keep:
                         keep(got)
@@ -125,5 +142,5 @@ def run_rounds(
             if keep:
                 keep(got)
     a = by_release(results, device)
-    a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1)}
+    a |= {"stopped": stopped, "target": target, "budget_s": budget_s, "timed_s": round(elapsed, 1), "after": after}
     return a, results
