@@ -167,6 +167,22 @@ def paycurve_in_place_facts() -> list[str]:
     ]
 
 
+def probe_after_work_facts() -> list[str]:
+    """One invocation: every task at three sizes in place, against the probe after a read and as measured."""
+    a = json.loads((_source("probe after work") / "probe-after-work.json").read_text())
+    read = next(k for k in a["probes"]["auto"] if "read" in k)
+    models = [a["models"][impl] for impl in (LEAN, DEFAULTS)]
+    steps = [p["step_ms"] for p in a["points"]]
+    mib = re.search(r"(\d+) MiB", read).group(1)
+    predicted, points = sum(m[f"probe {read}"] for m in models), sum(m["points"] for m in models)
+    return [
+        f"reads {mib} MiB",
+        f"it predicted {predicted} of {points} in-place figures",
+        f"from {min(steps):.1f} ms to {max(steps):.0f} ms, the probe as measured "
+        f"{sum(m['probe as measured'] for m in models)}",
+    ]
+
+
 def own_module_facts() -> list[str]:
     """`loopbench module` on Lightning's demo Transformer: the whole-step ratio against the in-place figure."""
     folder = _source("own module")
@@ -198,7 +214,7 @@ CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95
 
 def _facts() -> list[str]:
     facts = headline_facts() + overhead_facts() + benchmark_table_facts() + paycurve_facts() + history_facts()
-    return facts + own_module_facts() + paycurve_in_place_facts()
+    return facts + own_module_facts() + paycurve_in_place_facts() + probe_after_work_facts()
 
 
 def test_the_readme_is_short_and_answers_on_its_first_screen():

@@ -168,9 +168,8 @@ def cmd_paycurve(args: argparse.Namespace) -> int:
     probe += f"; {missing}" if missing else ", then instruction counts" if counts else ""
     what = f"{len(points)} points x {args.repeats} rounds of P L P D P{probe}"
     if not timed:
-        what = f"the instruction counts of {sum(bool(p.count) for p in points)} points" + (
-            " and the probe" if args.probe == "on" else ""
-        )
+        n = sum(bool(p.count) for p in points)
+        what = f"the instruction counts of {n} point{'s' * (n != 1)}" + (" and the probe" if args.probe == "on" else "")
     print(f"loopbench paycurve: {what}: {len(cells)} short runs into {out} (the report: every run there)", flush=True)
     log = ResultLog(out / "results.jsonl")
     with interrupts_raise():
