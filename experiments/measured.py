@@ -42,15 +42,22 @@ def main(
     parser.add_argument("--rounds", type=int, default=default_rounds, help=f"rounds (default: {default_rounds})")
     parser.add_argument("--json", type=Path, help="write the answer here (and the runs beside it, .runs.json.gz)")
     parser.add_argument("--from", dest="runs", type=Path, help="analyse the runs saved by an earlier --json; run none")
+    parser.add_argument("--counted", type=Path, nargs="+", default=[], metavar="RUNS",
+                        help="with --from: instruction counts made elsewhere with the same code and versions (only "
+                             "their counted runs are used)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.rounds < 6:
         parser.error("--rounds must be at least 6 (for an order-statistic interval)")
+    if args.counted and not args.runs:
+        parser.error("--counted goes with --from")
     if args.runs:
-        if not args.runs.is_file():
-            parser.error(f"--from {args.runs}: no such file")
+        for path in (args.runs, *args.counted):
+            if not path.exists():
+                parser.error(f"{path}: no such file")
         saved = load_results(args.runs)
         timed = [r for r in saved if r.config.get("clock", "time") == "time"]
-        counted = [r for r in saved if r.config.get("clock", "time") != "time"]
+        others = load_results(*args.counted) if args.counted else []
+        counted = [r for r in saved + others if r.config.get("clock", "time") != "time"]
     else:
         timed, counted = _run(args.rounds, round_batches, counts, simulate)
     if args.json and not args.runs:  # the runs first, beside the answer: an analysis that fails loses none of them

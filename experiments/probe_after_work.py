@@ -11,7 +11,12 @@ default Trainer) of:
   the GEMM kernels, little data), or a read of 64 MiB (more than the caches hold, the L3 included).
 The Trainer's own time in place (rest(Lightning) - rest(plain), loopbench.analysis.inplace) of every point is set
 against each probe in the task's shape, and against the task's other points (own = a constant per task):
-"agrees" where the intervals overlap, the reports' one meaning of the word.
+"agrees" where the intervals overlap, the reports' one meaning of the word. Then the Trainers' extra instructions
+per step are counted under callgrind on each task's shortest point and on the probe in both shapes, and the probe
+after a read is scaled by the task's counted work over the probe's: own = delta_read x instructions(task) /
+instructions(probe), the model that adds the work a task's Trainer does beyond the probe's (EfficientNet's 213
+parameter tensors to the probe's few). A count depends on the code and versions, not on the machine's load, so
+counts made elsewhere with the same code and versions may stand in (--counted).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ POINTS_HERE: tuple[Point, ...] = (  # per task, from the shortest step to the be
     CURVE["EfficientNet quick, batch 32"],
 )
 SETTINGS = ("spin", "ballast_mib")
+READ = "after a 64 MiB read"
 CELLS = ("GAN quick, batch 64", "CIFAR quick, batch 64", "EfficientNet quick, batch 32")  # the bench's
 PROBES = {  # settings, steps per segment
     "as measured": ({}, overhead.SUITE_STEPS),
@@ -61,6 +67,36 @@ def round_cells(k: int) -> list[list[RunConfig]]:
     return batches if k % 2 == 0 else batches[::-1]
 
 
+def count_cells() -> list[RunConfig]:
+    """Plain loop and both Trainers counted on each task's shortest point, and on the probe in both shapes."""
+    shortest = {p.task: p for p in reversed(POINTS_HERE)}
+    return [c for p in shortest.values() for c in p.count_cells()] + [
+        c for s in SHAPES for c in overhead.count_plan("cpu", s, IMPLS)
+    ]
+
+
+def _work(counted: list[RunResult]) -> dict[str, dict[str, float]]:
+    """{task, or "probe <shape>": {Trainer: its instructions per step over the plain loop's}}, from the counts of
+    a task's points (the first point with the plain loop counted) and of the probe as measured."""
+    by: dict[str, dict[str, dict[str, float]]] = {}
+    for r in counted:
+        over = r.config["overrides"]
+        if r.config["task"] == PROBE and any(over.get(k) for k in SETTINGS):
+            continue
+        key = f"probe {over['shape']}" if r.config["task"] == PROBE else f"{r.config['task']} {_overrides(r)}"
+        by.setdefault(key, {})[r.config["impl"]] = r.instructions_per_step
+    out: dict[str, dict[str, float]] = {}
+    for key, counts in by.items():
+        name = key if key.startswith("probe ") else key.split(" ")[0]
+        if PLAIN in counts and name not in out:
+            out[name] = {impl: counts[impl] - counts[PLAIN] for impl in (LEAN, DEFAULTS) if impl in counts}
+    return out
+
+
+def _scaled(probe: dict[str, Any], factor: float) -> dict[str, Any]:
+    return {k: probe[k] * factor for k in ("own_us", "own_low_us", "own_high_us") if probe.get(k) is not None}
+
+
 def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
     """{"points": [per point and Trainer: step, ratio, own time in place], "probes": {shape: {load: {Trainer: own
     time}}}, "models": {Trainer: {"per task": leave-one-out per task, "probe <load>": agreements}}}."""
@@ -74,6 +110,7 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
         shape: {load: {impl: _measured(runs, impl) for impl in (LEAN, DEFAULTS)} for load, runs in by_load.items()}
         for shape, by_load in probes.items()
     }
+    work = _work(counted)
     rows = []
     for point in POINTS_HERE:
         runs = [r for r in timed if r.config["task"] == point.task and _overrides(r) == _overrides_of(point)]
@@ -89,6 +126,11 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
             for load in PROBES:
                 p = probe_own.get(shape, {}).get(load, {}).get(impl, {})
                 row[f"agrees_probe_{load}"] = _overlap(row, p)
+            mine, probe = work.get(point.task, {}).get(impl), work.get(f"probe {shape}", {}).get(impl)
+            if mine and probe:
+                row["work_factor"] = mine / probe  # the task's Trainer's counted work over the probe's
+                row["scaled"] = _scaled(probe_own.get(shape, {}).get(READ, {}).get(impl, {}), mine / probe)
+                row["agrees_scaled"] = _overlap(row, row["scaled"])
             rows.append(row)
     models = {}
     for impl in (LEAN, DEFAULTS):
@@ -99,9 +141,11 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
             },
             "one value": common(mine),
             **{f"probe {load}": int(sum(bool(r[f"agrees_probe_{load}"]) for r in mine)) for load in PROBES},
+            "scaled by counted work": int(sum(bool(r.get("agrees_scaled")) for r in mine)),
+            "scaled points": int(sum("agrees_scaled" in r for r in mine)),
             "points": len(mine),
         }
-    return {"points": rows, "probes": probe_own, "models": models}
+    return {"points": rows, "probes": probe_own, "models": models, "work": work}
 
 
 def _overrides(r: RunResult) -> dict[str, Any]:
@@ -131,14 +175,19 @@ def lines(a: dict[str, Any]) -> list[str]:
             out.append(f"the probe ({shape}), {load}: lean {_own(v[LEAN])}; default {_own(v[DEFAULTS])}")
     for r in a["points"]:
         marks = ", ".join(f"{load}: {'agrees' if r[f'agrees_probe_{load}'] else 'no'}" for load in PROBES)
+        if "scaled" in r:
+            marks += (
+                f"; scaled x{r['work_factor']:.2f}: {_own(r['scaled'])}, {'agrees' if r['agrees_scaled'] else 'no'}"
+            )
         cell = " (the bench's cell)" if r["cell"] else ""
         out.append(f"{r['point']}{cell}, {r['impl']}: plain {r['step_ms']:,.1f} ms, own {_own(r)}; probe {marks}")
     for impl, m in a["models"].items():
         tasks = "; ".join(f"{t} {v['predicted']} of {v['points']}" for t, v in m["per task"].items())
         probes = "; ".join(f"probe {load} {m[f'probe {load}']} of {m['points']}" for load in PROBES)
+        probes += f"; scaled by counted work {m['scaled by counted work']} of {m['scaled points']}"
         out.append(f"{impl}: each point from its task's others: {tasks}; {probes}; one value for all: {m['one value']}")
     return out
 
 
 if __name__ == "__main__":
-    sys.exit(measured.main(None, "probe_after_work", __doc__, 8, round_cells, [], analyse, lines))
+    sys.exit(measured.main(None, "probe_after_work", __doc__, 8, round_cells, count_cells(), analyse, lines))

@@ -38,8 +38,8 @@ def plan(
     points: tuple[Point, ...], count: int, task_threads: int, probe: bool = True, counts: bool = False
 ) -> list[RunConfig]:
     """Round by round: every point's segments, then (with `probe`) the probe's, both shapes, at one thread and at
-    the tasks' thread count; then (with `counts`) each counted point's instruction counts, and the probe's (its
-    one-optimizer shape: the curve's shortest point)."""
+    the tasks' thread count; then (with `counts`) each counted point's instruction counts, and the probe's in both
+    shapes (its one-optimizer shape is the curve's shortest point; the GAN's work is set against the other)."""
     cells = []
     for k in range(count):
         for point in points if k % 2 == 0 else points[::-1]:
@@ -51,4 +51,4 @@ def plan(
                     for c in overhead.plan("cpu", shape, 1, impls=IMPLS, first=k)
                 ]
     cells += [c for point in points if counts for c in point.count_cells()]
-    return cells + (overhead.count_plan("cpu", "auto", IMPLS) if counts and probe else [])
+    return cells + [c for shape in SHAPES if counts and probe for c in overhead.count_plan("cpu", shape, IMPLS)]
