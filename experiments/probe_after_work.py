@@ -84,7 +84,7 @@ def _work(counted: list[RunResult]) -> dict[str, dict[str, float]]:
         if r.config["task"] == PROBE and any(over.get(k) for k in SETTINGS):
             continue
         key = f"probe {over['shape']}" if r.config["task"] == PROBE else f"{r.config['task']} {_overrides(r)}"
-        by.setdefault(key, {})[r.config["impl"]] = r.instructions_per_step
+        by.setdefault(key, {}).setdefault(r.config["impl"], r.instructions_per_step)  # the first count of each
     out: dict[str, dict[str, float]] = {}
     for key, counts in by.items():
         name = key if key.startswith("probe ") else key.split(" ")[0]
