@@ -196,3 +196,18 @@ def test_an_experiment_analyses_its_saved_runs_again_without_running_any(tmp_pat
     with pytest.raises(SystemExit) as e:
         measured.main(["--from", str(tmp_path / "none.gz")], "x", "doc", 6, never, [], analyse, lambda a: [])
     assert e.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_the_first_segment_experiment_pairs_nothing_with_its_warm_up_segment():
+    """experiments/first_segment.py: the second arm's round starts with a short plain segment, and the pairing takes
+    each Lightning segment's neighbours from the paired segments alone."""
+    from experiments import first_segment as e
+    from loopbench.analysis import rounds
+    from loopbench.core.types import RunResult
+
+    bench, warm = e.round_cells(0)
+    assert [c.impl for c in warm[1:]] == [c.impl for c in bench] and warm[0].steps == e.WARM_STEPS
+    runs = [RunResult(config=c.to_dict(), step_time_median_s=1e-3) for c in warm]
+    found, _ = rounds.pairs([r for r in runs if r.config["steps"] != e.WARM_STEPS], "x")
+    assert {p.plain[0].config["slot"] for ps in found.values() for p in ps} == {2, 4}
+    assert {e._arm(RunResult(config=c.to_dict())) for c in bench + warm} == set(e.ARMS)
