@@ -42,6 +42,12 @@ def main(
     parser.add_argument("--rounds", type=int, default=default_rounds, help=f"rounds (default: {default_rounds})")
     parser.add_argument("--json", type=Path, help="write the answer here (and the runs beside it, .runs.json.gz)")
     parser.add_argument("--from", dest="runs", type=Path, help="analyse the runs saved by an earlier --json; run none")
+    parser.add_argument(
+        "--counts",
+        choices=("on", "off"),
+        default="on",
+        help="off: the timed rounds alone (counts may be added later: --from ... --counted ...)",
+    )
     parser.add_argument("--counted", type=Path, nargs="+", default=[], metavar="RUNS",
                         help="with --from: instruction counts made elsewhere with the same code and versions (only "
                              "their counted runs are used)")  # fmt: skip
@@ -59,7 +65,7 @@ def main(
         others = load_results(*args.counted) if args.counted else []
         counted = [r for r in saved + others if r.config.get("clock", "time") != "time"]
     else:
-        timed, counted = _run(args.rounds, round_batches, counts, simulate)
+        timed, counted = _run(args.rounds, round_batches, counts if args.counts == "on" else [], simulate)
     if args.json and not args.runs:  # the runs first, beside the answer: an analysis that fails loses none of them
         save_results(compact(timed + counted), args.json.with_suffix(".runs.json.gz"))
     failed = [f"{r.run_config.label}: {r.status}: {r.message}" for r in timed + counted if not r.ok]

@@ -21,6 +21,7 @@ counts made elsewhere with the same code and versions may stand in (--counted).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 from typing import Any
@@ -30,7 +31,7 @@ from experiments import measured
 from loopbench.analysis.paycurve import IMPLS, POINTS, Point, _measured, common, per_task
 from loopbench.analysis.probe import PROBE, SHAPES
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.core.types import RunConfig, RunResult
+from loopbench.core.types import ALLOCATORS, RunConfig, RunResult
 from loopbench.studies import overhead
 
 CURVE = {p.name: p for p in POINTS}
@@ -189,5 +190,17 @@ def lines(a: dict[str, Any]) -> list[str]:
     return out
 
 
+def main(argv: list[str] | None = None) -> int:
+    options = argparse.ArgumentParser(prog="python -m experiments.probe_after_work", add_help=False)
+    options.add_argument("--allocator", choices=tuple(ALLOCATORS), default="glibc",
+                         help="every process's allocator (default: glibc, as the environment sets it)")  # fmt: skip
+    known, rest = options.parse_known_args(argv)
+
+    def batches(k: int) -> list[list[RunConfig]]:
+        return [[dataclasses.replace(c, allocator=known.allocator) for c in b] for b in round_cells(k)]
+
+    return measured.main(rest, "probe_after_work", __doc__, 8, batches, count_cells(), analyse, lines, (options,))
+
+
 if __name__ == "__main__":
-    sys.exit(measured.main(None, "probe_after_work", __doc__, 8, round_cells, count_cells(), analyse, lines))
+    sys.exit(main(sys.argv[1:]))
