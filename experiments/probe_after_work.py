@@ -28,8 +28,9 @@ from typing import Any
 
 import implementations
 from experiments import measured
-from loopbench.analysis.paycurve import IMPLS, POINTS, Point, _measured, common, per_task
+from loopbench.analysis.paycurve import IMPLS, POINTS, Point, _measured, _point, common, per_task
 from loopbench.analysis.probe import PROBE, SHAPES
+from loopbench.analysis.stats import agreement
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import ALLOCATORS, RunConfig, RunResult
 from loopbench.studies import overhead
@@ -84,11 +85,11 @@ def _work(counted: list[RunResult]) -> dict[str, dict[str, float]]:
         over = r.config["overrides"]
         if r.config["task"] == PROBE and any(over.get(k) for k in SETTINGS):
             continue
-        key = f"probe {over['shape']}" if r.config["task"] == PROBE else f"{r.config['task']} {_overrides(r)}"
+        point = None if r.config["task"] == PROBE else _point(r, POINTS)
+        key = (f"probe {over['shape']}", "") if point is None else (r.config["task"], point.name)
         by.setdefault(key, {}).setdefault(r.config["impl"], r.instructions_per_step)  # the first count of each
     out: dict[str, dict[str, float]] = {}
-    for key, counts in by.items():
-        name = key if key.startswith("probe ") else key.split(" ")[0]
+    for (name, _), counts in by.items():
         if PLAIN in counts and name not in out:
             out[name] = {impl: counts[impl] - counts[PLAIN] for impl in (LEAN, DEFAULTS) if impl in counts}
     return out
@@ -114,7 +115,7 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
     work = _work(counted)
     rows = []
     for point in POINTS_HERE:
-        runs = [r for r in timed if r.config["task"] == point.task and _overrides(r) == _overrides_of(point)]
+        runs = [r for r in timed if r.config["task"] != PROBE and _point(r, POINTS_HERE) is point]
         plain = sorted(
             r.step_time_median_s for r in runs if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s
         )
@@ -149,18 +150,10 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
     return {"points": rows, "probes": probe_own, "models": models, "work": work}
 
 
-def _overrides(r: RunResult) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in r.config["overrides"].items()}
-
-
-def _overrides_of(p: Point) -> dict[str, Any]:
-    return _overrides(RunResult(config=p.cells(0)[0].to_dict()))
-
-
 def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
-    if a.get("own_low_us") is None or b.get("own_low_us") is None:
-        return None
-    return a["own_low_us"] <= b["own_high_us"] and b["own_low_us"] <= a["own_high_us"]
+    """The reports' "agrees" (stats.agreement) of two in-place figures; None where either has no interval."""
+    verdict = agreement(a.get("own_low_us"), a.get("own_high_us"), b.get("own_low_us"), b.get("own_high_us"))
+    return None if verdict == "–" else verdict == "agrees"
 
 
 def _own(v: dict[str, Any]) -> str:

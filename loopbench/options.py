@@ -53,6 +53,7 @@ class Option:
     shown: str | None = None  # how --help names the default, where the value alone would not say it
     by_verb: dict[str, Any] = field(default_factory=dict)  # a verb's own default, where it differs
     help_by_verb: dict[str, str] = field(default_factory=dict)  # a verb's own help, where the meaning narrows
+    shown_by_verb: dict[str, str] = field(default_factory=dict)  # how a verb's --help names its own default
 
     @property
     def dest(self) -> str:
@@ -63,10 +64,12 @@ class Option:
 
     def help_for(self, verb: str) -> str:
         text = self.help_by_verb.get(verb, self.help)
-        if self.kwargs.get("required") or "(default: " in text:  # required, or a help that names its default
+        if self.kwargs.get("required"):
             return text
         value = self.default_for(verb)
-        if verb in self.by_verb or self.shown is None:
+        if verb in self.shown_by_verb:
+            shown = self.shown_by_verb[verb]
+        elif verb in self.by_verb or self.shown is None:
             shown = "off" if value is False else "none" if value is None else " ".join(map(str, _listed(value)))
         else:
             shown = self.shown
@@ -78,7 +81,7 @@ def _listed(value: Any) -> list:
 
 
 def _o(name: str, verbs: tuple[str, ...], help: str, **kw: Any) -> Option:
-    fields = {k: kw.pop(k) for k in ("default", "shown", "by_verb", "help_by_verb") if k in kw}
+    fields = {k: kw.pop(k) for k in ("default", "shown", "by_verb", "help_by_verb", "shown_by_verb") if k in kw}
     return Option(name, verbs, help, kw, **fields)
 
 
@@ -110,8 +113,8 @@ OPTIONS: tuple[Option, ...] = (
        type=int, nargs="+"),
     _o("steps", (*CELL, *MATRIX, "overhead", *STUDIES), "optimizer steps (batches) per run",
        type=int, shown="the preset's", by_verb={"overhead": None, "collectives": 30},
-       help_by_verb={"overhead": f"steps per segment, a quarter warm up (default: {SEGMENT_STEPS}; with --after "
-                                 f"read, {AFTER['read'][1]})"}),
+       help_by_verb={"overhead": "steps per segment, a quarter warm up"},
+       shown_by_verb={"overhead": f"{SEGMENT_STEPS}; with --after read, {AFTER['read'][1]}"}),
     _o("warmup-steps", (*CELL, *MATRIX, *STUDIES), "steps left out of the timing", type=int, shown="the preset's"),
     _o("batch-size", (*CELL, *MATRIX, "compile"), "samples per batch (per process)", type=int, shown="the preset's"),
     _o("data", (*CELL, *MATRIX), "synthetic (generated, offline) or real (torchvision's loaders)",

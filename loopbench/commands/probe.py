@@ -26,7 +26,7 @@ from loopbench.report import paycurve as paycurve_report
 from loopbench.report import probe as probe_report
 from loopbench.studies import history, paycurve
 from loopbench.studies.batches import run_cells
-from loopbench.studies.overhead import PROBE_IMPLS, plan, run_rounds
+from loopbench.studies.overhead import AFTER, PROBE_IMPLS, plan, run_rounds
 from loopbench.studies.suite import machine_folder, run_folder
 
 
@@ -54,7 +54,7 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     off = "instruction counts: off (--instructions off)"
     missing = unavailable(args.device) if args.instructions == "auto" else off
     print(
-        f"loopbench overhead: {PROBE}, one torch thread{AFTER_TEXT[args.after]}; rounds of short segments P V1 P "
+        f"loopbench overhead: {PROBE}, one torch thread{_after_text(args.after)}; rounds of short segments P V1 P "
         f"V2 ... P in one process "
         f"each, at least {args.repeats} rounds, more until every headline delta is within {args.target:.0%} "
         f"or {args.budget:g} s have passed; variants: "
@@ -92,7 +92,10 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     return 1 if failed(answer) else 0
 
 
-AFTER_TEXT = {"nothing": "", "read": ", each step after a read of 64 MiB"}
+def _after_text(after: str) -> str:
+    """What each probe step does first, as the command's first line says it (studies.overhead.AFTER)."""
+    mib = AFTER[after][0].get("ballast_mib")
+    return f", each step after a read of {mib:g} MiB" if mib else ""
 
 
 def cmd_history(args: argparse.Namespace) -> int:
