@@ -12,6 +12,7 @@ import torch
 from loopbench.analysis import parity
 from loopbench.core.store import run_key
 from loopbench.core.types import RunConfig, RunResult
+from loopbench.harness.run import rank_device
 from loopbench.launch import forked
 from loopbench.launch import valgrind as instructions
 from loopbench.studies import batches
@@ -29,6 +30,14 @@ def cuda_visible(monkeypatch):
 
 def test_plan_defaults_to_cuda_when_a_gpu_is_reported(cuda_visible):
     assert default_devices() == ("cuda",)
+
+
+@pytest.mark.parametrize(("device", "index"), [("cuda", 0), ("cuda:1", 1)])
+def test_plan_sets_a_single_gpu_cells_device_through_torchs_own_index_check(monkeypatch, device, index):
+    chosen = []  # torch.cuda.set_device's index check runs for real; only the driver call is replaced
+    monkeypatch.setattr(torch._C, "_cuda_setDevice", chosen.append, raising=False)
+    torch.cuda.set_device(rank_device(RunConfig("cifar_cnn", "pytorch", device)))
+    assert chosen == [index]
 
 
 def test_plan_puts_no_instruction_count_on_a_cuda_cell():

@@ -303,11 +303,14 @@ def splits(config: RunConfig) -> bool:
 
 
 def rank_device(config: RunConfig) -> torch.device:
-    """The device of this process: with several processes on CUDA, GPU LOCAL_RANK (one GPU per process)."""
+    """The device of this process, with its index on CUDA (torch.cuda.set_device refuses a bare "cuda"): GPU
+    LOCAL_RANK with several processes (one GPU per process), else the one named, "cuda" being GPU 0."""
     device = torch.device(config.device)
-    if config.world > 1 and device.type == "cuda":
+    if device.type != "cuda":
+        return device
+    if config.world > 1:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
+    return torch.device("cuda", device.index or 0)
 
 
 def best_digest(path: str, names: list[str]) -> str:
