@@ -123,6 +123,7 @@ def bench_results(request):
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    from loopbench.core.store import PUBLISHED_RESULTS_NAME
     from loopbench.report import write_report
     from loopbench.studies.suite import machine_folder
 
@@ -133,7 +134,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
         session.config._loopbench_counts = (len(results), len(progress.planned))
         if session.config.getoption("lb_publish"):
             folder = machine_folder(ROOT / "reports", session.config._loopbench_matrix.devices)
-            session.config._loopbench_published = write_report(results, folder)
+            session.config._loopbench_published = write_report(results, folder, PUBLISHED_RESULTS_NAME)
             # pytest-benchmark wrote its JSON just before (its hook wraps this one): it goes beside the report
             written = Path(str(session.config.option.benchmark_json or ""))
             if written.is_file():

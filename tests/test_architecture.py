@@ -89,3 +89,20 @@ def test_a_tasks_loops_import_only_the_contract_from_the_instrument():
         if imported.startswith("loopbench")
     }
     assert seen and seen <= allowed, seen - allowed
+
+
+TRACKED_LIMIT_BYTES = 40 * 2**20  # the device tool carries a working tree of at most 64 MiB: room to spare
+
+
+def test_the_tracked_tree_stays_small_enough_to_carry_to_a_gpu_machine():
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not shutil.which("git") or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: no tracked tree to measure")
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    sizes = {n.decode(): (ROOT / n.decode()).stat().st_size for n in names if n and (ROOT / n.decode()).is_file()}
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert sum(sizes.values()) <= TRACKED_LIMIT_BYTES, f"{sum(sizes.values()) / 2**20:.1f} MiB tracked; largest {largest}"

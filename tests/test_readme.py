@@ -42,7 +42,7 @@ def _interval(v: dict, key: str = "delta") -> str:
 def headline_facts() -> list[str]:
     """The bench's report: the probe's deltas, counts and plain step; the commit and versions; the task cells."""
     folder = _source("headline")
-    results = load_results(folder / "results.json")
+    results = load_results(folder)
     a = probe_report.answers(results)["cpu"]
     auto, counts = a["shapes"]["auto"], a["instructions"]["shapes"]["auto"]
     env = next(r.env for r in tasks_only(results) if r.env)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from loopbench.core.store import ResultLog, load_results
+from loopbench.core.store import ResultLog, compact, load_results
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.report import write_report
 
@@ -79,3 +79,13 @@ def test_an_empty_log_is_nothing_to_report(tmp_path):
     (tmp_path / "results.jsonl").write_text("")
     with pytest.raises(UsageError, match="nothing to report"):
         load_results(tmp_path)
+
+
+def test_a_published_report_keeps_sample_grids_only_where_a_figure_draws_them():
+    def run(preset, slot=0):
+        config = RunConfig("mnist_gan", "pytorch", preset=preset, slot=slot).to_dict()
+        return RunResult(config=config, losses={"loss_g": [1.0]}, artifacts={"samples_png": "png"})
+
+    drawn, quick, segment = compact([run("full"), run("quick"), run("full", slot=1)])
+    assert drawn.artifacts and not quick.artifacts and not segment.artifacts
+    assert quick.losses and not segment.losses  # a fresh run keeps what parity compares

@@ -18,6 +18,7 @@ from loopbench.analysis.stats import tost
 from loopbench.commands.matrix import matrix_from
 from loopbench.core.checks import json_target, positive, refuse_unsupported, release
 from loopbench.core.quiet import quiet_lightning
+from loopbench.core.store import PUBLISHED_RESULTS_NAME
 from loopbench.core.trainers import is_lightning
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
@@ -176,7 +177,7 @@ def cmd_suite(args: argparse.Namespace, publish: Callable[[list, tuple], Path] |
         print(f"report: {write_report(results, out)}")
         if args.publish:
             folder = machine_folder(Path("reports"), matrix.devices)
-            print(f"published: {publish(results, matrix.devices) if publish else write_report(results, folder)}")
+            print(f"published: {publish(results, matrix.devices) if publish else write_report(results, folder, PUBLISHED_RESULTS_NAME)}")
     if interrupted:
         again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
         again += "" if args.out else f" --out {shlex.quote(str(out))}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from loopbench.commands.cells import cmd_suite
 from loopbench.core.quiet import quiet_lightning
+from loopbench.core.store import PUBLISHED_RESULTS_NAME
 from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch.cell import run_cell
 from loopbench.report import write_report
@@ -73,6 +74,6 @@ def cmd_module(args: argparse.Namespace) -> int:
     name = re.sub(r"[^\w.-]", "_", args.factory.replace(":", "-"))
 
     def publish(results: list, devices: tuple) -> Path:
-        return write_report(results, machine_folder(Path("reports"), devices) / "own-module" / name, "results.json.gz")
+        return write_report(results, machine_folder(Path("reports"), devices) / "own-module" / name, PUBLISHED_RESULTS_NAME)
 
     return cmd_suite(args, publish)

@@ -19,6 +19,7 @@ from loopbench.core.types import SCHEMA_VERSION, STATUSES, RunConfig, RunResult,
 
 LOG_NAME = "results.jsonl"
 REPORT_RESULTS_NAME = "results.json"
+PUBLISHED_RESULTS_NAME = "results.json.gz"  # a committed report's runs: compacted (`compact`) and compressed
 MATRIX_NAME = "matrix.json"
 
 
@@ -62,9 +63,13 @@ def save_results(results: list[RunResult], path: str | Path) -> Path:
     return path
 
 
+SAMPLES_PRESETS = ("full",)  # a task's sample grids (the GAN's) show digits only after a real run: drawn from these
+
+
 def compact(results: list[RunResult]) -> list[RunResult]:
-    """Runs as a report that is only about time keeps them: the time-only segments of rounds and the counts
-    without their per-step losses (they trained nothing anyone compares) or work times, step times to 1 ns."""
+    """Runs as a published report keeps them: the time-only segments of rounds and the counts without their
+    per-step losses (they trained nothing anyone compares) or work times, step times to 1 ns; sample grids only
+    where a figure draws them (a fresh run of a SAMPLES_PRESETS preset)."""
     out = []
     for r in results:
         if r.config.get("slot", 0) > 0 or r.config.get("clock") == "instructions":
@@ -73,7 +78,10 @@ def compact(results: list[RunResult]) -> list[RunResult]:
                 losses={},
                 step_times_s=[round(t, 9) for t in r.step_times_s],
                 work_times_s=[],  # the in-place split's per-step work: its median rest is what is read
+                artifacts={},
             )
+        elif r.artifacts and r.config.get("preset") not in SAMPLES_PRESETS:
+            r = dataclasses.replace(r, artifacts={})
         out.append(r)
     return out
 

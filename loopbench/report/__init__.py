@@ -12,7 +12,7 @@ import pandas as pd
 import implementations
 from loopbench.core.limits import step_limit
 from loopbench.core.precision import PLUGIN_NOTE
-from loopbench.core.store import compact, save_results
+from loopbench.core.store import PUBLISHED_RESULTS_NAME, REPORT_RESULTS_NAME, compact, save_results
 from loopbench.core.types import RunResult
 from loopbench.report import counts as counts_report
 from loopbench.report import job as job_report
@@ -200,12 +200,14 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
     return out
 
 
-def write_report(results: list[RunResult], out_dir: str | Path, runs: str = "results.json") -> Path:
+def write_report(results: list[RunResult], out_dir: str | Path, runs: str = REPORT_RESULTS_NAME) -> Path:
     """Write the runs (`runs`: results.json, or results.json.gz compacted), the figures and REPORT.md into out_dir;
     return REPORT.md's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_results(compact(results) if runs.endswith(".gz") else results, out / runs)
+    for other in {REPORT_RESULTS_NAME, PUBLISHED_RESULTS_NAME} - {runs}:  # an earlier report's runs: not these
+        (out / other).unlink(missing_ok=True)
     everything, results = results, tasks_only(results)
     table = summary(results) if results else None
     probe_figures = probe_plots.write_figures(everything, table, overheads(results), out, IMPL_STYLE)

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 import implementations
+from loopbench.core.store import SAMPLES_PRESETS
 from loopbench.core.types import RunResult
 
 IMPL_STYLE = {  # the same colour per implementation in every figure
@@ -160,7 +161,6 @@ def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -
     return save(fig, path)
 
 
-SAMPLES_PRESETS = ("full",)  # the GAN's grids show digits only after a real run; a quick run's are noise
 
 
 def task_figures(results: list[RunResult], df: pd.DataFrame, ov: pd.DataFrame, out: Path) -> dict[str, str]:
