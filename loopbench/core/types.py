@@ -140,6 +140,7 @@ class RunResult:
     weights_digest: str | None = None
     compiled: dict[str, Any] = field(default_factory=dict)  # torch.compile: graphs, breaks, recompiles (reasons)
     collectives: dict[str, Any] = field(default_factory=dict)  # per step: each collective's calls and time
+    device_work: dict[str, Any] = field(default_factory=dict)  # CUDA: one step's FLOPs and kernel time, the GPU's peak
     ranks: list[dict[str, Any]] = field(default_factory=list)  # data parallel: each process's own measurements
     artifacts: dict[str, Any] = field(default_factory=dict)  # small task extras, e.g. sample grids
     env: dict[str, Any] = field(default_factory=dict)

@@ -28,6 +28,7 @@ from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.harness.compiling import Compiler
 from loopbench.measure import clock, memory
 from loopbench.measure.collectives import Collectives
+from loopbench.measure.device_work import OneStep, peak_flops
 from loopbench.measure.env import environment, weights_digest
 from loopbench.measure.split import Split
 
@@ -70,6 +71,8 @@ class Run:
         self.split = Split() if splits(config) else None  # the model's own work in each step, timed in place
         self.batch_size: int = cfg.batch_size  # samples per batch; a job whose loader decides it says so here
         self.compiler = Compiler(config.compile, config.compile_backend, config.compile_cache)  # off: nothing
+        self._one_step = OneStep(self.device) if counts_device_work(config, cfg) else None  # the 2nd warm-up step
+        self.device_work: dict[str, Any] = {}
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -107,6 +110,10 @@ class Run:
         if self.trainer_setup.writes_files:
             kwargs["default_root_dir"] = self.tmpdir  # logs and checkpoints, never the work tree
         kwargs |= self.trainer_setup.args
+        if self.trainer_setup.csv_logger:
+            from pytorch_lightning.loggers import CSVLogger
+
+            kwargs["logger"] = CSVLogger(self.tmpdir)  # what logger=True gives where tensorboard is not installed
         if monitor and getattr(self.cfg, "validate_every_epoch", False):
             if kwargs.get("barebones"):
                 raise UsageError("Trainer(barebones=True) cannot keep checkpoints: no epoch mode for it")
@@ -185,10 +192,20 @@ class Run:
         if self.split:
             self.split.tick()
         self.clock.tick()
+        if self._one_step and self.clock.steps in (1, 2):  # FLOPs and kernel time of the second (warm-up) step
+            self._one_step.start() if self.clock.steps == 1 else self._record_device_work()
         self._job_end = time.perf_counter()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
             self._close_window()
             self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
+
+    def _record_device_work(self) -> None:
+        self.device_work = self._one_step.stop()
+        if self.device.type != "cuda":
+            return
+        peak = peak_flops(torch.cuda.get_device_name(self.device), self.precision.name,
+                          torch.backends.cuda.matmul.allow_tf32)  # fmt: skip
+        self.device_work |= {"peak_format": peak[0], "peak_flops": peak[1]} if peak else {}
 
     def _close_window(self) -> None:
         if self.collectives:
@@ -260,6 +277,7 @@ class Run:
             job_s=self._job_end - self.clock.start,
             artifacts=artifacts or {},
             compiled=self.compiler.summary(),
+            device_work=self.device_work,
             collectives=self.collectives.summary() if self.collectives else {},
             env=environment(self.device),
             weights=weights,
@@ -290,6 +308,13 @@ class Run:
             self.split.close()  # global hooks: the next run in this process installs its own
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+
+def counts_device_work(config: RunConfig, cfg: Any) -> bool:
+    """Whether a run counts one step's FLOPs and kernel time: a fresh timed run of one process on CUDA, not compiled
+    (the counters would trace into dynamo's graphs), with a second warm-up step to count them on."""
+    fresh = config.slot == 0 and config.clock == "time" and config.world == 1 and config.compile == "off"
+    return fresh and torch.device(config.device).type == "cuda" and cfg.warmup_steps >= 2
 
 
 def splits(config: RunConfig) -> bool:

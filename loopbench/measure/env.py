@@ -128,11 +128,38 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cuda": torch.version.cuda,
     }
     if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env["gpu"] = props.name
-        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
-        env["cudnn"] = torch.backends.cudnn.version()
+        env |= cuda_environment(device)
     return env
+
+
+def cuda_environment(device: torch.device) -> dict[str, Any]:
+    """What places a GPU number: the GPU, its driver and libraries, and the settings that change which kernels run
+    (TF32 for float32 matrix products and convolutions, cuDNN's autotuner, deterministic algorithms)."""
+    props = torch.cuda.get_device_properties(device)
+    return {
+        "gpu": props.name,
+        "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+        "gpu_capability": f"{props.major}.{props.minor}",
+        "gpu_driver": _driver(),
+        "cudnn": torch.backends.cudnn.version(),
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+@functools.cache
+def _driver() -> str | None:
+    """The NVIDIA driver's version, as nvidia-smi reports it (None where it is not there)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
 
 
 def machine_name(env: dict[str, Any]) -> str:

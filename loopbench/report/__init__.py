@@ -26,6 +26,7 @@ from loopbench.report.tables import (  # noqa: F401  (the report's tables, impor
     data_table,
     frame,
     fresh,
+    gpu_notes,
     headline,
     overheads,
     parities,
@@ -174,6 +175,7 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
             for task, t in table[cols].groupby("task", sort=False)
             for line in (f"### {task}", "", markdown(t.drop(columns="task").dropna(axis=1, how="all")), "")
         ],
+        *gpu_notes(table),
     ]
     out += [
         "## Lightning overhead",

@@ -161,8 +161,6 @@ def plot_samples(results: list[RunResult], task: str, device: str, path: Path) -
     return save(fig, path)
 
 
-
-
 def task_figures(results: list[RunResult], df: pd.DataFrame, ov: pd.DataFrame, out: Path) -> dict[str, str]:
     """Draw every figure the tasks' results allow into `out`; {title: file name} of those drawn."""
     figures: dict[str, str] = {}
