@@ -49,8 +49,11 @@ class ParityReport:
     max_rel_loss_diff: float
     max_abs_weight_diff: float | None
     rtol: float | None
+    max_rel_weight_diff: float | None = None  # the largest |difference| of a tensor over its largest |weight|
     first_differing_step: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # a tolerance's positive control: a nudged candidate and a second reference run (`with_control`)
+    control: dict[str, Any] | None = None
     # the whole job (epoch mode): what each side's validation computed and which weights it kept
     val_metrics: list[dict[str, Any]] | None = None  # per epoch: {"epoch", <reference impl>: {...}, <candidate>: {...}}
     val_metrics_equal: bool | None = None  # within VAL_METRICS_RTOL, every epoch, same number of epochs
@@ -72,10 +75,14 @@ class ParityReport:
             )
         n = self.details.get("processes")
         ranks = f" on each of {n} processes" if n else ""
+        rel = "" if self.rtol is None else f" (relative {self.max_rel_loss_diff:.2g}; tolerance {self.rtol:g})"
+        weights = "equal" if self.weights_equal else "differ"
+        if self.max_rel_weight_diff is not None and not self.weights_equal and self.rtol is not None:
+            weights += f" by at most {self.max_rel_weight_diff:.2g} of a tensor's largest weight"
         return (
             f"{self.candidate} vs {self.reference}: {self.verdict} (expected {self.expected}: {ok}); "
-            f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}, "
-            f"weights {'equal' if self.weights_equal else 'differ'}{ranks}{where}{job}"
+            f"{self.steps} steps, max |loss diff| {self.max_abs_loss_diff:.3g}{rel}, "
+            f"weights {weights}{ranks}{where}{job}{_control_line(self.control)}"
         )
 
 
@@ -86,21 +93,21 @@ def _losses(result: RunResult) -> dict[str, list[float]]:
     return {f"{name}@rank{r['rank']}": values for r in result.ranks for name, values in r["losses"].items()}
 
 
-def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None]:
+def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None, float | None]:
+    """(equal, max |difference|, max |difference| / the tensor's largest |weight|), the last two where the weights
+    themselves are at hand (a run in this process)."""
     if a.ranks or b.ranks:  # several processes: every process's weights, by digest
         digests = [[r["weights_digest"] for r in x.ranks] for x in (a, b)]
-        return None not in digests[0] and digests[0] == digests[1], None
+        return None not in digests[0] and digests[0] == digests[1], None, None
     if a.weights is not None and b.weights is not None:
         if a.weights.keys() != b.weights.keys():
-            return False, math.inf
+            return False, math.inf, math.inf
         equal = all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
-        diffs = [
-            (a.weights[k].double() - b.weights[k].double()).abs().max().item()
-            for k in a.weights
-            if a.weights[k].is_floating_point() and a.weights[k].numel()
-        ]
-        return equal, max(diffs, default=0.0)
-    return a.weights_digest is not None and a.weights_digest == b.weights_digest, None
+        floats = [k for k in a.weights if a.weights[k].is_floating_point() and a.weights[k].numel()]
+        diffs = {k: (a.weights[k].double() - b.weights[k].double()).abs().max().item() for k in floats}
+        rel = [d / max(a.weights[k].double().abs().max().item(), 1e-12) for k, d in diffs.items()]
+        return equal, max(diffs.values(), default=0.0), max(rel, default=0.0)
+    return a.weights_digest is not None and a.weights_digest == b.weights_digest, None, None
 
 
 VAL_METRICS_RTOL = 1e-6  # the two sides compute the same metric objects over the same outputs (CPU)
@@ -174,10 +181,10 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
             if d:
                 max_rel = max(max_rel, d / max(abs(x), 1e-12) if math.isfinite(d) else math.inf)
     losses_equal = all(ref_losses[n] == cand_losses[n] for n in ref_losses)
-    weights_equal, max_w = _weights_compare(reference, candidate)
+    weights_equal, max_w, rel_w = _weights_compare(reference, candidate)
     if losses_equal and weights_equal:
         verdict = "bitwise"
-    elif rtol is not None and max_rel <= rtol:
+    elif rtol is not None and max_rel <= rtol and (rel_w is None or rel_w <= rtol):
         verdict = "within_tolerance"
     else:
         verdict = "mismatch"
@@ -203,6 +210,7 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         max_rel_loss_diff=max_rel,
         max_abs_weight_diff=max_w,
         rtol=rtol,
+        max_rel_weight_diff=rel_w,
         first_differing_step=first_diff,
         details={"processes": len(reference.ranks)} if reference.ranks else {},
         **job,
@@ -214,6 +222,37 @@ def compare_cell(reference: RunResult, candidate: RunResult) -> ParityReport:
     cfg = reference.run_config
     _, rtol = expected_strength(cfg.device, cfg.precision)
     return compare(reference, candidate, rtol)
+
+
+CONTROL_LR = 1.001  # a tolerance's positive control: the candidate again, its learning rate times this
+
+
+def with_control(report: ParityReport, nudged: ParityReport, noise: ParityReport) -> ParityReport:
+    """A tolerance verdict beside its positive control. `nudged`: the candidate with its learning rate times
+    CONTROL_LR against the reference, which must come out a mismatch; `noise`: a second run of the reference
+    against the first, the run-to-run noise. Where the nudged run passes the tolerance too, the tolerance cannot
+    tell a changed job from the same one: the verdict does not hold, and the line gives the three differences."""
+    blind = nudged.verdict != "mismatch"
+    report.control = {
+        "nudge": f"learning rate x{CONTROL_LR}",
+        "caught": not blind,
+        **{f"{name}_{k}": getattr(r, k) for name, r in (("nudged", nudged), ("noise", noise))
+           for k in ("verdict", "max_rel_loss_diff", "max_rel_weight_diff")},
+    }  # fmt: skip
+    report.holds = report.holds and not blind
+    return report
+
+
+def _control_line(control: dict[str, Any] | None) -> str:
+    if not control:
+        return ""
+    if control["caught"]:
+        return f"; positive control ({control['nudge']}): a mismatch, as it must be"
+    return (
+        f"; NOT RESOLVED: the positive control ({control['nudge']}) passes the tolerance too (max relative loss "
+        f"difference {control['nudged_max_rel_loss_diff']:.2g}); the plain loop against itself, run to run: "
+        f"{control['noise_max_rel_loss_diff']:.2g}"
+    )
 
 
 def combine(reports: list[ParityReport], seeds: list[int]) -> dict[str, Any]:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import implementations
 from loopbench import options
-from loopbench.analysis.parity import combine, compare_cell
+from loopbench.analysis.parity import CONTROL_LR, ParityReport, combine, compare_cell, with_control
 from loopbench.analysis.stats import tost
 from loopbench.commands.matrix import matrix_from
 from loopbench.core.checks import json_target, positive, refuse_unsupported, release
 from loopbench.core.quiet import quiet_lightning
-from loopbench.core.store import PUBLISHED_RESULTS_NAME
+from loopbench.core.store import PUBLISHED_RESULTS_NAME as PUBLISHED
 from loopbench.core.trainers import is_lightning
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
@@ -118,7 +118,12 @@ def cmd_parity(args: argparse.Namespace) -> int:
             if not r.ok:
                 print(f"{r.run_config.label}: {r.status}: {r.message}", file=sys.stderr)
                 return 1
-        reports.append(compare_cell(reference, candidate))
+        report = compare_cell(reference, candidate)
+        if report.expected == "within_tolerance":  # a tolerance proves nothing until a nudged job fails it
+            report = controlled(report, run, reference, candidate)
+            if report is None:
+                return 1
+        reports.append(report)
         references.append(reference)
         candidates.append(candidate)
         print(f"seed {seed}: {reports[-1].line()}" if len(seeds) > 1 else reports[-1].line(), flush=True)
@@ -145,6 +150,20 @@ def cmd_parity(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0 if holds else 1
+
+
+def controlled(report: ParityReport, run: Callable[[RunConfig], RunResult], reference: RunResult,
+               candidate: RunResult) -> ParityReport | None:  # fmt: skip
+    """The report with its positive control (analysis.parity.with_control): the candidate's job again with its
+    learning rate nudged, and the reference's again; None (the reason printed) where either run failed."""
+    cand_cfg, ref_cfg = candidate.run_config, reference.run_config
+    nudge = cand_cfg.overrides | {"lr": candidate.task_config["lr"] * CONTROL_LR}
+    nudged, again = run(replace(cand_cfg, overrides=nudge)), run(ref_cfg)
+    for r in (nudged, again):
+        if not r.ok:
+            print(f"{r.run_config.label} (the positive control): {r.status}: {r.message}", file=sys.stderr)
+            return None
+    return with_control(report, compare_cell(reference, nudged), compare_cell(reference, again))
 
 
 def cmd_suite(args: argparse.Namespace, publish: Callable[[list, tuple], Path] | None = None) -> int:
@@ -177,7 +196,8 @@ def cmd_suite(args: argparse.Namespace, publish: Callable[[list, tuple], Path] |
         print(f"report: {write_report(results, out)}")
         if args.publish:
             folder = machine_folder(Path("reports"), matrix.devices)
-            print(f"published: {publish(results, matrix.devices) if publish else write_report(results, folder, PUBLISHED_RESULTS_NAME)}")
+            published = publish(results, matrix.devices) if publish else write_report(results, folder, PUBLISHED)
+            print(f"published: {published}")
     if interrupted:
         again = " ".join(shlex.quote(a) for a in args.argv if a != "--resume")
         again += "" if args.out else f" --out {shlex.quote(str(out))}"
