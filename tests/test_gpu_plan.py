@@ -124,3 +124,89 @@ def test_verdict_cpu_whole_job_still_needs_equal_metrics_and_best_epoch():
     assert not parity.compare_cell(plain, same_bits).holds  # a tie within 1e-4 is not bitwise
     same_bits.best_epoch = 2
     assert parity.compare_cell(plain, same_bits).holds
+
+
+def _cuda(losses, weights=(1.0, 2.0), impl="pytorch"):
+    w = {"w": torch.tensor(weights)}
+    config = RunConfig("cifar_cnn", impl, "cuda", "bf16-mixed").to_dict()
+    return RunResult(config=config, losses={"loss": list(losses)}, weights=w, weights_digest=str(weights),
+                     task_config={"lr": 0.1})  # fmt: skip
+
+
+def test_verdict_cuda_a_tolerance_blind_to_a_nudged_job_does_not_hold():
+    ref, cand = _cuda([2.0, 1.0]), _cuda([2.0, 1.0001], impl="lightning")
+    blind = parity.with_control(parity.compare_cell(ref, cand), parity.compare_cell(ref, _cuda([2.0, 1.0002])),
+                                parity.compare_cell(ref, _cuda([2.0, 1.00001])))  # fmt: skip
+    assert blind.verdict == "within_tolerance" and not blind.holds and "NOT RESOLVED" in blind.line()
+    assert blind.control["noise_max_rel_loss_diff"] == pytest.approx(1e-5)
+    caught = parity.with_control(parity.compare_cell(ref, cand), parity.compare_cell(ref, _cuda([2.0, 1.1])),
+                                 parity.compare_cell(ref, ref))  # fmt: skip
+    assert caught.holds and caught.control["caught"] and "as it must be" in caught.line()
+
+
+def test_verdict_cuda_weights_count_under_the_tolerance_too():
+    ref = _cuda([2.0, 1.0])
+    assert parity.compare_cell(ref, _cuda([2.0, 1.0], (1.0, 2.001), impl="lightning")).holds  # 5e-4 of 2.0
+    off = parity.compare_cell(ref, _cuda([2.0, 1.0], (1.0, 2.2), impl="lightning"))  # a tenth of the largest weight
+    assert off.verdict == "mismatch" and off.max_rel_weight_diff == pytest.approx(0.1) and not off.holds
+
+
+def test_plan_parity_control_reruns_the_reference_and_nudges_the_candidates_learning_rate():
+    from loopbench.commands.cells import controlled
+
+    asked = []
+
+    def run(config):
+        asked.append(config)
+        return _cuda([2.0, 1.5], impl=config.impl)
+
+    ref, cand = _cuda([2.0, 1.0]), _cuda([2.0, 1.0], impl="lightning")
+    controlled(parity.compare_cell(ref, cand), run, ref, cand)
+    nudged, again = asked
+    assert nudged.impl == "lightning" and nudged.overrides["lr"] == pytest.approx(0.1 * parity.CONTROL_LR)
+    assert again.impl == "pytorch" and not again.overrides
+
+
+def test_plan_counts_one_warm_up_steps_flops_on_a_fresh_cuda_run_only():
+    from loopbench.harness.run import counts_device_work
+    from loopbench.measure.device_work import OneStep, peak_flops
+
+    class Cfg:
+        warmup_steps = 2
+
+    assert counts_device_work(RunConfig("cifar_cnn", "pytorch", "cuda"), Cfg)
+    assert not counts_device_work(RunConfig("cifar_cnn", "pytorch", "cuda", slot=1), Cfg)
+    assert not counts_device_work(RunConfig("cifar_cnn", "pytorch", "cpu"), Cfg)
+    one = OneStep(torch.device("cpu"))  # the counting itself, on the CPU: a 64x32 @ 32x16 product
+    one.start()
+    torch.randn(64, 32) @ torch.randn(32, 16)
+    assert one.stop() == {"flops_per_step": 2 * 64 * 32 * 16, "kernel_s_per_step": None}
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bf16-mixed", False) == ("bf16", 989.4e12)
+    assert peak_flops("NVIDIA H100 80GB HBM3", "32-true", False)[0] == "fp32"
+    assert peak_flops("a GPU nobody listed", "bf16-mixed", False) is None
+
+
+def test_verdict_cuda_report_gives_flops_mfu_and_flags_a_host_bound_cell():
+    from loopbench.report.tables import gpu_notes, summary
+
+    def run(impl, kernel_s):
+        config = RunConfig("cifar_cnn", impl, "cuda", "bf16-mixed").to_dict()
+        work = {"flops_per_step": 2e12, "kernel_s_per_step": kernel_s, "peak_format": "bf16", "peak_flops": 1e15}
+        return RunResult(config=config, step_time_median_s=0.01, device_work=work)
+
+    table = summary([run("pytorch", 0.009), run("lightning", 0.005)])
+    assert list(table["TFLOP/s"]) == [pytest.approx(200.0)] * 2
+    assert list(table["MFU % (of bf16 peak)"]) == [pytest.approx(20.0)] * 2
+    notes = gpu_notes(table)
+    assert any("host-bound (GPU busy 50% of the step)" in n and "lightning" in n for n in notes)
+    assert not any("host-bound" in n and "pytorch" in n for n in notes)
+
+
+def test_plan_counting_a_warm_up_steps_flops_changes_no_bit_of_the_training(monkeypatch):
+    from tests.helpers import train
+
+    plain = train("cifar_cnn", "lightning", steps=4, warmup_steps=2)
+    monkeypatch.setattr("loopbench.harness.run.counts_device_work", lambda config, cfg: True)  # as on CUDA
+    counted = train("cifar_cnn", "lightning", steps=4, warmup_steps=2)
+    assert counted.device_work["flops_per_step"] > 1e6 and counted.device_work["kernel_s_per_step"] is None
+    assert counted.losses == plain.losses and counted.weights_digest == plain.weights_digest
