@@ -105,4 +105,6 @@ def test_the_tracked_tree_stays_small_enough_to_carry_to_a_gpu_machine():
     names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
     sizes = {n.decode(): (ROOT / n.decode()).stat().st_size for n in names if n and (ROOT / n.decode()).is_file()}
     largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
-    assert sum(sizes.values()) <= TRACKED_LIMIT_BYTES, f"{sum(sizes.values()) / 2**20:.1f} MiB tracked; largest {largest}"
+    assert sum(sizes.values()) <= TRACKED_LIMIT_BYTES, (
+        f"{sum(sizes.values()) / 2**20:.1f} MiB tracked; largest {largest}"
+    )

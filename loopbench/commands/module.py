@@ -74,6 +74,8 @@ def cmd_module(args: argparse.Namespace) -> int:
     name = re.sub(r"[^\w.-]", "_", args.factory.replace(":", "-"))
 
     def publish(results: list, devices: tuple) -> Path:
-        return write_report(results, machine_folder(Path("reports"), devices) / "own-module" / name, PUBLISHED_RESULTS_NAME)
+        return write_report(
+            results, machine_folder(Path("reports"), devices) / "own-module" / name, PUBLISHED_RESULTS_NAME
+        )
 
     return cmd_suite(args, publish)
