@@ -25,9 +25,12 @@ class OneStep:
     def start(self) -> None:
         self._flops.__enter__()
         if self.device.type == "cuda":
-            activities = [torch.profiler.ProfilerActivity.CUDA]
-            self._profiler = torch.profiler.profile(activities=activities)
-            self._profiler.__enter__()
+            profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA])
+            try:
+                profiler.__enter__()
+                self._profiler = profiler
+            except RuntimeError:  # no CUPTI in this build or image: the FLOPs still count, the busy share is None
+                self._profiler = None
 
     def stop(self) -> dict[str, float | None]:
         """{"flops_per_step", "kernel_s_per_step"} of the step just ended (kernel time: None off CUDA)."""
