@@ -52,8 +52,10 @@ class StepClock:
             at_window()
         synchronize(device)
         self.start = time.perf_counter()
-        self._host: list[float] = [self.start]
-        self._stamps: list[Any] = [self._stamp()]
+        # each step's (start, end): a step starts where the last ended, or where work between steps ended (skip)
+        self._begin_host, self._begin = self.start, self._stamp()
+        self._host: list[float] = []
+        self._spans: list[tuple[Any, Any]] = []
         if self.counting and warmup_steps == 0:  # no warm-up: the window is the whole run
             callgrind.window_opens()
 
@@ -66,8 +68,10 @@ class StepClock:
 
     def tick(self) -> None:
         self.steps += 1
-        self._host.append(time.perf_counter())
-        self._stamps.append(self._stamp())
+        end_host, end = time.perf_counter(), self._stamp()
+        self._host.append(end_host - self._begin_host)
+        self._spans.append((self._begin, end))
+        self._begin_host, self._begin = end_host, end
         if self.steps == self.warmup_steps:
             if self.at_window:
                 self.at_window()
@@ -78,12 +82,15 @@ class StepClock:
             if self.counting:
                 callgrind.window_opens()
 
+    def since_last_step(self) -> float:
+        """Seconds since the current step began: the last step's end, or the end of work between steps (skip)."""
+        return time.perf_counter() - self._begin_host
+
     def skip(self, seconds: float) -> None:
         """`seconds` just spent between two steps on other work: neither the next step's time nor the window's."""
         if self.window_end is not None:  # after the last step: nothing left to keep it out of
             return
-        self._host[-1] = time.perf_counter()
-        self._stamps[-1] = self._stamp()
+        self._begin_host, self._begin = time.perf_counter(), self._stamp()  # the next step starts now
         if self.window_start is not None or self.warmup_steps == 0:
             self.skipped_s += seconds
 
@@ -100,15 +107,14 @@ class StepClock:
 
     def step_times(self) -> list[float]:
         """Seconds per step: device time between step ends on CUDA, wall time on CPU."""
-        pairs = zip(self._stamps, self._stamps[1:], strict=False)
         if self.cuda:
-            return [a.elapsed_time(b) / 1e3 for a, b in pairs]
-        return [b - a for a, b in pairs]
+            return [a.elapsed_time(b) / 1e3 for a, b in self._spans]
+        return [b - a for a, b in self._spans]
 
     def summary(self, batch_size: int) -> dict[str, Any]:
         times = self.step_times()
         steady = times[self.warmup_steps :] or times
-        host = [b - a for a, b in zip(self._host, self._host[1:], strict=False)]
+        host = self._host
         host_steady = host[self.warmup_steps :] or host
         measured_steps = self.steps - min(self.warmup_steps, self.steps)
         window = self.window_end - self.window_start - self.skipped_s
