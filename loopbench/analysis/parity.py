@@ -54,6 +54,9 @@ class ParityReport:
     details: dict[str, Any] = field(default_factory=dict)
     # a tolerance's positive control: a nudged candidate and a second reference run (`with_control`)
     control: dict[str, Any] | None = None
+    # what the module logged (a user's module): how many values, and the first that differs
+    logged_values: int | None = None
+    logged_difference: str | None = None
     # the whole job (epoch mode): what each side's validation computed and which weights it kept
     val_metrics: list[dict[str, Any]] | None = None  # per epoch: {"epoch", <reference impl>: {...}, <candidate>: {...}}
     val_metrics_equal: bool | None = None  # within VAL_METRICS_RTOL, every epoch, same number of epochs
@@ -70,8 +73,14 @@ class ParityReport:
         if self.val_metrics is not None:
             job = (
                 f"; validation metrics {'equal' if self.val_metrics_equal else 'DIFFER'} over "
-                f"{len(self.val_metrics)} epochs, best epoch {' vs '.join(map(str, self.best_epochs))}, "
-                f"best weights {'equal' if self.best_weights_equal else 'differ'}"
+                f"{len(self.val_metrics)} validations"
+            )
+            if self.best_weights_equal is not None:
+                job += (f", best epoch {' vs '.join(map(str, self.best_epochs))}, "
+                        f"best weights {'equal' if self.best_weights_equal else 'differ'}")  # fmt: skip
+        if self.logged_values is not None:
+            job += f"; {self.logged_values} logged values " + (
+                "equal" if self.logged_difference is None else f"DIFFER: {self.logged_difference}"
             )
         n = self.details.get("processes")
         ranks = f" on each of {n} processes" if n else ""
@@ -149,8 +158,9 @@ def _job_compare(reference: RunResult, candidate: RunResult, rtol: float | None 
         "val_metrics_equal": equal,
         "best_epochs_agree": best_epochs_agree(reference, candidate, rtol),
         "best_epochs": (reference.best_epoch, candidate.best_epoch),
-        "best_weights_equal": reference.best_weights_digest is not None
-        and reference.best_weights_digest == candidate.best_weights_digest,
+        "best_weights_equal": None  # neither side kept a best (a job without a checkpoint that watches a metric)
+        if reference.best_weights_digest is None and candidate.best_weights_digest is None
+        else reference.best_weights_digest == candidate.best_weights_digest,
     }
 
 
@@ -170,10 +180,11 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     steps = 0
     for name in ref_losses:
         a, b = ref_losses[name], cand_losses[name]
-        if len(a) != len(b):
-            raise ValueError(f"loss {name!r}: {len(a)} steps vs {len(b)}")
-        steps = len(a)
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if len(a) != len(b):  # one side trained longer (an early stop, an epoch): it differs from the shorter's end
+            first_diff = min(len(a), len(b)) if first_diff is None else min(first_diff, len(a), len(b))
+            max_abs = max_rel = math.inf
+        steps = max(steps, len(a))
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             d = abs(x - y) if math.isfinite(x) and math.isfinite(y) else (0.0 if x == y else math.inf)
             if d and first_diff is None:
                 first_diff = i
@@ -195,8 +206,10 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     job = _job_compare(reference, candidate, tolerant)
     best_agree = job.pop("best_epochs_agree", True)
     if job:  # the whole job must agree too: the same metrics per epoch (within the tolerance), the same weights kept
-        kept = job["best_weights_equal"] or tolerant is not None
+        kept = job["best_weights_equal"] is not False or tolerant is not None
         holds = holds and job["val_metrics_equal"] and best_agree and kept
+    logged = logged_differences(reference.logged, candidate.logged, tolerant)
+    holds = holds and not logged
     return ParityReport(
         verdict=verdict,
         expected=expected,
@@ -213,8 +226,25 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         max_rel_weight_diff=rel_w,
         first_differing_step=first_diff,
         details={"processes": len(reference.ranks)} if reference.ranks else {},
+        logged_values=sum(map(len, reference.logged.values())) if reference.logged or candidate.logged else None,
+        logged_difference=logged,
         **job,
     )
+
+
+def logged_differences(a: dict[str, list[float]], b: dict[str, list[float]], rtol: float | None) -> str | None:
+    """The first difference between what two runs' modules logged ("hook/name": each value), or None: bitwise
+    where `rtol` is None (NaN equal to NaN), else within the relative tolerance."""
+    if a.keys() != b.keys():
+        return f"logged {sorted(a.keys() ^ b.keys())[0]} on one side only"
+    for key in a:
+        if len(a[key]) != len(b[key]):
+            return f"{key} logged {len(a[key])} times vs {len(b[key])}"
+        for i, (x, y) in enumerate(zip(a[key], b[key], strict=True)):
+            same = x == y or (math.isnan(x) and math.isnan(y))
+            if not same and (rtol is None or not _close(x, y, rtol)):
+                return f"{key} differs at its value {i}: {x!r} vs {y!r}"
+    return None
 
 
 def compare_cell(reference: RunResult, candidate: RunResult) -> ParityReport:

@@ -17,7 +17,7 @@ import torch
 import implementations
 from implementations import common
 from loopbench.core.checks import unsupported_reason, validate
-from loopbench.core.types import RunConfig, RunResult
+from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.harness.run import DataSource, Run, rank_device
 
 _BUILT: dict[Path, Any] = {}  # this process's data sets, by cache file
@@ -64,6 +64,17 @@ def build_data(task: str, cfg: Any, source: DataSource) -> Any:
     return data
 
 
+def run_here(config: RunConfig) -> RunResult:
+    """`run_cell`, with a job that crashes returned as a failed run, its error in one line (bad input still raises:
+    the command refuses it); what a fresh process's run returns too."""
+    try:
+        return run_cell(config)
+    except UsageError:
+        raise
+    except Exception as e:  # the job's own code, or a framework's refusal of it: a result, not a traceback
+        return RunResult.failed(config, "error", f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}")
+
+
 def run_cell(config: RunConfig) -> RunResult:
     """Run one cell here and now. Unsupported cells and OOM come back as results; bad input raises."""
     cfg = validate(config)
@@ -76,6 +87,9 @@ def run_cell(config: RunConfig) -> RunResult:
         torch.cuda.set_device(device)
     torch.use_deterministic_algorithms(False)  # a task that wants them asks; none leaks from a previous cell
     data = build_data(config.task, cfg, DataSource(config.data, Path(config.data_dir) if config.data_dir else None))
+    prepare = getattr(implementations.spec(config.task), "prepare", None)
+    if prepare is not None:  # what a task does once, before either loop's clock starts (a user's module: its imports)
+        prepare(cfg)
     if getattr(cfg, "validate_every_epoch", False):
         import torchmetrics  # noqa: F401  (both sides validate with it: imported before either job's clock starts)
     run = Run(config, cfg, data)
