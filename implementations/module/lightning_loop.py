@@ -1,47 +1,85 @@
-"""A user's LightningModule, trained by the Trainer as it is. Read it beside pytorch_loop.py."""
+"""A user's LightningModule, trained by the Trainer as its job says: the Trainer of the package the module was
+written against, its settings and callbacks, its data. Read it beside pytorch_loop.py.
+
+The only additions to the job, the same on both sides: a recorder callback (callbacks.py: each step's loss, each
+batch's start, each validation), a record of every value the module logs, and, where the job reads self.logger,
+a logger that records what it is asked (plain.Logger's twin). Each Trainer under comparison keeps its own logger,
+progress bar, summary and sanity-check settings (loopbench/core/trainers.py), except that a job with a checkpoint
+callback keeps checkpointing on.
+"""
 
 from __future__ import annotations
 
-import pytorch_lightning as pl
+from types import ModuleType
+from typing import Any
+
 import torch
 
-from implementations.module import spec
+from implementations.module import callbacks as cbs
+from implementations.module import plain, spec
 from loopbench.core.types import RunResult
 from loopbench.harness.run import Run
 
-
-class StepRecorder(pl.Callback):
-    """Hands each batch's loss to the harness after the optimizer step(s): the only addition to the user's job."""
-
-    def __init__(self, cfg: spec.Config, run: Run, first: spec.FirstOutput):
-        self.cfg, self.run, self.first = cfg, run, first
-
-    def on_train_start(self, trainer, pl_module):
-        self.run.batch_size = spec.samples_per_batch(trainer.train_dataloader)
-        if not pl_module.automatic_optimization:  # global_step counts every optimizer's steps, a run counts batches
-            trainer.fit_loop.epoch_loop.max_steps = self.cfg.steps * len(trainer.optimizers)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if (batch_idx + 1) % self.cfg.accumulate_grad_batches == 0:  # one optimizer step: one step of the run
-            self.run.step(self.first.tensor, loss=spec.loss_of(outputs, self.cfg.factory))
+FROM_SETTINGS = ("max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "val_check_interval",
+                 "check_val_every_n_epoch", "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
+                 "log_every_n_steps", "inference_mode", "deterministic", "benchmark")  # fmt: skip
 
 
 def train(cfg: spec.Config, run: Run) -> RunResult:
     torch.manual_seed(run.seed)  # the module's initial weights come from the global RNG
-    module, data = spec.load(cfg)
+    job = spec.load(cfg)
+    module, lightning = job.module, job.lightning
     first = spec.FirstOutput()
+    logged = LoggedThrough(module)
 
-    kwargs = run.trainer_kwargs()
-    kwargs["callbacks"] = [*kwargs.get("callbacks", []), StepRecorder(cfg, run, first)]
-    if cfg.accumulate_grad_batches > 1:
-        kwargs["accumulate_grad_batches"] = cfg.accumulate_grad_batches
-    if cfg.gradient_clip_val:
-        kwargs["gradient_clip_val"] = cfg.gradient_clip_val
-    trainer = pl.Trainer(max_steps=cfg.steps, limit_val_batches=0, **kwargs)
-    if isinstance(data, pl.LightningDataModule):
-        trainer.fit(module, datamodule=data)
+    kwargs = run.trainer_kwargs(package=lightning.__name__)
+    kwargs |= {k: job.settings[k] for k in FROM_SETTINGS if job.settings[k] != spec.SETTINGS[k]}  # the job's own
+    callbacks = [*job.callbacks, cbs.recorder(lightning.Callback, run, first, logged)]
+    if any(isinstance(cb, lightning.callbacks.Checkpoint) for cb in callbacks) and "barebones" not in kwargs:
+        kwargs["enable_checkpointing"] = True  # the job saves checkpoints: every Trainer keeps it (barebones refuses)
+    if cfg.logger:
+        kwargs["logger"] = recording_logger(lightning, run.tmpdir)
+    run.data.info["job"] = spec.described(job)
+    trainer = lightning.Trainer(**kwargs, callbacks=callbacks)
+    if isinstance(job.data, lightning.LightningDataModule):
+        trainer.fit(module, datamodule=job.data)
     else:
-        trainer.fit(module, data)
+        trainer.fit(module, train_dataloaders=job.data, val_dataloaders=job.val_data)
     first.close()
 
-    return run.finish(module, metrics=lambda: spec.evaluate(module, run.data, run.device))
+    logged = logged.floats() | plain.calls(kwargs.get("logger") if cfg.logger else None)
+    result = run.finish(module, metrics=lambda: spec.evaluate(module, run.data, run.device), logged=logged)
+    spec.finite(cfg.factory, result.losses)
+    return result
+
+
+class LoggedThrough:
+    """Every value the module logs, kept as it is handed to `self.log` (the Trainer's own log then runs as
+    always); the sanity check's are left out, since the plain loop runs none."""
+
+    def __init__(self, module: Any):
+        self.module = module
+        self.values: dict[str, list[Any]] = {}
+        log = module.log
+
+        def recorded(name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+            if not module.trainer.sanity_checking:
+                shown = value._forward_cache if hasattr(value, "_forward_cache") else value
+                kept = shown.detach().clone() if isinstance(shown, torch.Tensor) else shown
+                self.values.setdefault(f"{module._current_fx_name}/{name}", []).append(kept)
+            log(name, value, *args, **kwargs)
+
+        module.log = recorded
+
+    floats = plain.Logged.floats
+
+
+def recording_logger(lightning: ModuleType, save_dir: str) -> Any:
+    """plain.Logger as a Lightning Logger of the module's package: the Trainer logs to it what it logs to any."""
+
+    class Recording(plain.Logger, lightning.loggers.Logger):
+        def __init__(self, save_dir: str):
+            lightning.loggers.Logger.__init__(self)
+            plain.Logger.__init__(self, save_dir)
+
+    return Recording(save_dir)

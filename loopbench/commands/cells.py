@@ -21,7 +21,7 @@ from loopbench.core.quiet import quiet_lightning
 from loopbench.core.store import PUBLISHED_RESULTS_NAME as PUBLISHED
 from loopbench.core.trainers import is_lightning
 from loopbench.core.types import RunConfig, RunResult, UsageError
-from loopbench.launch.cell import run_cell
+from loopbench.launch.cell import run_here
 from loopbench.launch.isolate import interrupts_raise, run_isolated
 from loopbench.launch.nodes import Job, started_by_torchrun
 from loopbench.report import write_report
@@ -58,7 +58,7 @@ def runner(args: argparse.Namespace, isolate: bool) -> Callable[[RunConfig], Run
         if started_by_torchrun():
             raise UsageError(f"started by torchrun (rank {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')}): "
                              "add --launcher torchrun, or run loopbench without torchrun")  # fmt: skip
-        return (lambda c: run_isolated(c, args.timeout)) if isolate else run_cell
+        return (lambda c: run_isolated(c, args.timeout)) if isolate else run_here
     if args.processes is not None:
         raise UsageError(f"--processes {args.processes} with --launcher {args.launcher}: the processes are the "
                          "launcher's (torchrun's --nproc-per-node, srun's --ntasks-per-node); "

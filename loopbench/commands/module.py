@@ -1,9 +1,12 @@
 """`loopbench module PKG.MOD:FACTORY`: a user's own LightningModule through the suite, as a task of its own.
 
-Before anything runs, the module is checked here in one short plain run (two steps): a factory that does not
-import or returns something else, a module without training data, a training step that returns no loss, hooks
-the plain loop cannot mirror, and a step that needs the Trainer (`self.trainer`) are each refused in one line.
-Then the suite runs the task `module` (implementations/module) with the factory as its setting.
+Before anything runs, the job is checked here, on both sides, in one epoch of two training batches and two
+validation batches: the plain loop built from its hooks, then the lean Trainer. A job the Trainer itself cannot
+train (a Lightning 1.x hook, a setting it refuses) is refused in one line with Lightning's own reason; so are a
+factory that does not import or returns something else, a job without training data, and a loss that is not
+finite. A job the plain loop cannot mirror (a callback that changes the weights through the Trainer's loop, a
+Trainer attribute it does not keep) still gets an answer: the Trainers run alone, and the report says `parity:
+not checked` with the reason. Where the job reads self.logger, every side logs through a recording logger.
 """
 
 from __future__ import annotations
@@ -12,40 +15,57 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from loopbench.commands.cells import cmd_suite
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.store import PUBLISHED_RESULTS_NAME
-from loopbench.core.types import RunConfig, UsageError
+from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.launch.cell import run_cell
 from loopbench.report import write_report
 from loopbench.studies.suite import machine_folder
 
-NEEDS_TRAINER = "is not attached to a `Trainer`"  # LightningModule.trainer's message, where there is none
+
+def check_module(factory: str, overrides: dict, precision: str) -> tuple[dict, RunResult]:
+    """The settings the job's runs need beyond the user's (a recording logger; the reason the plain loop cannot
+    run it), found by running both sides briefly, and the run that found them; UsageError where the Trainer cannot
+    train the job."""
+    settings = overrides | {"factory": factory, "check": True}
+
+    def run(impl: str, more: dict) -> RunResult | Failed:
+        config = RunConfig(task="module", impl=impl, precision=precision, warmup_steps=0, split=False,
+                           overrides=settings | more)  # fmt: skip
+        return _run(config)
+
+    plain = run("pytorch", {"logger": True})
+    found = {"logger": True} if isinstance(plain, RunResult) and plain.data.get("reads_logger") else {}
+    trainer = run("lightning", found)
+    if isinstance(trainer, Failed) and not trainer.refused and not found:  # it reads self.logger after all
+        again = run("lightning", {"logger": True})
+        trainer, found = (again, {"logger": True}) if isinstance(again, RunResult) else (trainer, found)
+    if isinstance(trainer, Failed):
+        raise UsageError(trainer.why if trainer.refused else f"{factory}: the Trainer cannot train it: {trainer.why}")
+    if isinstance(plain, Failed):
+        return found | {"unmirrored": plain.why}, trainer
+    return found, plain
 
 
-def check_module(factory: str, overrides: dict, precision: str) -> None:
-    """Refuse, in one line, a module the plain loop cannot train as the Trainer would."""
-    config = RunConfig(task="module", impl="pytorch", precision=precision, steps=2, warmup_steps=0,
-                       overrides=overrides | {"factory": factory}, split=False)  # fmt: skip
+@dataclass(frozen=True)
+class Failed:
+    why: str  # one line
+    refused: bool  # the job refused as bad input (its factory, its settings, a loss that is not finite), or not
+
+
+def _run(config: RunConfig) -> RunResult | Failed:
+    """The run's result, or why it failed."""
     try:
         result = run_cell(config)
-    except UsageError:
-        raise
-    except RuntimeError as e:
-        if NEEDS_TRAINER in str(e):
-            raise UsageError(f"{factory}: its training step needs the Trainer (self.trainer), which a plain loop "
-                             "does not have") from None  # fmt: skip
-        raise UsageError(f"{factory}: a plain run of two steps failed: {type(e).__name__}: {_first_line(e)}") from None
-    except Exception as e:  # the user's own code: whatever it raises is reported, not shown as a traceback
-        raise UsageError(f"{factory}: a plain run of two steps failed: {type(e).__name__}: {_first_line(e)}") from None
-    if not result.ok:
-        raise UsageError(f"{factory}: a plain run of two steps ended {result.status}: {result.message}")
-
-
-def _first_line(e: BaseException) -> str:
-    return (str(e).strip().splitlines() or [""])[0]
+    except UsageError as e:
+        return Failed(str(e), refused=True)
+    except Exception as e:  # the user's code, or a framework's refusal of it: reported, not shown as a traceback
+        return Failed(f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}", refused=False)
+    return result if result.ok else Failed(f"{result.status}: {result.message}", refused=False)
 
 
 def refuse_meaningless(args: argparse.Namespace) -> None:
@@ -65,17 +85,34 @@ def cmd_module(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
     quiet_lightning()
     settings = dict(args.set)
-    if "factory" in settings:
-        raise UsageError("name the factory as the verb's argument, not with --set factory=")
-    for precision in args.precisions or ["32-true"]:
-        check_module(args.factory, settings, precision)
+    for reserved in ("factory", "check", "unmirrored"):
+        if reserved in settings:
+            raise UsageError(f"--set {reserved}=...: the verb sets it (the factory is the verb's argument)")
+    found, ran = check_module(args.factory, settings, (args.precisions or ["32-true"])[0])
+    job = ran.data.get("job", {})
+    if args.precisions is None:  # the job's own precision, where its Trainer settings name one
+        args.precisions = [job.get("settings", {}).get("precision") or "32-true"]
+    for precision in args.precisions:
+        found |= check_module(args.factory, settings, precision)[0]
+    if "unmirrored" in found:
+        args.impls = [i for i in args.impls if i != "pytorch"]
+        print(f"parity: not checked ({found['unmirrored']}); the Trainers run alone", flush=True)
+    logs = any(not k.startswith("logger.") for k in ran.logged)
+    if "lightning-barebones" in args.impls and (
+        logs or found.get("logger") or "ModelCheckpoint" in job.get("callbacks", [])
+    ):
+        args.impls = [i for i in args.impls if i != "lightning-barebones"]
+        print(
+            "not run: lightning-barebones: Trainer(barebones=True) turns off self.log, loggers and checkpoints, "
+            "which this job uses",
+            flush=True,
+        )
     args.tasks = ["module"]
-    args.set = [*args.set, ("factory", args.factory)]
+    args.set = [*args.set, ("factory", args.factory), *found.items()]
     name = re.sub(r"[^\w.-]", "_", args.factory.replace(":", "-"))
 
     def publish(results: list, devices: tuple) -> Path:
-        return write_report(
-            results, machine_folder(Path("reports"), devices) / "own-module" / name, PUBLISHED_RESULTS_NAME
-        )
+        folder = machine_folder(Path("reports"), devices) / "own-module" / name
+        return write_report(results, folder, PUBLISHED_RESULTS_NAME)
 
     return cmd_suite(args, publish)

@@ -69,9 +69,10 @@ SHARED_POSITIVE = ("lr", "test_size", "val_batch_size")
 
 def _check_ranges(config: RunConfig, cfg: Any) -> None:
     """Values that parse but make no sense: caught here, before any data is built."""
-    if cfg.steps < 1 or cfg.batch_size < 1:
+    steps = cfg.steps if cfg.steps is not None else math.inf  # None: a job that decides its own length
+    if steps < 1 or cfg.batch_size < 1:
         raise UsageError("--steps and --batch-size must be at least 1")
-    if not 0 <= cfg.warmup_steps < cfg.steps:
+    if not 0 <= cfg.warmup_steps < steps:
         raise UsageError(f"--warmup-steps must be in [0, steps); got {cfg.warmup_steps} with {cfg.steps} steps")
     if config.seed < 0:
         raise UsageError(f"--seed must be 0 or more, got {config.seed}")

@@ -137,6 +137,8 @@ class RunResult:
     best_epoch: int | None = None  # the validation (1-based) after which the kept weights were saved
     best_weights_digest: str | None = None
     job_s: float | None = None  # the whole job: from train() entry to its end, validation and checkpoints included
+    startup_s: float | None = None  # a job that marks its first batch: from train() entry to it
+    logged: dict[str, list[float]] = field(default_factory=dict)  # "hook/name": each value the job logged
     weights_digest: str | None = None
     compiled: dict[str, Any] = field(default_factory=dict)  # torch.compile: graphs, breaks, recompiles (reasons)
     collectives: dict[str, Any] = field(default_factory=dict)  # per step: each collective's calls and time

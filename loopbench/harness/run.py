@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import os
 import shutil
 import statistics
@@ -73,6 +74,9 @@ class Run:
         self.compiler = Compiler(config.compile, config.compile_backend, config.compile_cache)  # off: nothing
         self._one_step = OneStep(self.device) if counts_device_work(config, cfg) else None  # the 2nd warm-up step
         self.device_work: dict[str, Any] = {}
+        self.startup_s: float | None = None  # from the job's start to its first batch (batch_starts)
+        self.ended = False  # the job ended its training itself (training_ends), after however many steps it had
+        self._paused_at = 0.0
 
     # -- what the loops use ---------------------------------------------------------------------
 
@@ -87,13 +91,16 @@ class Run:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision.grad_scaler)
 
     def trainer_kwargs(
-        self, monitor: tuple[str, str] | None = None, find_unused_parameters: bool = False
-    ) -> dict[str, Any]:
+        self, monitor: tuple[str, str] | None = None, find_unused_parameters: bool = False,
+        package: str = "pytorch_lightning",
+    ) -> dict[str, Any]:  # fmt: skip
         """Trainer arguments for this cell: its Trainer of loopbench.trainers on this device and precision,
         and where the task validates every epoch, the callbacks that keep the best weights by `monitor`
         (metric, "min" | "max") and stop early after `patience` validations without improvement.
         With several processes, strategy="ddp" (`find_unused_parameters`: its variant that lets a backward
-        reach only some of the module's parameters), on `processes` devices of each of `nodes` machines."""
+        reach only some of the module's parameters), on `processes` devices of each of `nodes` machines.
+        `package`: the Lightning the Trainer comes from (pytorch_lightning, or lightning.pytorch), whose plugin
+        and logger classes it takes."""
         kwargs: dict[str, Any] = {
             "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
             "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
@@ -102,18 +109,15 @@ class Run:
             strategy = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
             kwargs |= {"strategy": strategy} | self._placement()
         if lightning_needs_plugin(self.config.device, self.precision.name):  # the flag would run bf16
-            from pytorch_lightning.plugins import MixedPrecision
-
-            kwargs["plugins"] = [MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
+            plugins = importlib.import_module(f"{package}.plugins")
+            kwargs["plugins"] = [plugins.MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
         else:
             kwargs["precision"] = self.precision.lightning
         if self.trainer_setup.writes_files:
             kwargs["default_root_dir"] = self.tmpdir  # logs and checkpoints, never the work tree
         kwargs |= self.trainer_setup.args
-        if self.trainer_setup.csv_logger:
-            from pytorch_lightning.loggers import CSVLogger
-
-            kwargs["logger"] = CSVLogger(self.tmpdir)  # what logger=True gives where tensorboard is not installed
+        if self.trainer_setup.csv_logger:  # what logger=True gives where tensorboard is not installed
+            kwargs["logger"] = importlib.import_module(f"{package}.loggers").CSVLogger(self.tmpdir)
         if monitor and getattr(self.cfg, "validate_every_epoch", False):
             if kwargs.get("barebones"):
                 raise UsageError("Trainer(barebones=True) cannot keep checkpoints: no epoch mode for it")
@@ -152,20 +156,55 @@ class Run:
     def between_steps(self, kind: str) -> Iterator[None]:
         """Time work done between two training steps (validation, a checkpoint write): recorded under
         `kind`, and kept out of the step times and the training window."""
-        clock.synchronize(self.device)
-        start = time.perf_counter()
-        if self.split:
-            self.split.paused = True
+        self.pause()
         try:
             yield
         finally:
-            if self.split:
-                self.split.paused = False
+            self.resume(kind)
+
+    def pause(self) -> None:
+        """Work that is not a training step begins (`resume(kind)` ends it): as `between_steps`, where a hook
+        starts it and another ends it (a Trainer's validation, seen from a callback)."""
+        clock.synchronize(self.device)
+        self._paused_at = time.perf_counter()
+        if self.split:
+            self.split.paused = True
+
+    def resume(self, kind: str) -> None:
+        if self.split:
+            self.split.paused = False
+        clock.synchronize(self.device)
+        elapsed = time.perf_counter() - self._paused_at
+        self.between[kind].append(elapsed)
+        self.clock.skip(elapsed)
+        self._job_end = time.perf_counter()
+
+    # -- a job whose own settings decide its length (a user's module): where its time goes ----------------
+
+    def batch_starts(self, first_of_epoch: bool) -> None:
+        """Call as a training batch starts. The first ends the start-up, kept apart from the first step; the first
+        of a later epoch ends the epoch before's end (its hooks, schedulers, checkpoints), kept as `epoch end`."""
+        if self.startup_s is None:
             clock.synchronize(self.device)
-            elapsed = time.perf_counter() - start
-            self.between[kind].append(elapsed)
-            self.clock.skip(elapsed)
-            self._job_end = time.perf_counter()
+            self.startup_s = time.perf_counter() - self.clock.start
+            self.clock.skip(self.startup_s if self.cfg.warmup_steps == 0 else 0.0)
+        elif first_of_epoch:
+            self._epoch_end()
+
+    def training_ends(self) -> None:
+        """Call after the last step's epoch has ended: what followed the last step is `epoch end`, and the
+        training window closes (the job decided how many steps it had)."""
+        if self.clock.window_end is None:
+            self._epoch_end()
+            self._close_window()
+        self.ended = True
+        self._job_end = time.perf_counter()
+
+    def _epoch_end(self) -> None:
+        clock.synchronize(self.device)
+        elapsed = self.clock.since_last_step()
+        self.between["epoch end"].append(elapsed)
+        self.clock.skip(elapsed)
 
     def record_validation(self, values: dict[str, float]) -> None:
         """One validation's metrics, in the order of the epochs."""
@@ -239,12 +278,16 @@ class Run:
         return self.config.slot > 0 or self.config.clock == "instructions" or not self.config.evaluate
 
     def finish(
-        self, model: nn.Module, metrics: Callable[[], dict[str, float]], artifacts: dict | None = None
+        self,
+        model: nn.Module,
+        metrics: Callable[[], dict[str, float]],
+        artifacts: dict | None = None,
+        logged: dict[str, list[float]] | None = None,
     ) -> RunResult:
         """The result of the run; `model` holds every trained weight (a ModuleDict for several nets), `metrics`
         evaluates it on held-out data (called unless the run is steps-only)."""
         stopped_early = getattr(self.cfg, "patience", 0) and self.clock.steps < self.cfg.steps and self.val_metrics
-        if self.clock.steps != self.cfg.steps and not stopped_early:
+        if self.clock.steps != self.cfg.steps and not stopped_early and not self.ended:
             raise RuntimeError(f"the loop ran {self.clock.steps} steps, {self.cfg.steps} were asked for")
         if stopped_early:
             self._close_window()
@@ -275,6 +318,8 @@ class Run:
             best_epoch=self.best[0] if self.best else None,
             best_weights_digest=best_digest(self.best[1], list(weights)) if self.best and self.rank == 0 else None,
             job_s=self._job_end - self.clock.start,
+            startup_s=self.startup_s,
+            logged=logged or {},
             artifacts=artifacts or {},
             compiled=self.compiler.summary(),
             device_work=self.device_work,

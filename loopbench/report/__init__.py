@@ -23,6 +23,7 @@ from loopbench.report.figures import IMPL_STYLE, task_figures
 from loopbench.report.tables import (  # noqa: F401  (the report's tables, importable from here)
     MIB,
     TARGET,
+    TRAINER_ALONE,
     data_table,
     frame,
     fresh,
@@ -31,6 +32,7 @@ from loopbench.report.tables import (  # noqa: F401  (the report's tables, impor
     overheads,
     parities,
     summary,
+    trainer_alone,
 )
 
 
@@ -196,7 +198,13 @@ def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
     scale = scaling_report.scaling(table, ov)
     if len(scale):
         out += ["## Data parallel: scaling", "", scaling_report.INTRO, "", markdown(scale, ".3g"), ""]
-    job = job_report.between_epochs(results)
+    alone = trainer_alone(results)
+    if len(alone):
+        out += ["## The Trainers alone", "", TRAINER_ALONE, "", markdown(alone, ".3g"), ""]
+    where = job_report.phases(results)
+    if len(where):
+        out += ["## Where the job's time goes", "", job_report.PHASES_INTRO, "", markdown(where, ".3g"), ""]
+    job = job_report.between_epochs(results) if not len(where) else where.iloc[:0]
     if len(job):
         out += ["## Between epochs: validation and checkpoints", "", job_report.INTRO, "", markdown(job, ".3g"), ""]
     return out

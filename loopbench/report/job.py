@@ -65,3 +65,52 @@ INTRO = (
     "a sanity check (2 validation batches) before training, which also takes the first pass's one-time costs "
     "out of its first epoch's validation: a validation ratio below 1 is that, or noise."
 )
+
+
+# -- a job that marks its phases (a user's module): where its time goes -------------------------------------------
+
+PHASES = ("start-up", "training steps", "validation", "epoch ends", "the rest", "whole job")
+
+
+def _phases(r: RunResult) -> dict[str, float]:
+    steps = sum(r.step_times_s)
+    validation = sum(r.between_steps_s.get("validation", []))
+    epoch_ends = sum(r.between_steps_s.get("epoch end", []))
+    parts = {"start-up": r.startup_s, "training steps": steps, "validation": validation, "epoch ends": epoch_ends}
+    return parts | {"the rest": r.job_s - sum(parts.values()), "whole job": r.job_s}
+
+
+def phases(results: list[RunResult]) -> pd.DataFrame:
+    """Per implementation, the seconds of each phase of the whole job (medians over its fresh runs), and each
+    Lightning variant's extra in each over the plain loop's run of the same repeat, with its interval."""
+    rows = []
+    fresh = [r for r in results if not r.config.get("slot") and r.config.get("clock", "time") == "time"]
+    for (task, device, precision, *_, processes, lightning), impls in by_group(fresh).items():
+        runs = {impl: [r for r in rs if r.ok and r.startup_s is not None and r.job_s] for impl, rs in impls.items()}
+        plain = {r.config["repeat"]: _phases(r) for r in runs.get("pytorch", [])}
+        for impl, rs in runs.items():
+            if not rs:
+                continue
+            row = {"task": task, "device": placement(device, processes, lightning), "precision": precision,
+                   "impl": impl, "runs": len(rs)}  # fmt: skip
+            mine = {r.config["repeat"]: _phases(r) for r in rs}
+            for phase in PHASES:
+                row[f"{phase} s"] = _median([m[phase] for m in mine.values()])
+                pairs = [(plain[k][phase], mine[k][phase]) for k in sorted(plain.keys() & mine.keys())]
+                if impl != "pytorch" and len(pairs) >= 2:
+                    d = stats.paired_difference(pairs)
+                    row[f"{phase}: extra s"] = f"{d.delta:+.3g} [{d.low:+.3g}, {d.high:+.3g}]"
+                elif impl != "pytorch" and pairs:
+                    row[f"{phase}: extra s"] = f"{pairs[0][1] - pairs[0][0]:+.3g} (one pair: no interval)"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+PHASES_INTRO = (
+    "The whole job as each side ran it, in seconds (medians over fresh runs): `start-up`, from the job's start "
+    "(the model built, the Trainer made) to its first batch, the sanity check included; `training steps`, the "
+    "steps' own time; `validation`, every validation; `epoch ends`, from an epoch's last step to the next epoch's "
+    "first batch, less validation (epoch-end hooks, schedulers, checkpoints, loggers); `the rest`, what is left "
+    "of the whole job (the end of training, teardown). `extra`: each Lightning variant's over the plain loop's "
+    "run of the same repeat, with a 95% t interval over the pairs. The in-place split above is the per-step answer."
+)

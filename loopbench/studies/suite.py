@@ -183,7 +183,7 @@ class Matrix:
         """The STEP_LIMITS entry of a cell whose preset would run longer; None otherwise."""
         limit = step_limit(task, device, precision, cpu_number_formats())
         preset_steps = implementations.spec(task).PRESETS[self.preset].steps if self.preset else 0
-        return limit if limit and (self.steps or preset_steps) > limit.steps else None
+        return limit if limit and (self.steps or preset_steps or 0) > limit.steps else None  # None: the job's own
 
     def settings(self) -> dict:
         """What must match for a resumed matrix to be the same matrix (saved as matrix.json)."""
