@@ -156,6 +156,14 @@ def recorder(base: type, run: Any, first: Any, logged: Any) -> Any:
             loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
             run.step(first.tensor, **({"loss": loss} if isinstance(loss, torch.Tensor) else {}))
 
+        def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
+            self.calls_before = dict(getattr(trainer.logger, "calls", {}))
+
+        def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
+            calls = getattr(trainer.logger, "calls", {})  # what the sanity check asked the logger: not the job's
+            calls.clear()
+            calls.update(self.calls_before)
+
         def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
             if not trainer.sanity_checking:
                 run.pause()

@@ -20,6 +20,8 @@ from implementations.module import plain, spec
 from loopbench.core.types import RunResult
 from loopbench.harness.run import Run
 
+KEPT_ON = {"Checkpoint": "enable_checkpointing", "ProgressBar": "enable_progress_bar",
+           "ModelSummary": "enable_model_summary"}  # fmt: skip
 FROM_SETTINGS = ("max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "val_check_interval",
                  "check_val_every_n_epoch", "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
                  "log_every_n_steps", "inference_mode", "deterministic", "benchmark")  # fmt: skip
@@ -33,10 +35,11 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     logged = LoggedThrough(module)
 
     kwargs = run.trainer_kwargs(package=lightning.__name__)
-    kwargs |= {k: job.settings[k] for k in FROM_SETTINGS if job.settings[k] != spec.SETTINGS[k]}  # the job's own
+    kwargs |= {k: job.settings[k] for k in FROM_SETTINGS if spec.named(job.settings[k], spec.SETTINGS[k])}
     callbacks = [*job.callbacks, cbs.recorder(lightning.Callback, run, first, logged)]
-    if any(isinstance(cb, lightning.callbacks.Checkpoint) for cb in callbacks) and "barebones" not in kwargs:
-        kwargs["enable_checkpointing"] = True  # the job saves checkpoints: every Trainer keeps it (barebones refuses)
+    for kind, switch in KEPT_ON.items():  # what the job's own callbacks need, every Trainer keeps (barebones refuses)
+        if any(isinstance(cb, getattr(lightning.callbacks, kind)) for cb in callbacks) and "barebones" not in kwargs:
+            kwargs[switch] = True
     if cfg.logger:
         kwargs["logger"] = recording_logger(lightning, run.tmpdir)
     run.data.info["job"] = spec.described(job)

@@ -146,10 +146,15 @@ def load(cfg: Config) -> Job:
     return Job(module, lightning, data, val_data, settings(trainer, cfg), callbacks)
 
 
+def named(value: Any, default: Any) -> bool:
+    """Did the job name this setting (a value other than Lightning's default: 1 is not 1.0, a batch count)?"""
+    return value != default or type(value) is not type(default)
+
+
 def described(job: Job) -> dict[str, Any]:
     """The job as it ran, for its report: the package, the settings it named, its callbacks by class."""
-    named = {k: v for k, v in job.settings.items() if v != SETTINGS[k]}
-    shown = {k: v if isinstance(v, (str, int, float, bool)) else repr(v) for k, v in named.items()}
+    named_ = {k: v for k, v in job.settings.items() if named(v, SETTINGS[k])}
+    shown = {k: v if isinstance(v, (str, int, float, bool)) else repr(v) for k, v in named_.items()}
     return {"lightning": job.lightning.__name__, "settings": shown,
             "callbacks": [type(c).__name__ for c in job.callbacks]}  # fmt: skip
 
