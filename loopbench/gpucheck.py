@@ -74,7 +74,7 @@ STEPS = (
          lambda out, work: [[sys.executable, "-m", "loopbench.gpucheck", "--parity", str(out)]]),
     Step("probe", "the overhead probe on CUDA, host and device time per step", 90, ("probe.json",),
          lambda out, work: [_loopbench("overhead", "--device", "cuda", "--repeats", "2", "--budget", "10",
-                                       "--instructions", "off", "--json", str(out / "probe.json"))]),
+                                       "--counts", "off", "--json", str(out / "probe.json"))]),
     Step("bench", "a smoke bench of the GAN on CUDA: its REPORT.md, FLOP/s, MFU, how busy the GPU was", 150,
          ("REPORT.md", "results.json", "pytest-benchmark.json"), _bench),
 )  # fmt: skip

@@ -176,14 +176,18 @@ OPTIONS: tuple[Option, ...] = (
     _o("slowdown-us", (*CELL, *MATRIX), "busy work added to every training step, in microseconds: a known "
        "slowdown, to check that a compare (loopbench compare, --benchmark-compare-fail) catches one", type=float,
        default=0.0, shown="0, none"),
-    _o("counts", MATRIX, "also count each CPU task cell's instructions per step, one thread, under valgrind's "
-       "callgrind, after the timed runs (where valgrind is installed; about 3 minutes per implementation for the "
-       "GAN, more for the convolutional tasks)", choices=("on", "off"), default="off"),
-    _o("counts", ("paycurve",), "also count the Trainers' instructions per step at the points that name a count, "
-       "one thread, under valgrind's callgrind, after the rounds (where valgrind is installed; only: the counts "
-       "alone, added to an --out folder)", choices=("on", "off", "only"), default="on"),
-    _o("instructions", PROBES[:2], "also count instructions per step under valgrind's callgrind (auto: where "
-       "valgrind is installed)", choices=("auto", "off"), default="auto"),
+    _o("counts", (*MATRIX, *PROBES), "instructions per step counted under valgrind's callgrind, one thread, where "
+       "valgrind is installed: on (beside the timing), off, or only (the counts alone)", choices=("on", "off", "only"),
+       default="off", by_verb={"overhead": "on", "history": "on", "paycurve": "on"},
+       help_by_verb={**{v: "also count each CPU task cell's instructions per step under valgrind's callgrind, one "
+                        "thread, after the timed runs (about 3 minutes per implementation for the GAN, more for the "
+                        "convolutional tasks)" for v in MATRIX},
+                     "overhead": "instructions per step of each variant under valgrind's callgrind: on (beside the "
+                     "rounds), off, or only (each headline variant counted once, no rounds: the input of a CI gate, "
+                     "docs/ci.md)",
+                     "history": "also count instructions per step on every release (on or off)",
+                     "paycurve": "also count the Trainers' instructions per step at the points that name a count, "
+                     "after the rounds (only: the counts alone, added to an --out folder)"}),
     _o("points", ("paycurve",), "the points to measure, by name (see loopbench/analysis/paycurve.py)", nargs="+",
        shown="every point"),
     _o("probe", ("paycurve",), "also run the probe (off: add points to an --out folder whose probe ran)",
@@ -212,6 +216,9 @@ OPTIONS: tuple[Option, ...] = (
        type=Path, shown="runs/<machine>/<date-time>/"),
     _o("resume", MATRIX, "run only what --out does not hold yet (without --out: the newest run folder)",
        action="store_true", default=False),
+    _o("plain", ("module",), "PKG.MOD:TRAIN, your own plain-PyTorch port of the job, in the place of the plain loop "
+       "built from the module's hooks: train(module, data, steps) -> each step's loss (docs/ci.md); the job is then "
+       "--steps optimizer steps", shown="the plain loop built from the module's hooks"),
     _o("publish", ("suite",), "also write the report to reports/<machine>/ (the committed reports)",
        action="store_true", default=False),
     _o("publish", ("module",), "also write the report to reports/<machine>/own-module/<FACTORY>/ (runs compacted)",

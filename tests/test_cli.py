@@ -183,7 +183,7 @@ def test_each_task_declares_the_metrics_its_evaluation_returns(task):
 def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
     out = tmp_path / "o.json"
     argv = ["overhead", "--shape", "manual", "--repeats", "2", "--budget", "1", "--steps", "24", "--after", "read"]
-    assert main([*argv, "--instructions", "off", "--json", str(out)]) == 0
+    assert main([*argv, "--counts", "off", "--json", str(out)]) == 0
     answer = json.loads(out.read_text())
     impls = answer["shapes"]["manual"]
     assert answer["device"] == "cpu" and answer["threads"] == 1 and answer["steps"] == 24

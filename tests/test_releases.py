@@ -1,6 +1,8 @@
 """Another Lightning release: installed hash-checked into the cache, imported first, recorded as imported,
 and bitwise equal to the plain loop on the probe and a task, at both ends of the supported lines."""
 
+from pathlib import Path
+
 import pytest
 
 from loopbench.core import releases
@@ -71,3 +73,28 @@ def test_a_suite_refuses_a_withdrawn_release_in_one_line(capsys):
     assert main(["suite", "--lightning", "2.6.2", "--tasks", "cifar_cnn"]) == 2
     err = capsys.readouterr().err
     assert "--lightning 2.6.2: refused: a malicious upload" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_lightning_of_ones_own_runs_from_its_folder_and_records_its_version_and_commit(tmp_path, capsys):
+    import json
+    import shutil
+    import subprocess
+
+    import pytorch_lightning
+
+    from loopbench.cli import main
+
+    own = tmp_path / "branch"
+    shutil.copytree(Path(pytorch_lightning.__file__).parent, own / "pytorch_lightning")
+    (own / "pytorch_lightning" / "version.info").write_text("2.6.6.dev0+mybranch\n")
+    git = ["git", "-C", str(own), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "my branch"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    head = subprocess.run([*git, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = tmp_path / "run.json"
+    argv = ["run", "--task", "overhead_probe", "--impl", "lightning", "--steps", "8", "--lightning", str(own)]
+    assert main([*argv, "--json", str(out)]) == 0
+    env = json.loads(out.read_text())["env"]
+    assert (env["pytorch_lightning"], env["lightning_commit"]) == ("2.6.6.dev0+mybranch", head)
+    assert main(["run", "--task", "overhead_probe", "--impl", "lightning", "--lightning", str(tmp_path / "none/")]) == 2
+    assert "not a release, nor a wheel, nor a folder" in capsys.readouterr().err

@@ -137,10 +137,10 @@ VALIDATION_HOOKS = ("validation_step", "on_validation_start", "on_validation_epo
                     "on_validation_batch_end", "on_validation_epoch_end")  # fmt: skip
 
 
-def recorder(base: type, run: Any, first: Any, logged: Any) -> Any:
+def recorder(base: type, run: Any, first: Any, logged: Any, stop_after: int | None = None) -> Any:
     """The callback both sides add to the job (the Trainer's a subclass of Lightning's Callback, the plain loop's of
     object): it hands the harness each step's loss where an optimizer stepped, each batch's start, each validation
-    and the end of training, and nothing else."""
+    and the end of training, and nothing else; with `stop_after`, it stops the job after that many steps."""
 
     class Recorder(base):
         def on_train_start(self, trainer: Any, pl_module: Any) -> None:
@@ -155,6 +155,8 @@ def recorder(base: type, run: Any, first: Any, logged: Any) -> Any:
                 return  # no optimizer step in this batch: one step of the run is one optimizer step
             loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
             run.step(first.tensor, **({"loss": loss} if isinstance(loss, torch.Tensor) else {}))
+            if stop_after is not None and run.clock.steps >= stop_after:
+                trainer.should_stop = True
 
         def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
             self.calls_before = dict(getattr(trainer.logger, "calls", {}))

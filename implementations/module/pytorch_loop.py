@@ -22,13 +22,15 @@ from typing import Any
 import torch
 
 from implementations.module import callbacks as cbs
-from implementations.module import plain, spec
+from implementations.module import plain, port, spec
 from implementations.module.optimizers import configure
 from loopbench.core.types import RunResult, UsageError
 from loopbench.harness.run import Run
 
 
 def train(cfg: spec.Config, run: Run) -> RunResult:
+    if cfg.plain:  # a team's own port stands here instead (port.py)
+        return port.train(cfg, run)
     torch.manual_seed(run.seed)  # the module's initial weights come from the global RNG
     job = spec.load(cfg)
     reason = spec.unmirrored(job, cfg, run.precision.name)
@@ -37,7 +39,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
     first = spec.FirstOutput()
     loop = Loop(job, cfg, run)
     loop.callbacks = cbs.plain_callbacks(
-        spec.with_module_callbacks(job), job.lightning, cbs.recorder(object, run, first, loop.logged)
+        spec.with_module_callbacks(job), job.lightning, cbs.recorder(object, run, first, loop.logged, job.stop_after)
     )
     with settings_applied(job.settings):
         loop.fit()

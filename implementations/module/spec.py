@@ -40,6 +40,7 @@ class Config:
     logger: bool = False  # every side logs through a recording logger (the job reads self.logger): the verb sets it
     unmirrored: str = ""  # why no plain loop can train this job, where the verb found one: the Trainers run alone
     check: bool = False  # the verb's check: one epoch of two batches, validating two, whatever the job's settings
+    plain: str = ""  # PKG.MOD:TRAIN, a team's own plain port, in the plain loop's place (port.py); its job: `steps`
 
 
 PRESETS = {
@@ -73,6 +74,7 @@ class Job:
     val_data: Any = None
     settings: dict[str, Any] = field(default_factory=dict)  # the job's Trainer arguments, Lightning's defaults filled
     callbacks: list[Any] = field(default_factory=list)
+    stop_after: int | None = None  # manual optimization: the batches our cap allows (the recorder stops the job)
 
 
 def check(cfg: Config) -> str | None:
@@ -89,8 +91,13 @@ def build_data(cfg: Config, source) -> Data:
     return Data(train=(), test=(), info={"source": "the module's own", "dataset": cfg.factory})
 
 
+IN_PROCESS: dict[str, Any] = {}  # functions handed over in this process (loopbench.testing), by the name given them
+
+
 def factory_of(text: str) -> Any:
     """The function PKG.MOD:FACTORY names, imported from the current folder too, as `python -m` finds it."""
+    if text in IN_PROCESS:
+        return IN_PROCESS[text]
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     path, _, name = text.partition(":")
@@ -143,7 +150,11 @@ def load(cfg: Config) -> Job:
         raise UsageError(f"{cfg.factory}: the module has no training data (no train_dataloader, and no data returned)")
     trainer = dict(parts.get("trainer") or {})
     callbacks = [*(trainer.pop("callbacks", None) or []), *(parts.get("callbacks") or [])]
-    return Job(module, lightning, data, val_data, settings(trainer, cfg), callbacks)
+    s, ours = settings(trainer, cfg)
+    stop_after = None
+    if ours is not None and not module.automatic_optimization:  # the Trainer's max_steps counts every optimizer's
+        s["max_steps"], stop_after = trainer.get("max_steps", -1), ours  # steps: ours are batches, as the run's
+    return Job(module, lightning, data, val_data, s, callbacks, stop_after)
 
 
 def named(value: Any, default: Any) -> bool:
@@ -178,8 +189,9 @@ def namespace(module: Any) -> ModuleType | None:
     return None
 
 
-def settings(given: dict[str, Any], cfg: Config) -> dict[str, Any]:
-    """The job's Trainer arguments with Lightning's defaults filled, `--set` and the steps cap applied; a setting the
+def settings(given: dict[str, Any], cfg: Config) -> tuple[dict[str, Any], int | None]:
+    """The job's Trainer arguments with Lightning's defaults filled, `--set` and the steps cap applied, and that cap
+    where it is ours (--steps, a timed segment's steps, or the job's length where it names none); a setting the
     plain loop does not mirror is refused by name."""
     unknown = sorted(set(given) - set(SETTINGS) - set(DECIDED_BY_THE_CELL))
     if unknown:
@@ -193,18 +205,24 @@ def settings(given: dict[str, Any], cfg: Config) -> dict[str, Any]:
         out["gradient_clip_val"] = cfg.gradient_clip_val
     if out["precision"] is not None:
         out["precision"] = PRECISION_NAMES.get(out["precision"], out["precision"])
+    ours = None
     if out["max_epochs"] is None and out["max_steps"] in (-1, None):  # the job names no length: ours
-        out["max_steps"] = cfg.default_steps if cfg.steps is None else cfg.steps
+        out["max_steps"] = ours = cfg.default_steps if cfg.steps is None else cfg.steps
     elif cfg.steps is not None:  # --steps caps the job's own length
-        out["max_steps"] = cfg.steps if out["max_steps"] in (-1, None) else min(out["max_steps"], cfg.steps)
+        ours = cfg.steps if out["max_steps"] in (-1, None) or cfg.steps < out["max_steps"] else None
+        out["max_steps"] = ours or out["max_steps"]
     out["max_epochs"] = -1 if out["max_epochs"] is None else out["max_epochs"]
+    if cfg.plain:  # a port trains a number of steps: the job is that many, over as many epochs as it takes
+        out |= {"max_epochs": -1, "max_steps": cfg.steps or cfg.default_steps}
+        ours = out["max_steps"]
     if cfg.check:  # every hook family once: an epoch's start and end, a validation, the schedulers of both intervals
         out |= {"max_epochs": 1, "max_steps": -1, "limit_train_batches": 2, "limit_val_batches": 2,
                 "val_check_interval": 1.0, "check_val_every_n_epoch": 1}  # fmt: skip
+        ours = None
     if out["gradient_clip_algorithm"] not in ("norm", "value"):
         raise UsageError(f"{cfg.factory}: gradient_clip_algorithm {out['gradient_clip_algorithm']!r}: the plain loop "
                          "clips by 'norm' or 'value'")  # fmt: skip
-    return out
+    return out, ours
 
 
 def overrides(obj: Any, hook: str, lightning: ModuleType, base: type | None = None) -> bool:

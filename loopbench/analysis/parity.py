@@ -102,21 +102,22 @@ def _losses(result: RunResult) -> dict[str, list[float]]:
     return {f"{name}@rank{r['rank']}": values for r in result.ranks for name, values in r["losses"].items()}
 
 
-def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None, float | None]:
-    """(equal, max |difference|, max |difference| / the tensor's largest |weight|), the last two where the weights
-    themselves are at hand (a run in this process)."""
+def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None, float | None, str | None]:
+    """(equal, max |difference|, max |difference| / the tensor's largest |weight|, the tensor with the largest
+    difference), the last three where the weights themselves are at hand (a run in this process)."""
     if a.ranks or b.ranks:  # several processes: every process's weights, by digest
         digests = [[r["weights_digest"] for r in x.ranks] for x in (a, b)]
-        return None not in digests[0] and digests[0] == digests[1], None, None
+        return None not in digests[0] and digests[0] == digests[1], None, None, None
     if a.weights is not None and b.weights is not None:
         if a.weights.keys() != b.weights.keys():
-            return False, math.inf, math.inf
+            return False, math.inf, math.inf, None
         equal = all(torch.equal(a.weights[k], b.weights[k]) for k in a.weights)
         floats = [k for k in a.weights if a.weights[k].is_floating_point() and a.weights[k].numel()]
         diffs = {k: (a.weights[k].double() - b.weights[k].double()).abs().max().item() for k in floats}
         rel = [d / max(a.weights[k].double().abs().max().item(), 1e-12) for k, d in diffs.items()]
-        return equal, max(diffs.values(), default=0.0), max(rel, default=0.0)
-    return a.weights_digest is not None and a.weights_digest == b.weights_digest, None, None
+        largest = max(diffs, key=diffs.get, default=None)
+        return equal, max(diffs.values(), default=0.0), max(rel, default=0.0), largest
+    return a.weights_digest is not None and a.weights_digest == b.weights_digest, None, None, None
 
 
 VAL_METRICS_RTOL = 1e-6  # the two sides compute the same metric objects over the same outputs (CPU)
@@ -192,7 +193,7 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
             if d:
                 max_rel = max(max_rel, d / max(abs(x), 1e-12) if math.isfinite(d) else math.inf)
     losses_equal = all(ref_losses[n] == cand_losses[n] for n in ref_losses)
-    weights_equal, max_w, rel_w = _weights_compare(reference, candidate)
+    weights_equal, max_w, rel_w, largest = _weights_compare(reference, candidate)
     if losses_equal and weights_equal:
         verdict = "bitwise"
     elif rtol is not None and max_rel <= rtol and (rel_w is None or rel_w <= rtol):
@@ -208,7 +209,8 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
     if job:  # the whole job must agree too: the same metrics per epoch (within the tolerance), the same weights kept
         kept = job["best_weights_equal"] is not False or tolerant is not None
         holds = holds and job["val_metrics_equal"] and best_agree and kept
-    logged = logged_differences(reference.logged, candidate.logged, tolerant)
+    both_logged = bool(reference.logged) and bool(candidate.logged)  # a team's port logs nothing: not compared
+    logged = logged_differences(reference.logged, candidate.logged, tolerant) if both_logged else None
     holds = holds and not logged
     return ParityReport(
         verdict=verdict,
@@ -225,8 +227,9 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         rtol=rtol,
         max_rel_weight_diff=rel_w,
         first_differing_step=first_diff,
-        details={"processes": len(reference.ranks)} if reference.ranks else {},
-        logged_values=sum(map(len, reference.logged.values())) if reference.logged or candidate.logged else None,
+        details=({"processes": len(reference.ranks)} if reference.ranks else {})
+        | ({"largest_weight_difference_in": largest} if largest and not weights_equal else {}),
+        logged_values=sum(map(len, reference.logged.values())) if both_logged else None,
         logged_difference=logged,
         **job,
     )

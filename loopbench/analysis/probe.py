@@ -239,6 +239,28 @@ def answer(results: list[RunResult], device: str) -> dict[str, Any]:
     return out
 
 
+COUNTED_WITH = ("python", "torch", "pytorch_lightning", "lightning_commit")  # what, with the code, decides a count
+MACHINE = ("cpu", "cpu_count", "cpu_flags", "gpu", "platform")
+
+
+def counts_answer(results: list[RunResult]) -> dict[str, Any]:
+    """The counted probe's answer: each variant's instructions per step and its extra over the plain loop's, per
+    shape, with the versions that decide a count and the machine (which does not) beside them."""
+    ok = [r for r in results if r.ok and r.instructions_per_step]
+    shapes = [s for s in SHAPES if any(_shape(r) == s for r in ok)]
+    env = ok[0].env if ok else {}
+    return {
+        "kind": "instruction counts",
+        "probe": PROBE,
+        "steps_counted": (ok[0].task_config["steps"] - ok[0].warmup_steps) if ok else None,
+        "step_means": {s: STEP_MEANS[s] for s in shapes},
+        "counted_with": {k: env.get(k) for k in COUNTED_WITH},
+        "machine": {k: env.get(k) for k in MACHINE},
+        "instructions": {"shapes": {s: instruction_counts(results, s, {}) for s in shapes}},
+        "failed": [f"{r.run_config.label} ({r.config['impl']}): {r.status}: {r.message}" for r in results if not r.ok],
+    }
+
+
 def by_release(results: list[RunResult], device: str) -> dict[str, Any]:
     """The answer; where the runs hold several Lightning releases, {"releases": {version as imported: answer}}."""
     groups: dict[str | None, list[RunResult]] = {}

@@ -44,6 +44,8 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
     for task in get("tasks") or ():
         if reason := implementations.problem(task):  # before planning reads the task's spec
             raise UsageError(reason.replace("--task ", f"{flag('tasks')} "))
+    if get("counts") == "only":
+        raise UsageError(f"{flag('counts')} only: the counts alone are loopbench overhead's and paycurve's; on or off")
     overrides = options.overrides(get("set"), get("pretrained"))
     matrix = Matrix(
         tasks=tuple(dict.fromkeys(get("tasks") or implementations.TASKS)),

@@ -85,9 +85,14 @@ def cmd_module(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
     quiet_lightning()
     settings = dict(args.set)
-    for reserved in ("factory", "check", "unmirrored"):
+    for reserved in ("factory", "check", "unmirrored", "plain"):
         if reserved in settings:
-            raise UsageError(f"--set {reserved}=...: the verb sets it (the factory is the verb's argument)")
+            raise UsageError(
+                f"--set {reserved}=...: the verb sets it (the factory is the verb's argument, a port --plain's)"
+            )
+    if args.plain:
+        settings["plain"] = args.plain
+        args.set = [*args.set, ("plain", args.plain)]
     found, ran = check_module(args.factory, settings, (args.precisions or ["32-true"])[0])
     job = ran.data.get("job", {})
     if args.precisions is None:  # the job's own precision, where its Trainer settings name one

@@ -12,7 +12,7 @@ from typing import Any
 
 from loopbench.analysis import targets
 from loopbench.analysis.history import across_releases
-from loopbench.analysis.probe import PROBE
+from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE
 from loopbench.commands.results import study_end
 from loopbench.core import releases
 from loopbench.core.checks import folder, json_target, positive, release, validate
@@ -24,7 +24,7 @@ from loopbench.launch.valgrind import unavailable
 from loopbench.report import history as history_report
 from loopbench.report import paycurve as paycurve_report
 from loopbench.report import probe as probe_report
-from loopbench.studies import history, paycurve
+from loopbench.studies import counted, history, paycurve
 from loopbench.studies.batches import run_cells
 from loopbench.studies.overhead import AFTER, PROBE_IMPLS, plan, run_rounds
 from loopbench.studies.suite import machine_folder, run_folder
@@ -51,8 +51,9 @@ def cmd_overhead(args: argparse.Namespace) -> int:
             releases.site(v)  # installed now, or refused in one line, before any round
     if args.steps is not None and args.steps < 8:
         raise UsageError("--steps must be at least 8 (a quarter of them warm up)")
-    off = "instruction counts: off (--instructions off)"
-    missing = unavailable(args.device) if args.instructions == "auto" else off
+    if args.counts == "only":
+        return counted_probe(args, shapes, versions)
+    missing = unavailable(args.device) if args.counts == "on" else "instruction counts: off (--counts off)"
     print(
         f"loopbench overhead: {PROBE}, one torch thread{_after_text(args.after)}; rounds of short segments P V1 P "
         f"V2 ... P in one process "
@@ -92,6 +93,31 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     return 1 if failed(answer) else 0
 
 
+def counted_probe(args: argparse.Namespace, shapes: tuple[str, ...], versions: tuple[str | None, ...]) -> int:
+    """`loopbench overhead --counts only`: each headline variant's instructions per step, no rounds; the JSON a
+    CI gate compares (loopbench compare)."""
+    missing = unavailable(args.device)
+    if missing:
+        raise UsageError(f"--counts only: {missing}")
+    if len(versions) > 1 or len(shapes) > 1 or args.after != "nothing":
+        raise UsageError("--counts only: one --lightning, one --shape (auto or manual) and --after nothing")
+    print(f"loopbench overhead: {PROBE}, counted under valgrind's callgrind: {', '.join(HEADLINE_IMPLS)}, one "
+          f"{shapes[0]} count each, two at a time", flush=True)  # fmt: skip
+    answer = counted.run(args.device, shapes[0], versions[0])
+    for impl, c in answer["instructions"]["shapes"].get(shapes[0], {}).items():
+        extra = f"  {c['delta'] / 1e6:+.3f} M over the plain loop" if c["delta"] else ""
+        print(f"{shapes[0]:<7} {impl:<24} {c['per_step'] / 1e6:8.3f} M instructions/step{extra}")
+    w = answer["counted_with"]
+    print(f"counted with Python {w['python']}, torch {w['torch']}, pytorch-lightning {w['pytorch_lightning']}, the "
+          f"probe's code {w['probe_code']}, in {answer['elapsed_s']:.0f} s")  # fmt: skip
+    for line in answer["failed"]:
+        print(f"FAILED: {line}", file=sys.stderr)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(answer, indent=1) + "\n")
+    return 1 if answer["failed"] else 0
+
+
 def _after_text(after: str) -> str:
     """What each probe step does first, as the command's first line says it (studies.overhead.AFTER)."""
     mib = AFTER[after][0].get("ballast_mib")
@@ -114,7 +140,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     folder("--out", out)
     for v in versions:
         releases.site(v)  # installed now (hash-checked), or refused in one line, before any round
-    missing = unavailable() if args.instructions == "auto" else "instruction counts: off (--instructions off)"
+    if args.counts == "only":
+        raise UsageError("--counts only: the counts alone are loopbench overhead's (one release: --lightning V)")
+    missing = unavailable() if args.counts == "on" else "instruction counts: off (--counts off)"
     then = f"; {missing}" if missing else "; beside the rounds, instruction counts under valgrind (a release at a time)"
     then += "; then parity on every release" if args.parity == "on" else ""
     print(

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from loopbench.analysis.compare import compare
+from loopbench.analysis.compare import Side, compare, from_probe_json, from_results
 from loopbench.core.checks import folder, positive
 from loopbench.core.store import load_results
-from loopbench.core.types import RunResult
+from loopbench.core.types import RunResult, UsageError
 from loopbench.report import write_report
 
 
@@ -22,16 +23,39 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Per probe variant and task cell: the change from OLD to NEW with its interval; exit 1 past --fail-above."""
+    """What changed from OLD to NEW, counts first (the gate), time beside them; exit 1 past --fail-above."""
     if args.fail_above is not None:
         positive("--fail-above", args.fail_above)
-    changes = compare(load_results(args.old), load_results(args.new))
-    for c in changes:
-        print(c.line())
-    failing = [c for c in changes if c.resolved and args.fail_above is not None and c.percent > args.fail_above]
-    for c in failing:
-        print(f"FAIL: {c.what} rose by {c.percent:.1f}% (resolved), above --fail-above {args.fail_above:g}%")
+    c = compare(side(args.old), side(args.new))
+    limit = f"; it fails above {args.fail_above:g}% (--fail-above)" if args.fail_above is not None else ""
+    print(f"{c.gate}{limit}")
+    for change in c.gated:
+        print(change.line())
+    if c.context:
+        print("time, beside the counts (one machine):")
+        for change in c.context:
+            print(change.line())
+    if c.note:
+        print(c.note)
+    for what in c.one_side:
+        print(f"not compared: {what}")
+    failing = [x for x in c.gated if x.resolved and args.fail_above is not None and x.percent > args.fail_above]
+    for x in failing:
+        print(f"FAIL: {x.what} rose by {x.percent:.1f}%, above --fail-above {args.fail_above:g}%")
     return 1 if failing else 0
+
+
+def side(path: Path) -> Side:
+    """A result set as compare reads it: the JSON of `loopbench overhead`, or runs (a folder or a results file)."""
+    if path.is_file() and path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UsageError(f"{path}: not JSON; give a run folder, a results file or loopbench overhead's JSON") \
+                from None  # fmt: skip
+        if isinstance(data, dict) and ("instructions" in data or "shapes" in data):
+            return from_probe_json(str(path), data)
+    return from_results(str(path), load_results(path))
 
 
 def study_end(results: list[RunResult], out: Path, write: Callable[[list, Path], Path], publish_to: Path | None) -> int:

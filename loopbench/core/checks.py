@@ -207,7 +207,7 @@ def release(version: str | None) -> str | None:
     if version is None or version == releases.installed():
         return None
     releases.check(version)
-    return version
+    return str(Path(version).expanduser().resolve()) if releases.is_path(version) else version  # for every process
 
 
 def positive(flag: str, value: float | None) -> None:

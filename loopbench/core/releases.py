@@ -9,6 +9,7 @@ and 2.6.3 were malicious uploads (April 2026), withdrawn from PyPI: never instal
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import shutil
@@ -50,8 +51,16 @@ def installed() -> str | None:
         return None
 
 
+def is_path(spec: str) -> bool:
+    """Does `--lightning` name a Lightning of one's own (a folder or a wheel) rather than a release?"""
+    return os.sep in spec or spec.endswith(".whl") or spec.startswith(".")
+
+
 def check(version: str, flag: str = "--lightning") -> None:
-    """A release loopbench may install (or the installed one); UsageError in one line otherwise."""
+    """A release loopbench may install, the installed one, or a Lightning of one's own; UsageError otherwise."""
+    if is_path(version):
+        own_site(version, flag)
+        return
     if version in WITHDRAWN:
         raise UsageError(f"{flag} {version}: refused: {WITHDRAWN[version]}; never installed")
     if version not in RELEASES and version != installed():
@@ -72,6 +81,8 @@ def site(version: str | None) -> Path | None:
     """The folder to put first on the path for `version`, installed on first use; None: the installed one."""
     if version is None or version == installed():
         return None
+    if is_path(version):
+        return own_site(version)
     check(version)
     folder = cache_dir() / version
     needs = [folder / "pytorch_lightning" / "__init__.py"]
@@ -106,12 +117,65 @@ def install(version: str, folder: Path) -> Path:
     return folder
 
 
+def own_site(spec: str, flag: str = "--lightning") -> Path:
+    """The folder to import a Lightning of one's own from: a folder holding `pytorch_lightning` as it is; a wheel,
+    or a checkout of Lightning's sources (built as the `pytorch_lightning` package), installed once into the cache
+    under a name that changes with the file or with the checkout's commit."""
+    path = Path(spec).expanduser().resolve()
+    if path.is_dir() and (path / "pytorch_lightning" / "__init__.py").is_file():
+        return path
+    if path.is_file() and path.suffix == ".whl":
+        key = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        return _build(path, cache_dir() / f"wheel-{key}", {}, flag)
+    if path.is_dir() and ((path / "setup.py").is_file() or (path / "pyproject.toml").is_file()):
+        key = hashlib.sha256(f"{path}|{commit_of(spec)}".encode()).hexdigest()[:12]
+        return _build(path, cache_dir() / f"checkout-{key}", {"PACKAGE_NAME": "pytorch"}, flag)
+    raise UsageError(f"{flag} {spec}: not a release, nor a wheel, nor a folder holding pytorch_lightning or a "
+                     "checkout of Lightning's sources")  # fmt: skip
+
+
+def _build(source: Path, folder: Path, env: dict[str, str], flag: str) -> Path:
+    """pip install --no-deps --target `folder` (no hashes: one's own file); reused while `folder` exists."""
+    if (folder / "pytorch_lightning" / "__init__.py").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-input",
+               "--disable-pip-version-check", "--target", str(Path(tmp, "site")), str(source)]  # fmt: skip
+        clean = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"} | env
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=clean, timeout=900)
+        if proc.returncode != 0 or not Path(tmp, "site", "pytorch_lightning", "__init__.py").is_file():
+            reason = next((x for x in reversed(proc.stderr.strip().splitlines()) if x.strip()), "no pytorch_lightning")
+            raise UsageError(f"{flag} {source}: building it failed ({reason.strip()})")
+        shutil.rmtree(folder, ignore_errors=True)
+        Path(tmp, "site").rename(folder)
+    return folder
+
+
+def commit_of(spec: str | None) -> str | None:
+    """The git commit of a Lightning of one's own (a checkout, or a folder inside one), with -dirty; else None."""
+    if not spec or not is_path(spec) or not Path(spec).expanduser().is_dir():
+        return None
+    where = str(Path(spec).expanduser().resolve())
+    run = lambda *a: subprocess.run(["git", "-C", where, *a], capture_output=True, text=True, timeout=10)  # noqa: E731
+    try:
+        head, status = run("rev-parse", "--short=12", "HEAD"), run("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
+
+
 def path_env(version: str | None, env: dict[str, str]) -> dict[str, str]:
-    """`env` with the release's folder first on PYTHONPATH (unchanged for the installed release)."""
+    """`env` with the release's folder first on PYTHONPATH (unchanged for the installed release), and the commit of
+    a Lightning of one's own, which every result records."""
     folder = site(version)
     if folder is None:
         return env
     out = env | {"PYTHONPATH": os.pathsep.join(p for p in (str(folder), env.get("PYTHONPATH")) if p)}
+    if commit := commit_of(version):
+        out["LOOPBENCH_LIGHTNING_COMMIT"] = commit
     if version in PKG_RESOURCES:  # their import of pkg_resources warns in every process: the note above says why
         out["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), QUIET) if w)
     return out

@@ -283,6 +283,7 @@ class Run:
         metrics: Callable[[], dict[str, float]],
         artifacts: dict | None = None,
         logged: dict[str, list[float]] | None = None,
+        losses: dict[str, list[float]] | None = None,
     ) -> RunResult:
         """The result of the run; `model` holds every trained weight (a ModuleDict for several nets), `metrics`
         evaluates it on held-out data (called unless the run is steps-only)."""
@@ -301,7 +302,9 @@ class Run:
             config=self.config.to_dict(),
             task_config=dataclasses.asdict(self.cfg),
             data=dict(self.data.info),
-            losses={k: torch.stack(v).float().cpu().tolist() for k, v in self._losses.items()},
+            losses=losses
+            if losses is not None
+            else {k: torch.stack(v).float().cpu().tolist() for k, v in self._losses.items()},
             batch_size=self.batch_size,
             **self.clock.summary(self.batch_size),
             **self.split_summary(),

@@ -42,6 +42,16 @@ NUMBER_FORMAT_FLAGS = (
 )
 
 
+def code_digest(root: Path, paths: tuple[str, ...]) -> str:
+    """SHA-256 (first 16 hex digits) over the Python files at `paths` under `root` (files, or folders' *.py)."""
+    h = hashlib.sha256()
+    for p in paths:
+        for f in sorted((root / p).rglob("*.py")) if (root / p).is_dir() else [root / p]:
+            h.update(f"{f.relative_to(root)}|".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _cpuinfo(key: str) -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -116,6 +126,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
         "pytorch_lightning": lightning_version(),
+        "lightning_commit": os.environ.get("LOOPBENCH_LIGHTNING_COMMIT"),  # a Lightning of one's own (--lightning PATH)
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -26,6 +26,8 @@ def progress_line(i: int, n: int, result: RunResult) -> str:
     if result.instructions_per_step:
         return f"{head} {result.instructions_per_step / 1e6:9.3f} M instructions/step (one thread, under valgrind)"
     metrics = " ".join(f"{k}={v:.3g}" for k, v in result.metrics.items())
+    if result.samples_per_s is None:  # a job that ended within its warm-up: no timed step
+        return f"{head} {result.steps_run} steps, all warm-up: no timed step  end-to-end {result.end_to_end_s:6.2f} s"
     return (
         f"{head} {result.samples_per_s:>9.1f} samples/s  median step {result.step_time_median_s * 1e3:7.2f} ms"
         f"  end-to-end {result.end_to_end_s:6.2f} s  {metrics}"
