@@ -216,7 +216,7 @@ def settings(given: dict[str, Any], cfg: Config) -> tuple[dict[str, Any], int | 
         out |= {"max_epochs": -1, "max_steps": cfg.steps or cfg.default_steps}
         ours = out["max_steps"]
     if cfg.check:  # every hook family once: an epoch's start and end, a validation, the schedulers of both intervals
-        out |= {"max_epochs": 1, "max_steps": -1, "limit_train_batches": 2, "limit_val_batches": 2,
+        out |= {"max_epochs": 1, "max_steps": 2 if cfg.plain else -1, "limit_train_batches": 2, "limit_val_batches": 2,
                 "val_check_interval": 1.0, "check_val_every_n_epoch": 1}  # fmt: skip
         ours = None
     if out["gradient_clip_algorithm"] not in ("norm", "value"):
