@@ -61,7 +61,10 @@ VERBS = {
         collectives.cmd_collectives,
     ),
     "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", results.cmd_report),
-    "compare": ("what changed between two result sets (releases, commits, days), with intervals", results.cmd_compare),
+    "compare": (
+        "what changed between two result sets or counted probes: the CI gate on instruction counts",
+        results.cmd_compare,
+    ),
 }
 
 

@@ -208,8 +208,8 @@ OPTIONS: tuple[Option, ...] = (
     # the verdict
     _o("metric", ("parity",), "final metric for the equivalence test", shown="the task's first"),
     _o("margin", ("parity",), "equivalence margin, in the metric's units", type=float, default=0.02),
-    _o("fail-above", ("compare",), "exit 1 when a resolved change is more than this percent of the old value",
-       type=float),
+    _o("fail-above", ("compare",), "exit 1 when a variant's extra instructions per step (else a resolved change "
+       "in time) rose by more than this percent of OLD's", type=float),
     # where results go
     _o("json", (*CELL, "overhead"), "write the result as JSON to this file", type=Path),
     _o("out", (*MATRIX, *PROBES[1:], *STUDIES), "folder for results (appended as each run ends) and the report",
@@ -244,7 +244,7 @@ EXAMPLES = {
     "compile": "loopbench compile --repeats 6 --cache warm --steps 30 --publish",
     "collectives": "loopbench collectives --lightning 2.4.0 2.5.6 2.6.6 --repeats 3 --publish",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
-    "compare": "loopbench compare reports/<machine> runs/<machine>/<date-time> --fail-above 10",
+    "compare": "loopbench compare old.json new.json --fail-above 10   # two `loopbench overhead --counts only` JSONs",
 }
 
 

@@ -100,3 +100,24 @@ def test_the_command_line_compares_a_port_and_refuses_one_that_returns_nothing(c
     assert main([*base, "--set", "plain=tests.fixtures.jobs:port_returning_nothing"]) == 2
     err = capsys.readouterr().err.strip()
     assert "returned NoneType, not a list of each step's loss" in err and len(err.splitlines()) == 1
+
+
+def test_the_guide_states_what_the_gate_said_of_the_committed_counts(capsys):
+    """Each row of docs/ci.md's table: the change per variant between two committed count files, and the gate's
+    exit status at the threshold the recipe uses."""
+    folder = ROOT / "reports" / "amd-epyc-2c-avx2" / "ci-gate"
+    rows = [line for line in RECIPE.split("<!-- gate rows from reports/amd-epyc-2c-avx2/ci-gate -->")[1].splitlines()
+            if line.startswith("| ")]  # fmt: skip
+    pairs = [("2.3.3", "2.4.0"), ("2.5.6", "2.6.6"), ("2.6.6", "2.6.6-again")]
+    assert len(rows) == len(pairs)
+    for row, (old, new) in zip(rows, pairs, strict=True):
+        deltas = [json.loads((folder / f"{v}.json").read_text())["instructions"]["shapes"]["auto"] for v in (old, new)]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for cell, impl in zip(cells[1:4], ("lightning", "lightning-defaults", "fabric"), strict=True):
+            a, b = deltas[0][impl]["delta"], deltas[1][impl]["delta"]
+            assert cell == f"{100 * (b - a) / a:+.1f}%", (row, impl)
+        code = main(["compare", str(folder / f"{old}.json"), str(folder / f"{new}.json"), "--fail-above", "10"])
+        assert cells[4].startswith(f"exit {code}")
+    capsys.readouterr()
+    seconds = [json.loads(p.read_text())["elapsed_s"] for p in folder.glob("*.json")]
+    assert f"took {min(seconds):.0f} to {max(seconds):.0f} s" in RECIPE

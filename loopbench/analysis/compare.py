@@ -1,13 +1,13 @@
 """Compare two result sets (two releases, commits, branches, machines or days): what changed, and a gate for CI.
 
-`loopbench compare OLD NEW [--fail-above PCT]`. Each side is a run folder or results file, or the JSON of
-`loopbench overhead` (with `--counts only`: the counts alone). Where both sides counted instructions, the gate is on
-counts: each variant's extra instructions per step over the plain loop, NEW against OLD as a percentage of OLD's,
-exact (a count does not vary), and comparable across machines when the versions that decide a count match (Python,
-torch, the probe's code; Lightning is what is compared). Time is shown beside it where both sides ran on one
-machine: per probe variant its delta over the plain loop (us per step), per task cell its Lightning / plain ratio,
-with a 95% bootstrap interval over the rounds; without counts the gate is on a time change whose interval
-excludes 0 (`resolved`). Refusals name the rule and the field that broke it.
+`loopbench compare OLD NEW [--fail-above PCT]`. Each side is a run folder or results file, or the JSON of `loopbench
+overhead` (with `--counts only`: the counts alone). Where both sides counted instructions, the gate is on counts:
+each variant's extra instructions per step over the plain loop, NEW against OLD as a percentage of OLD's, unmoved by
+the neighbours' load (within a few percent between invocations: docs/ci.md), and comparable across machines when the
+versions that decide a count match (Python, torch, the probe's code; Lightning is compared). Time is shown beside it
+where both sides ran on one machine: per probe variant its delta over the plain loop (us per step), per task cell
+its Lightning / plain ratio, with a 95% bootstrap interval over the rounds; without counts the gate is on a time
+change whose interval excludes 0 (`resolved`). Refusals name the rule and the field that broke it.
 """
 
 from __future__ import annotations
