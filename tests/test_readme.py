@@ -1,8 +1,9 @@
-"""The README's first screen answers, and every number on it is computed here from the committed JSON.
+"""The README's first screen answers in a table, and every number on it, and in docs/results.md (the detail the
+README links), is computed here from the committed JSON.
 
-Each fact below is a string the README must contain, formatted from a committed result file by the suite's
-own analysis; then every number on the first screen must be part of one of them, or be one of the few
-named constants (the commands' budgets, precision names) that no run measures.
+Each fact below is a string the page must contain, formatted from a committed result file by the suite's own
+analysis; then every number on the page must be part of one of them, or be one of the few named constants (the
+commands' budgets, precision names) that no run measures.
 """
 
 import json
@@ -21,12 +22,13 @@ from loopbench.report.tables import fresh, headline, overheads, parities
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-FIRST = "\n".join(README.splitlines()[:60])
+FIRST = "\n".join(README.splitlines()[:40])
+RESULTS = (ROOT / "docs" / "results.md").read_text()
 NUMBER = re.compile(r"[+\-]?\d(?:[\d,]*\d)?(?:\.\d+)*(?:\.post\d+)?")  # 1,204 and 2.0.9.post0 are one number
 
 
 def _source(name: str) -> Path:
-    found = re.search(rf"<!-- {name} from (reports/\S+) -->", README)
+    found = re.search(rf"<!-- {name} from (reports/\S+) -->", README + RESULTS)
     assert found, f"the README names the folder its {name} comes from"
     return ROOT / found.group(1)
 
@@ -217,29 +219,68 @@ def _facts() -> list[str]:
     return facts + own_module_facts() + paycurve_in_place_facts() + probe_after_work_facts()
 
 
-def test_the_readme_is_short_and_answers_on_its_first_screen():
-    lines = README.splitlines()
-    assert len(lines) < 200
-    assert "tox -e bench" in FIRST and "tox " in FIRST and "Lightning" in FIRST
-    assert "delta / T" in FIRST or "delta/T" in FIRST
+def test_the_readme_answers_in_a_table_within_its_first_forty_lines():
+    words = len(re.sub(r"<!--.*?-->", "", FIRST).split())
+    prose = re.sub(r"\]\([^)]*\)|<!--.*?-->", "", FIRST)
+    numbers = {n.lstrip("+-") for n in NUMBER.findall(prose)}
+    assert words <= 350 and len(numbers) <= 20, (words, sorted(numbers))
+    assert "| lean Trainer" in FIRST and "| default Trainer" in FIRST and "| Fabric" in FIRST
+    for command in ("loopbench module", "loopbench compare", "assert_same_training", "tox -e bench"):
+        assert command in FIRST
+    assert "[glossary](docs/glossary.md)" in FIRST
 
 
-def test_every_fact_on_the_first_screen_is_computed_from_the_committed_json():
-    missing = [f for f in _facts() if f not in FIRST]
-    assert not missing, f"not on the README's first screen as the committed JSON gives them: {missing}"
+def table_facts() -> list[str]:
+    """The first screen's table: each framework's extra time per step after a near-zero step (the bench's probe)
+    and on real jobs (the probe after a read, in place), what that is at a 10, 60 and 100 ms step, parity, memory."""
+    results = load_results(_source("headline"))
+    auto = probe_report.answers(results)["cpu"]["shapes"]["auto"]
+    after = json.loads((_source("probe after work") / "probe-after-work.json").read_text())["probes"]["auto"]
+    read = next(v for k, v in after.items() if "read" in k)
+    env = next(r.env for r in tasks_only(results) if r.env)
+    par = parities(tasks_only(results))
+    assert set(par["verdict"]) == {"bitwise"} and set(par["impl"]) == {LEAN, DEFAULTS, FABRIC}
+    runs = {(r.config["task"], r.config["precision"], r.config["impl"]): r for r in fresh(tasks_only(results)) if r.ok}
+    gaps = [abs(r.peak_rss_bytes - runs[(t, p, PLAIN)].peak_rss_bytes) for (t, p, i), r in runs.items() if i != PLAIN]
+    facts = [f"torch {env['torch'].split('+')[0]}", f"Lightning {env['pytorch_lightning']}", "bitwise, every cell",
+             f"±{max(gaps) / 2**20:.0f} MiB", f"| +{auto[FABRIC]['delta_us']:,.0f} us / – |"]  # fmt: skip
+    assert auto[FABRIC]["delta_us"] / 10e3 < 0.01  # Fabric's floor is under 1% of a 10 ms step: "under 1%"
+    for impl in (LEAN, DEFAULTS):
+        real = read[impl]["own_us"]
+        facts.append(f"+{auto[impl]['delta_us']:,.0f} / +{real:,.0f} us")
+        facts.append(" / ".join(f"+{100 * real / (t * 1e3):.2g}%" for t in (10, 60, 100)))
+    return facts
 
 
-def test_every_number_on_the_first_screen_is_one_of_those_facts_or_a_named_constant():
-    facts = _facts()
-    prose = re.sub(r"```.*?```", "", FIRST, flags=re.S)  # the commands' own text is not a claim
+def test_every_fact_of_the_table_is_computed_from_the_committed_json():
+    missing = [f for f in table_facts() if f not in FIRST]
+    assert not missing, f"not in the README's table as the committed JSON gives them: {missing}"
+
+
+def _unexplained(page: str, facts: list[str], constants: set[str]) -> list[str]:
+    prose = re.sub(r"```.*?```", "", page, flags=re.S)  # the commands' own text is not a claim
     prose = re.sub(r"\]\([^)]*\)|`[0-9a-f]{12}`|<!--.*?-->", "", prose)  # links, commits (a fact above), sources
     prose = re.sub(r"\b(?:bf16|fp16|fp32|x86-64|AVX-?\d+\w*|B0|CIFAR-10|MNIST|PR|\d+-mixed|\d+-true)\b", "", prose)
     prose = re.sub(r"#\d+", "", prose)  # a pull request's or an issue's number
-    unexplained = sorted(
-        {n for n in NUMBER.findall(prose) if n not in CONSTANTS and not any(n in f for f in facts)},
+    return sorted(
+        {n for n in NUMBER.findall(prose) if n not in constants and not any(n in f for f in facts)},
         key=lambda n: prose.index(n),
     )
+
+
+def test_every_number_on_the_first_screen_is_one_of_its_facts_or_a_named_constant():
+    unexplained = _unexplained(FIRST, table_facts(), {"10", "60", "100", "1", "5"})  # the step lengths, the gate's %
     assert not unexplained, f"numbers on the README's first screen that no committed JSON gives: {unexplained}"
+
+
+def test_every_fact_of_the_detail_page_is_computed_from_the_committed_json():
+    missing = [f for f in _facts() if f not in RESULTS]
+    assert not missing, f"not in docs/results.md as the committed JSON gives them: {missing}"
+
+
+def test_every_number_on_the_detail_page_is_one_of_its_facts_or_a_named_constant():
+    unexplained = _unexplained(RESULTS, _facts(), CONSTANTS)
+    assert not unexplained, f"numbers in docs/results.md that no committed JSON gives: {unexplained}"
 
 
 def test_the_median_of_a_list_is_what_the_facts_assume():  # the facts' own arithmetic, on known values

@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 import implementations
 from loopbench.core.store import SAMPLES_PRESETS
@@ -25,6 +25,9 @@ IMPL_STYLE = {  # the same colour per implementation in every figure
     "lightning-defaults": {"color": "#2ca02c", "linestyle": ":", "linewidth": 1.8},
     "fabric": {"color": "#9467bd", "linestyle": "-.", "linewidth": 1.8},
 }
+
+
+TASK_MARKERS = {"mnist_gan": "s", "efficientnet_binary": "^", "cifar_cnn": "o", "overhead_probe": "D"}  # everywhere
 
 
 def save(fig, path: Path) -> Path:
@@ -71,10 +74,10 @@ def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
             ax.set_xticks([i + width * (len(impls) - 1) / 2 for i in range(len(precisions))], precisions)
             ax.set_xlabel("precision")
         ax_t.set_ylabel("samples/s")
-        ax_t.set_title(f"{task} on {device}: throughput (higher is better; {each})", fontsize=9)
+        ax_t.set_title(f"{task} on {device}: throughput\n(higher is better; {each})", fontsize=8)
         ax_m.axhline(0, color="grey", linewidth=1)
         ax_m.set_ylabel(f"{mem_col.replace(' MiB', '')}, Lightning minus plain, MiB")
-        ax_m.set_title(f"{task} on {device}: extra peak memory with Lightning ({each})", fontsize=9)
+        ax_m.set_title(f"{task} on {device}: extra peak memory\n(Lightning minus plain; {each})", fontsize=8)
         for ax in (ax_t, ax_m):
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -82,7 +85,9 @@ def plot_throughput_memory(df: pd.DataFrame, path: Path) -> Path | None:
 
 
 def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
-    """Every task cell's Lightning / plain step-time ratio with its interval (hollow: not resolved)."""
+    """Every task cell's Lightning / plain step-time ratio with its interval (hollow: not resolved); the cells that
+    ran one step, for parity alone, are left out (the report lists them in a line)."""
+    ov = ov[ov["pairs"] >= 2] if len(ov) else ov
     if ov.empty:
         return None
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(ov) + 1.6))
@@ -98,7 +103,14 @@ def plot_overhead(ov: pd.DataFrame, path: Path) -> Path | None:
     ax.axvline(1.0, color="grey", linewidth=1)
     ax.set_yticks(list(ys), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("Lightning / plain step time (1 = the same; 95% interval)")
+    ends = pd.concat([ov["95% CI low"], ov["95% CI high"], ov["step-time ratio"]]).dropna()
+    if len(ends) and ends.max() / max(ends.min(), 1e-9) > 2.5:  # one wide interval would squash the others: log x
+        ax.set_xscale("log")
+        low, high = ax.get_xlim()
+        ax.set_xticks([x for x in (0.5, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10, 20) if low <= x <= high])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("Lightning / plain step time (1x = the same; 95% interval)")
     ax.set_title("What each Lightning variant costs per step, per task cell", fontsize=10)
     handles = [Line2D([], [], marker="o", linestyle="", color=IMPL_STYLE[i]["color"], label=i)
                for i in dict.fromkeys(ov.impl) if i in IMPL_STYLE]  # fmt: skip
@@ -119,8 +131,10 @@ def first_runs(results: list[RunResult], task: str, device: str, artifact: str |
 
 
 def plot_losses(results: list[RunResult], task: str, device: str, path: Path) -> Path | None:
-    """Every implementation's per-step losses (first run of each cell) overlaid, a panel per precision."""
-    cells = first_runs(results, task, device)
+    """Every implementation's per-step losses (first run of each cell) overlaid, a panel per precision (a cell
+    that ran one step, for parity alone, has no curve to draw: its panel is left out)."""
+    cells = {p: runs for p, runs in first_runs(results, task, device).items()
+             if any(len(v) > 1 for r in runs.values() for v in r.losses.values())}  # fmt: skip
     if not cells:
         return None
     loss_names = list(next(iter(next(iter(cells.values())).values())).losses)

@@ -20,10 +20,10 @@ from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import DEFAULTS, LEAN
 from loopbench.core.types import RunResult
 from loopbench.report import header, markdown
-from loopbench.report.figures import IMPL_STYLE, save
+from loopbench.report.figures import IMPL_STYLE, TASK_MARKERS, save
 from loopbench.report.probe import NAMES, interval_text
 
-MARKERS = {"mnist_gan": "s", "cifar_cnn": "o"}
+MARKERS = {t: m for t, m in TASK_MARKERS.items() if t != PROBE}  # the tasks' points; the probe's are drawn apart
 
 
 def _ratio(p: dict[str, Any]) -> str:
@@ -206,7 +206,7 @@ def plot(a: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("the plain loop's time per step, ms (log scale)")
     ax.set_ylabel("extra time per step with Lightning, % (log scale)")
     ax.set_title("The pay curve measured: real tasks against the probe's prediction (CPU)", fontsize=10)
-    ax.legend(handles=handles, fontsize=7, loc="lower left")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return save(fig, path)
 
 
@@ -221,7 +221,7 @@ def plot_own(a: dict[str, Any], path: Path) -> Path | None:
         color = IMPL_STYLE[impl]["color"]
         for p in (p for p in pts if p["impl"] == impl):
             err = [[p["own_us"] - p["own_low_us"]], [p["own_high_us"] - p["own_us"]]]
-            marker = MARKERS.get(p["task"], "D")
+            marker = TASK_MARKERS.get(p["task"], "D")
             ax.errorbar(p["step_ms"], p["own_us"], yerr=err, fmt=marker, color=color, capsize=3)
         m = a.get("models", {}).get(impl)
         if m:
@@ -231,13 +231,13 @@ def plot_own(a: dict[str, Any], path: Path) -> Path | None:
     handles, _ = ax.get_legend_handles_labels()
     handles += [
         Line2D([], [], marker=m, linestyle="", color="black", label=f"{name}: in place (95% interval)")
-        for name, m in (*MARKERS.items(), ("the probe", "D"))
+        for name, m in (*MARKERS.items(), ("the probe", TASK_MARKERS[PROBE]))
     ]
     ax.set_xscale("log")
     ax.set_xlabel("the plain loop's time per step, ms (log scale)")
     ax.set_ylabel("the Trainer's own time per step, us (in place)")
     ax.set_title("The Trainer's own time per step, measured in place, against the plain step (CPU)", fontsize=10)
-    ax.legend(handles=handles, fontsize=7, loc="upper left")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return save(fig, path)
 
 

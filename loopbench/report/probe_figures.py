@@ -15,7 +15,7 @@ from matplotlib.patches import Patch
 
 from loopbench.core.trainers import COMPARED
 from loopbench.core.types import RunResult
-from loopbench.report.figures import save
+from loopbench.report.figures import TASK_MARKERS, save
 from loopbench.report.probe import NAMES, answers, predictors, task_points
 
 
@@ -60,8 +60,9 @@ def plot_ladder(a: dict[str, Any], path: Path) -> Path | None:
 
 
 def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, styles: dict) -> Path | None:
-    """Extra time per step (%) against the plain loop's step time: the probe's prediction for both Trainers,
-    each task cell's measured ratio on it (filled: resolved, hollow: not resolved, x: one pair or fewer)."""
+    """Extra time per step (%) against the plain loop's step time T: the probe's floor (delta / T) for each
+    framework, the band of what the task cells paid in place (their own time per step, from the least to the
+    most, over T), and each cell's measured ratio (filled: resolved, hollow: not resolved), a marker per task."""
     impls = [i for i in COMPARED if any(v.get(i, {}).get("delta_us") is not None for v in a["shapes"].values())]
     if not impls:
         return None
@@ -69,7 +70,7 @@ def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, 
     t = np.logspace(np.log10(min(0.1, min(steps) / 3)), np.log10(max(100.0, max(steps) * 3)), 200)  # ms
     fig, ax = plt.subplots(figsize=(9, 5.5))
     handles = []
-    for shape, linestyle in (("auto", "-"), ("manual", "--")):
+    for shape, linestyle in (("auto", "-"),):  # the one-optimizer shape; the manual one is in the probe's table
         for impl in impls:
             v, color = a["shapes"].get(shape, {}).get(impl), styles.get(impl, {}).get("color")
             if not v or v.get("delta_us") is None:
@@ -77,34 +78,40 @@ def plot_pay_curve(a: dict[str, Any], points: list[dict[str, Any]], path: Path, 
             ax.plot(t, 100 * v["delta_us"] / (t * 1e3), linestyle, color=color, linewidth=1.5 if shape == "auto" else 1)
             low, high = (100 * max(v[k], 1e-3) / (t * 1e3) for k in ("delta_low_us", "delta_high_us"))
             ax.fill_between(t, low, high, color=color, alpha=0.12)
-            what = "one optimizer" if shape == "auto" else "two optimizers, manual"
-            handles.append(Line2D([], [], color=color, linestyle=linestyle, label=f"{NAMES[impl]}, {what}: predicted"))
-    for p in points:
-        color = styles.get(p["impl"], {}).get("color")
+            handles.append(Line2D([], [], color=color, linestyle=linestyle, label=f"{NAMES[impl]}: the floor (probe)"))
+    for impl in impls:
+        own = [p["own_ms"] for p in points if p["impl"] == impl and p.get("own_ms") is not None and p["own_ms"] > 0]
+        if own:  # what the task cells paid, in place: the real jobs' band, drawn as a constant cost over T
+            color = styles.get(impl, {}).get("color")
+            ax.fill_between(t, 100 * min(own) / t, 100 * max(own) / t, color=color, alpha=0.25, linewidth=0)
+            handles.append(
+                Patch(facecolor=color, alpha=0.25, label=f"{NAMES[impl]}: what the task cells paid, in place")
+            )
+    for p in [p for p in points if p.get("pairs", 0) >= 2]:  # a cell of one step, for parity alone, has no ratio
+        color, marker = styles.get(p["impl"], {}).get("color"), TASK_MARKERS.get(p["task"], "o")
         y = 100 * (p["ratio"] - 1)
         if pd.isna(p["low"]):
-            ax.plot(p["step_ms"], max(y, 0.05), "o", mfc="none", color=color, markersize=7)
+            ax.plot(p["step_ms"], max(y, 0.05), marker, mfc="none", color=color, markersize=7)
         else:
             err = [[max(y - 100 * (p["low"] - 1), 0)], [100 * (p["high"] - 1) - y]]
-            ax.errorbar(p["step_ms"], max(y, 0.05), yerr=err, fmt="o", color=color, capsize=3, markersize=6)
+            ax.errorbar(p["step_ms"], max(y, 0.05), yerr=err, fmt=marker, color=color, capsize=3, markersize=6)
     for level in (1, 10):
         ax.axhline(level, color="grey", linewidth=0.8, linestyle=":")
         ax.annotate(f"+{level}%", (t[0], level), fontsize=8, color="grey", xytext=(2, 2), textcoords="offset points")
-    handles += [
-        Line2D([], [], marker="o", linestyle="", color="black", label="a task cell, measured (95% interval)"),
-        Line2D([], [], marker="o", mfc="none", linestyle="", color="black", label="a task cell, not resolved"),
-    ]
+    handles += [Line2D([], [], marker=m, linestyle="", color="black", label=f"{task}: whole-step ratio (95% interval)")
+                for task, m in TASK_MARKERS.items() if any(p["task"] == task for p in points)]  # fmt: skip
+    handles.append(Line2D([], [], marker="o", mfc="none", linestyle="", color="black", label="hollow: not resolved"))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(0.05, 1000)
     ax.set_xlabel("the plain loop's time per step, ms (log scale)")
     ax.set_ylabel("extra time per step with Lightning, % (log scale)")
     ax.set_title(
-        f"What will Lightning cost my job? ({a['device']}): the probe's fixed cost per step over T "
-        f"(the probe at {a.get('threads', 1)} torch thread(s))",
+        f"What will Lightning cost my job? ({a['device']}): extra time per step over the plain step T\n"
+        f"(the floor: the probe at {a.get('threads', 1)} torch thread(s); the band: what the task cells paid)",
         fontsize=10,
     )
-    ax.legend(handles=handles, fontsize=7, loc="upper right")
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return save(fig, path)
 
