@@ -111,3 +111,34 @@ def test_the_scaling_table_sets_each_process_count_side_by_side(results, tmp_pat
     assert table.loc["lightning", "vs plain x1"] == table.loc["lightning", "vs plain x2"] != "–"
     assert "## Data parallel: scaling" in write_report(ok + doubled, tmp_path).read_text()
     assert scaling(summary(ok), overheads(ok)).empty  # one process count: no table
+
+
+def test_the_committed_report_answers_on_its_first_screen():
+    """Verdict and machine lines, then within 25 lines one table of at most 8 columns holding only the timed cells;
+    the cells run one step for parity alone in one line; how to read it after the table."""
+    from loopbench.report import render
+
+    committed = load_results(Path(__file__).parents[1] / "reports" / "amd-epyc-2c-avx2")
+    lines = render(committed, {}).splitlines()
+    assert lines[2].startswith("**Same model:** 9 of 9 cells (bitwise).") and "AVX2" in lines[4]
+    table = next(i for i, line in enumerate(lines) if line.startswith("| cell"))
+    assert table < 25 and lines[table].count("|") - 1 <= 8
+    rows = [line for line in lines[table + 2 :] if line.startswith("|")][:3]
+    assert all("32-true" in row for row in rows) and not lines[table + 5].startswith("|")
+    assert "parity alone" in lines[table + 6] and "bf16-mixed" in lines[table + 6]
+    assert lines.index("## How to read this") > table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["amd-epyc-2c-avx2/own-module/examples.demos.factories-transformer",
+                                    "amd-epyc-2c-avx512bf16/lightning-history"])  # fmt: skip
+def test_a_committed_report_re_renders_byte_for_byte_from_its_runs(tmp_path, folder):
+    import shutil
+
+    from experiments.rerender import rerender
+
+    committed = Path(__file__).parents[1] / "reports" / folder
+    copy = shutil.copytree(committed, tmp_path / "report")
+    rerender(copy)
+    changed = [p.name for p in sorted(committed.iterdir()) if p.read_bytes() != (copy / p.name).read_bytes()]
+    assert not changed, f"re-rendered {folder} differs in {changed}: run python -m experiments.rerender reports"

@@ -51,7 +51,9 @@ class Ratio:
 
     def label(self, target: float | None = None) -> str:
         if not self.resolved:
-            return f"{self.ratio:.2f}x, not resolved ({self.pairs} pairs; ~{self.pairs_needed} needed)"
+            text = f"{self.ratio:.2f}x, not resolved ({self.pairs} pairs; ~{self.pairs_needed} needed)"
+            faster = self.more_work and self.ratio < 1  # more work in less time: what the pairs' noise did
+            return text + (" (faster than the plain loop: noise)" if faster else "")
         text = f"{self.ratio:.3f}x [{self.low:.3f}, {self.high:.3f}]"
         if target is not None and self.half_width > target:
             text += f" (±{self.half_width:.1%}; ±{target:.0%} needs ~{self.pairs_needed} pairs)"

@@ -15,6 +15,7 @@ from loopbench.core.precision import PLUGIN_NOTE
 from loopbench.core.store import PUBLISHED_RESULTS_NAME, REPORT_RESULTS_NAME, compact, save_results
 from loopbench.core.types import RunResult
 from loopbench.report import counts as counts_report
+from loopbench.report import first
 from loopbench.report import job as job_report
 from loopbench.report import probe as probe_report
 from loopbench.report import probe_figures as probe_plots
@@ -96,15 +97,22 @@ def tasks_only(results: list[RunResult]) -> list[RunResult]:
 
 
 def render(everything: list[RunResult], figures: dict[str, str], probe_figures: dict[str, str] | None = None) -> str:
-    """REPORT.md: the tasks' tables, and the probe's answer where the results hold probe runs."""
+    """REPORT.md: the first screen (verdict, machine, the timed cells, the figure), how to read it, the detail."""
     results, probes = tasks_only(everything), probe_report.answers(everything)
     table = summary(results) if results else pd.DataFrame(columns=["task"])
     cols = [c for c in table.columns if c not in ("p90 step ms", "host step ms")]
     ov, par = overheads(results), parities(results)
     failed = [r for r in everything if not r.ok]
-    out = ["# loopbench report", "", *header(everything), ""]
-    out += ["## Headline", "", *[probe_report.headline_sentence(d, a) + "\n" for d, a in probes.items()]]
+    envs = [r.env for r in results if r.env] + [r.env for r in everything if r.env]
+    pay = next((name for title, name in (probe_figures or {}).items() if title.startswith("What will I pay?")), None)
+    out = ["# loopbench report", ""]
+    tables = {"summary": table, "overheads": ov, "parities": par}
+    out += first.screen(results, envs, tables, probe_report.floors(probes), pay, markdown)
     predict = probe_report.predictors(everything)
+    if results:
+        out += ["## How to read this", "", first.reading(bool(predict)), ""]
+    if probes:
+        out += ["## The overhead probe", "", *[probe_report.headline_sentence(d, a) + "\n" for d, a in probes.items()]]
     none = ["_No task runs: the probe only._", ""]
     out += _task_sections(results, predict, table, cols, ov, par) if results else none
     for device, a in probes.items():
@@ -122,32 +130,14 @@ def render(everything: list[RunResult], figures: dict[str, str], probe_figures: 
             for (label, status, message), n in counts.items()
         ]
         out += [""]
-    return "\n".join(out)
+    return "\n".join([*out, "## Machine and versions", "", *header(everything), ""])
 
 
 def _task_sections(results, probes, table, cols, ov, par) -> list[str]:
     """The tasks' part of REPORT.md: headline table, data, parity, speed and memory, overhead, scaling, epochs."""
     out: list[str] = []
     out += [
-        "Step time of each Lightning variant (L: the lean Trainer, Ld: the default Trainer, F: Fabric) relative to "
-        "the plain PyTorch loop (1.00x = same speed), from "
-        "rounds: one process per round runs short time-only segments P L P Ld P F P, and each Lightning segment's "
-        "median step is divided by the plain segments' just before and after it; the ratio is the median over "
-        "rounds with a distribution-free 95% interval (from 6 to 8 pairs that interval is the range of the "
-        "pairs, whose coverage is 1 - 2/2^n: 96.9% at 6 pairs, 99.2% at 8), and where it is wider than ±2% "
-        "the pairs that ±2% would need are given (cells without rounds: fresh runs paired by repeat, t interval). "
-        "Throughput, peak memory and the parity verdict come from fresh-process runs of the whole job. `own time`: "
-        "the framework's time per step outside the model's forward, backward and optimizer update, measured in "
-        "place (rest minus the plain loop's rest, docs/own-module.md); Fabric's includes its wrappers' calls."
-        + (
-            " `probe predicts`: (T + delta) / T, the ratio the overhead probe's per-step cost delta implies for "
-            "the cell's plain step time T, delta measured at the tasks' thread count where the probe ran there "
-            "(else at one thread; on CUDA: none while the host's work hides behind the GPU's); `measured vs "
-            "predicted`: `agrees` where the measured interval and the prediction's interval (from the probe's delta's) "
-            "overlap, the one meaning of *agrees* in every report."
-            if probes
-            else ""
-        ),
+        "## Every cell",
         "",
         markdown(headline(results, probes), ".4g"),
         "",

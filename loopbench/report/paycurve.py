@@ -63,7 +63,12 @@ def table(a: dict[str, Any]) -> pd.DataFrame:
                 verdict = "agrees" if p[f"agrees_t{t}"] else "**disagrees**"
                 row[f"probe, {t} thread(s)"] = f"{p[f'predicted_t{t}']:.3f}x: {verdict}"
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _measured(pd.DataFrame(rows))
+
+
+def _measured(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns that hold a figure (a pay curve from before a measurement was added lacks its columns)."""
+    return df.loc[:, [c for c in df.columns if not (df[c] == "–").all()]] if len(df) else df
 
 
 def probe_table(a: dict[str, Any]) -> pd.DataFrame:
@@ -75,7 +80,7 @@ def probe_table(a: dict[str, Any]) -> pd.DataFrame:
                 | {f"{i} +us [95%]": interval_text(v[i]) for i in (LEAN, DEFAULTS) if i in v}
                 | {f"{i} in place [95%]": interval_text(v[i], "in_place_own") for i in (LEAN, DEFAULTS) if i in v}
             )
-    return pd.DataFrame(rows)
+    return _measured(pd.DataFrame(rows))
 
 
 def verdicts(a: dict[str, Any]) -> list[str]:
@@ -261,18 +266,23 @@ def write(results: list[RunResult], out: Path) -> Path:
         "",
         *verdicts(a),
         "",
-        "The Trainer's own time in place: each step split into the model's own work and the rest (docs/own-module.md), "
-        "rest(Lightning) - rest(plain) per round, median and 95% order-statistic interval; the probe is the "
-        "shortest point. Counted: the Trainer's extra instructions per step, one thread, under callgrind.",
-        "",
-        *model_lines(a),
-        "",
     ]
+    if a.get("models"):
+        lines += [
+            "The Trainer's own time in place: each step split into the model's own work and the rest "
+            "(docs/own-module.md), rest(Lightning) - rest(plain) per round, median and 95% order-statistic interval; "
+            "the probe is the shortest point. Counted: the Trainer's extra instructions per step, one thread, under "
+            "callgrind.",
+            "",
+            *model_lines(a),
+            "",
+        ]
     if figure:
         lines += [f"![the pay curve]({figure.name})", ""]
     own_figure = plot_own(a, out / "own_time.png")
     if own_figure:
         lines += [f"![the Trainer's own time in place]({own_figure.name})", ""]
+    probe = probe_table(a)
     lines += [
         "## Points",
         "",
@@ -280,10 +290,11 @@ def write(results: list[RunResult], out: Path) -> Path:
         "",
         "## The probe, in the same invocation",
         "",
-        "Whole-step deltas over paired segments, and the Trainer's own time in place, at one torch thread and at "
-        "the tasks' thread count, in both shapes.",
+        "Whole-step deltas over paired segments"
+        + (", and the Trainer's own time in place," if any("in place" in c for c in probe.columns) else "")
+        + " at one torch thread and at the tasks' thread count, in both shapes.",
         "",
-        markdown(probe_table(a)),
+        markdown(probe),
         "",
     ]
     lines += ["Made by `loopbench paycurve` (loopbench/analysis/paycurve.py; the points are data there).", ""]

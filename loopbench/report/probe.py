@@ -54,6 +54,15 @@ def interval_text(v: dict[str, Any], key: str = "delta") -> str:
     return f"{v[f'{key}_us']:+,.0f} [{v[f'{key}_low_us']:+,.0f}, {v[f'{key}_high_us']:+,.0f}]"
 
 
+def floors(probes: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each framework's extra time per step on the probe's auto shape, on the first device it ran on."""
+    if not probes:
+        return {}
+    shapes = next(iter(probes.values()))["shapes"]
+    auto = shapes.get("auto") or next(iter(shapes.values()))
+    return {i: f"{auto[i]['delta_us']:+,.0f} us" for i in COMPARED if auto.get(i, {}).get("delta_us") is not None}
+
+
 def headline_sentence(device: str, a: dict[str, Any]) -> str:
     auto = a["shapes"].get("auto") or next(iter(a["shapes"].values()))
     parts = [f"{NAMES[i]} {interval_text(auto[i])} us" for i in COMPARED if i in auto]
@@ -166,6 +175,8 @@ def task_points(table: pd.DataFrame, ov: pd.DataFrame, device: str) -> list[dict
                     "ratio": o["step-time ratio"],
                     "low": o["95% CI low"],
                     "high": o["95% CI high"],
+                    "own_ms": o.get("own ms"),
+                    "pairs": o.get("pairs", 0),
                 }
             )
     return points
