@@ -210,6 +210,29 @@ def test_the_own_module_guide_states_each_committed_demo_report_and_what_the_spl
         assert fact in doc
 
 
+def job_rows(parity_json: Path) -> list[str]:
+    """docs/own-module.md's table of the jobs in examples/jobs, one row each, from the runner's JSON."""
+    rows = []
+    for job in json.loads(parity_json.read_text())["jobs"]:
+        module, name = job["factory"].removeprefix("examples.jobs.").split(":")
+        first = f"| [`{module}:{name}`](../examples/jobs/{module}.py) | "
+        if "refused" in job:
+            rows.append(first + "– | – | – | refused: the Trainer cannot train it | – |")
+            continue
+        lean, default = job[LEAN], job[DEFAULTS]
+        steps = lean["steps"] or "manual"
+        rows.append(first + f"{steps} | {lean['epochs'] or '–'} | {lean['logged_values']} | {lean['verdict']} | "
+                    f"{default['verdict']} |")  # fmt: skip
+    return rows
+
+
+def test_the_own_module_guide_gives_each_jobs_verdict_as_the_runner_wrote_it():
+    doc = (ROOT / "docs" / "own-module.md").read_text()
+    folder = ROOT / "reports" / "amd-epyc-2c-avx2" / "jobs"
+    missing = [row for row in job_rows(folder / "parity.json") if row not in doc]
+    assert not missing, f"docs/own-module.md lacks these rows of {folder}/parity.json: {missing}"
+
+
 # numbers that no run measures: budgets the commands are held to, names of precisions, the probe's own size
 CONSTANTS = {"2", "15", "5", "3", "32", "16", "-8", "8", "1", "100", "3.10", "95", "10"}
 

@@ -142,3 +142,9 @@ def test_a_committed_report_re_renders_byte_for_byte_from_its_runs(tmp_path, fol
     rerender(copy)
     changed = [p.name for p in sorted(committed.iterdir()) if p.read_bytes() != (copy / p.name).read_bytes()]
     assert not changed, f"re-rendered {folder} differs in {changed}: run python -m experiments.rerender reports"
+
+
+@pytest.mark.filterwarnings("error:No artists with labels")
+def test_a_cell_whose_lightning_runs_all_failed_draws_without_a_warning(results, tmp_path):
+    refused = [r for r in results if r.config["precision"] == "16-mixed"]  # the plain loop ran, Lightning refused
+    assert "## Failed or refused cells" in write_report(refused, tmp_path).read_text()

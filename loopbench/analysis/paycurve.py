@@ -8,7 +8,6 @@ each run by its point. docs/pay-curve.md has the method.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -300,8 +299,3 @@ def per_task(pts: list[dict[str, Any]]) -> dict[str, Any]:
         predicted += rest is not None and rest[0] <= r["own_high_us"] and r["own_low_us"] <= rest[1]
     return {"points": len(pts), "common_us": common(pts), "predicted": int(predicted),
             "step_ms": [min(r["step_ms"] for r in pts), max(r["step_ms"] for r in pts)]}  # fmt: skip
-
-
-def fitted_us(model: dict[str, Any], step_ms: float) -> float:
-    """The fitted model's Trainer time per step at a plain step of `step_ms`."""
-    return model["a_us"] + model["b_us_per_decade"] * math.log10(step_ms)

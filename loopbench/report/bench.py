@@ -10,7 +10,6 @@ fresh-process run's memory go into `extra_info`, where a reader of the JSON find
 from __future__ import annotations
 
 import json
-import statistics
 from typing import Any
 
 import implementations
@@ -29,7 +28,7 @@ SAMPLE = (
 )
 
 
-class StepClock:
+class BenchmarkTimer:
     """pytest-benchmark's timer: it advances by one measured time per optimizer step per call of the target."""
 
     __name__ = "step_clock"  # how pytest-benchmark names the timer (module.name)
@@ -44,7 +43,7 @@ class StepClock:
         self.now += seconds
 
 
-CLOCK = StepClock()
+CLOCK = BenchmarkTimer()
 
 
 def group_name(key: tuple) -> str:
@@ -160,11 +159,3 @@ def _num(x: Any) -> float | None:
 def _scale(percent: Any) -> float | None:
     x = _num(percent)
     return None if x is None else x / 100
-
-
-def ratio_of_medians(samples: dict[str, list[float]], impl: str) -> float | None:
-    """Median of `impl`'s samples over the plain loop's: what a reader of pytest-benchmark's table computes."""
-    mine, plain = samples.get(impl), samples.get(PLAIN)
-    if not mine or not plain:
-        return None
-    return statistics.median(mine) / statistics.median(plain)
