@@ -25,7 +25,7 @@ from typing import Any
 
 from experiments import measured
 from loopbench.analysis import inplace, rounds
-from loopbench.analysis.paycurve import POINTS, Point, _point
+from loopbench.analysis.paycurve import POINTS, Point, point_of
 from loopbench.analysis.probe import PROBE
 from loopbench.analysis.stats import MIN_MEDIAN_PAIRS, robust_difference
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
@@ -49,7 +49,7 @@ def round_cells(chosen: tuple[str, ...], k: int) -> list[list[RunConfig]]:
 
 def _name(r: RunResult) -> str:
     """The point a run belongs to."""
-    point: Point | None = None if r.config["task"] == PROBE else _point(r, POINTS)
+    point: Point | None = None if r.config["task"] == PROBE else point_of(r, POINTS)
     return point.name if point else "the probe"
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from implementations.mnist_gan import spec as gan
 from loopbench.analysis import rounds
 from loopbench.analysis.probe import PROBE, predicted_ratio
-from loopbench.analysis.stats import robust_difference, robust_ratio
+from loopbench.analysis.stats import agreement, robust_difference, robust_ratio
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.studies import overhead
@@ -44,19 +45,7 @@ def round_cells(threads: int, k: int) -> list[list[RunConfig]]:
         for slot, impl in enumerate(rounds.sequence(IMPLS, k), 1)
     ]
     probe = [
-        RunConfig(
-            c.task,
-            c.impl,
-            c.device,
-            c.precision,
-            c.preset,
-            c.seed,
-            c.steps,
-            c.warmup_steps,
-            overrides=c.overrides | {"threads": threads},
-            repeat=k,
-            slot=c.slot,
-        )
+        replace(c, overrides=c.overrides | {"threads": threads}, repeat=k)
         for c in overhead.plan("cpu", "manual", 1, impls=IMPLS, first=k)
     ]
     return [task, probe]
@@ -92,7 +81,8 @@ def analyse(results: list[RunResult]) -> dict[int, dict[str, Any]]:
                 ]
             )
             predicted = predicted_ratio(plain_s, None, delta.delta)
-            agrees = ratio.low is not None and ratio.low <= predicted <= ratio.high
+            ends = [predicted_ratio(plain_s, None, d) for d in (delta.low, delta.high)]
+            agrees = agreement(ratio.low, ratio.high, *ends) == "agrees"  # the intervals overlap
             row[impl] = {
                 "measured": ratio.ratio,
                 "low": ratio.low,

@@ -28,7 +28,7 @@ from typing import Any
 
 import implementations
 from experiments import measured
-from loopbench.analysis.paycurve import IMPLS, POINTS, Point, _measured, _point, common, per_task
+from loopbench.analysis.paycurve import IMPLS, POINTS, Point, common, measured_at_point, per_task, point_of
 from loopbench.analysis.probe import PROBE, SHAPES
 from loopbench.analysis.stats import agreement
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
@@ -85,7 +85,7 @@ def _work(counted: list[RunResult]) -> dict[str, dict[str, float]]:
         over = r.config["overrides"]
         if r.config["task"] == PROBE and any(over.get(k) for k in SETTINGS):
             continue
-        point = None if r.config["task"] == PROBE else _point(r, POINTS)
+        point = None if r.config["task"] == PROBE else point_of(r, POINTS)
         key = (f"probe {over['shape']}", "") if point is None else (r.config["task"], point.name)
         by.setdefault(key, {}).setdefault(r.config["impl"], r.instructions_per_step)  # the first count of each
     out: dict[str, dict[str, float]] = {}
@@ -109,13 +109,13 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
             load = next(n for n, (v, _) in PROBES.items() if all(over.get(k, 0) == v.get(k, 0) for k in SETTINGS))
             probes.setdefault(r.config["overrides"]["shape"], {}).setdefault(load, []).append(r)
     probe_own = {
-        shape: {load: {impl: _measured(runs, impl) for impl in (LEAN, DEFAULTS)} for load, runs in by_load.items()}
+        shape: {load: {i: measured_at_point(runs, i) for i in (LEAN, DEFAULTS)} for load, runs in by_load.items()}
         for shape, by_load in probes.items()
     }
     work = _work(counted)
     rows = []
     for point in POINTS_HERE:
-        runs = [r for r in timed if r.config["task"] != PROBE and _point(r, POINTS_HERE) is point]
+        runs = [r for r in timed if r.config["task"] != PROBE and point_of(r, POINTS_HERE) is point]
         plain = sorted(
             r.step_time_median_s for r in runs if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s
         )
@@ -124,7 +124,7 @@ def analyse(timed: list[RunResult], counted: list[RunResult]) -> dict[str, Any]:
         shape = implementations.spec(point.task).HARNESS.probe_shape
         for impl in (LEAN, DEFAULTS):
             row = {"point": point.name, "task": point.task, "impl": impl, "shape": shape, "cell": point.name in CELLS,
-                   "step_ms": plain[len(plain) // 2] * 1e3} | _measured(runs, impl)  # fmt: skip
+                   "step_ms": plain[len(plain) // 2] * 1e3} | measured_at_point(runs, impl)  # fmt: skip
             for load in PROBES:
                 p = probe_own.get(shape, {}).get(load, {}).get(impl, {})
                 row[f"agrees_probe_{load}"] = _overlap(row, p)

@@ -70,14 +70,23 @@ def test_the_circle_finder_finds_a_circle():  # its positive control
     assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
-def test_no_private_name_is_imported_from_another_package():
+OURS = ("loopbench", "implementations", "experiments", "benchmarks", "examples", "tests")
+
+
+def test_no_private_name_is_imported_from_another_module_anywhere():
     crossing = []
-    for path in PACKAGE.rglob("*.py"):
-        here = _module(path).rsplit(".", 1)[0]
+    for path in (p for top in OURS for p in (ROOT / top).rglob("*.py")):
         for imported, names in _imports(path):
-            if imported.startswith("loopbench") and imported.rsplit(".", 1)[0] != here:
-                crossing += [f"{_module(path)}: {imported}.{n}" for n in names if n.startswith("_")]
+            if imported.split(".")[0] in OURS and imported != _module(path):
+                crossing += [f"{_module(path)}: {imported}.{n}" for n in names if n.startswith("_") and n[1] != "_"]
     assert not crossing
+
+
+def test_nothing_in_the_instrument_imports_the_experiments_or_the_bench():
+    """The experiments and the benchmark entry sit above the instrument: nothing in loopbench imports them."""
+    upward = [f"{_module(p)}: {i}" for p in PACKAGE.rglob("*.py") for i, _ in _imports(p)
+              if i.split(".")[0] in ("experiments", "benchmarks")]  # fmt: skip
+    assert not upward
 
 
 def test_a_tasks_loops_import_only_the_contract_from_the_instrument():

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from loopbench.analysis import stats
-from loopbench.analysis.compare import _interval
+from loopbench.analysis.compare import bootstrap_interval
 
 REPEATS = 1000  # the observed coverage's standard error at 95%: 0.7 points
 rng = np.random.default_rng(2024)  # reseeded by each test, so that a test's draws do not depend on the order
@@ -102,7 +102,7 @@ def test_compares_bootstrap_of_two_medians_covers_their_difference(kind):
     repeats = 300  # each draws 2 x 4,000 resamples
     hits = 0
     for i in range(repeats):
-        low, high = _interval(list(draw(6)), list(draw(6) + 1.0), seed=i)
+        low, high = bootstrap_interval(list(draw(6)), list(draw(6) + 1.0), seed=i)
         hits += low <= 1.0 <= high
     what = f"bootstrap, {kind}, 6 rounds a side"
     assert hits / repeats >= 0.92, _report(what, 0.95, hits / repeats, repeats)

@@ -10,7 +10,7 @@ from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.report.paycurve import write
 from loopbench.studies import paycurve
-from tests.test_probe_report import _run as probe_run
+from tests.test_probe_report import probe_run
 
 EXTRA_US = {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}  # what each Trainer adds to a task's step
 PROBE_US = {1: {PLAIN: 0.0, LEAN: 300.0, DEFAULTS: 900.0}, 2: {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}}

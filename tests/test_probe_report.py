@@ -23,7 +23,7 @@ COST_US = {  # a made-up per-step cost of each variant over the plain loop's 200
 }
 
 
-def _run(config: RunConfig, step_us: float) -> RunResult:
+def probe_run(config: RunConfig, step_us: float) -> RunResult:
     steps, warmup = 1_000, 100
     return RunResult(
         config=config.to_dict(),
@@ -44,7 +44,7 @@ def probe_runs(rounds: int = 8) -> list[RunResult]:
     for k in range(rounds):
         for shape, impls in PROBE_IMPLS.items():
             for cell in plan("cpu", shape, 1, 1_000, impls, first=k):
-                results.append(_run(cell, 200 + COST_US[cell.impl] + 3.0 * (k % 2)))
+                results.append(probe_run(cell, 200 + COST_US[cell.impl] + 3.0 * (k % 2)))
     return results
 
 
@@ -93,7 +93,7 @@ def _auto(r: RunResult) -> bool:
 
 def test_results_saved_one_process_per_run_still_give_their_answer():
     runs = [
-        _run(RunConfig("overhead_probe", impl, overrides={"shape": "auto"}, repeat=k), 200 + COST_US[impl] + k)
+        probe_run(RunConfig("overhead_probe", impl, overrides={"shape": "auto"}, repeat=k), 200 + COST_US[impl] + k)
         for k in range(4)
         for impl in ("pytorch", LEAN)
     ]

@@ -120,7 +120,7 @@ def _step(r: RunResult) -> float:
     return r.step_time_median_s
 
 
-def _interval(old: list[float], new: list[float], seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(old: list[float], new: list[float], seed: int = 0) -> tuple[float, float]:
     """95% bootstrap interval of median(new) - median(old), rounds resampled within each set."""
     rng = np.random.default_rng(seed)
     o, n = np.asarray(old), np.asarray(new)
@@ -155,14 +155,14 @@ def time_changes(old: Side, new: Side) -> list[Change]:
     for k in [k for k in old.probe_rounds if k in new.probe_rounds]:
         x, y = old.probe_rounds[k], new.probe_rounds[k]
         if len(x) >= 2 and len(y) >= 2:
-            out.append(Change(k, "us", float(np.median(x)), float(np.median(y)), *_interval(x, y)))
+            out.append(Change(k, "us", float(np.median(x)), float(np.median(y)), *bootstrap_interval(x, y)))
     for k in [k for k in old.probe_summary if k in new.probe_summary and k not in new.probe_rounds]:
         (a, a_low, a_high), (b, b_low, b_high) = old.probe_summary[k], new.probe_summary[k]
         out.append(Change(k, "us", a, b, b_low - a_high, b_high - a_low))  # the two intervals' difference: wider
     for k in [k for k in old.task_rounds if k in new.task_rounds]:
         x, y = old.task_rounds[k], new.task_rounds[k]
         if len(x) >= 2 and len(y) >= 2:
-            out.append(Change(k, "x", float(np.median(x)), float(np.median(y)), *_interval(x, y)))
+            out.append(Change(k, "x", float(np.median(x)), float(np.median(y)), *bootstrap_interval(x, y)))
     return out
 
 

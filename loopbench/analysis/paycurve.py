@@ -108,7 +108,7 @@ POINTS: tuple[Point, ...] = (  # from the smallest step to the largest, as measu
 )
 
 
-def _point(r: RunResult, points: tuple[Point, ...]) -> Point | None:
+def point_of(r: RunResult, points: tuple[Point, ...]) -> Point | None:
     over = {k: v for k, v in r.config["overrides"].items() if k != "validate_every_epoch"}
     return next((p for p in points if p.task == r.config["task"] and _same(p.overrides, over)), None)
 
@@ -136,7 +136,7 @@ def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dic
     by_probe = probes(results)
     rows = []
     for point in points:
-        runs = [r for r in tasks if _point(r, points) is point]
+        runs = [r for r in tasks if point_of(r, points) is point]
         timed = [r for r in runs if r.config.get("clock", "time") == "time"]
         plain = [r.step_time_median_s for r in timed if r.ok and r.config["impl"] == PLAIN and r.step_time_median_s]
         if not plain:
@@ -144,7 +144,7 @@ def analyse(results: list[RunResult], points: tuple[Point, ...] = POINTS) -> dic
         step_s = statistics.median(plain)
         counted = _counted(runs)
         for impl in (LEAN, DEFAULTS):
-            measured = _measured(timed, impl)
+            measured = measured_at_point(timed, impl)
             row = {"point": point.name, "task": point.task, "impl": impl, "step_ms": step_s * 1e3} | measured
             if impl in counted:
                 row |= counted[impl]
@@ -212,7 +212,7 @@ def _ratio(delta_us: float | None, step_us: float) -> float | None:
     return None if delta_us is None else 1 + delta_us / step_us
 
 
-def _measured(runs: list[RunResult], impl: str) -> dict[str, Any]:
+def measured_at_point(runs: list[RunResult], impl: str) -> dict[str, Any]:
     """The point's ratio from its rounds (each Lightning segment over the plain segments beside it), and the
     Trainer's own time in place from the same pairs."""
     segments = [r for r in runs if r.config.get("slot", 0) > 0]
