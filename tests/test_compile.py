@@ -11,7 +11,7 @@ import torch
 from loopbench.cli import main
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.harness.compiling import Compiler
-from loopbench.harness.run import splits
+from loopbench.harness.placement import splits
 from loopbench.launch.cell import run_cell
 from loopbench.launch.forked import run_forked_batch
 from loopbench.report import compile as compile_report

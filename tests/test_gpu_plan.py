@@ -12,7 +12,7 @@ import torch
 from loopbench.analysis import parity
 from loopbench.core.store import run_key
 from loopbench.core.types import RunConfig, RunResult
-from loopbench.harness.run import rank_device
+from loopbench.harness.placement import rank_device
 from loopbench.launch import forked
 from loopbench.launch import valgrind as instructions
 from loopbench.studies import batches
@@ -168,7 +168,7 @@ def test_plan_parity_control_reruns_the_reference_and_nudges_the_candidates_lear
 
 
 def test_plan_counts_one_warm_up_steps_flops_on_a_fresh_cuda_run_only():
-    from loopbench.harness.run import counts_device_work
+    from loopbench.harness.placement import counts_device_work
     from loopbench.measure.device_work import OneStep, peak_flops
 
     class Cfg:

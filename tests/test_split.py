@@ -87,14 +87,14 @@ def test_a_known_slowdown_lands_in_the_rest_not_the_work():
 
 @pytest.mark.parametrize("config", [{"clock": "instructions"}, {"split": False}, {"device": "cuda"}])
 def test_the_split_is_taken_only_where_it_means_something(config):
-    from loopbench.harness.run import splits
+    from loopbench.harness.placement import splits
 
     assert not splits(RunConfig(task="overhead_probe", impl="pytorch", **config))
     assert splits(RunConfig(task="overhead_probe", impl="pytorch"))
 
 
 def test_a_count_takes_the_split_only_when_asked_so_its_timers_can_be_counted():
-    from loopbench.harness.run import splits
+    from loopbench.harness.placement import splits
 
     asked = RunConfig(task="overhead_probe", impl="pytorch", clock="instructions", split=True)
     assert splits(asked) and "/cpu/split/32-true/" in asked.label

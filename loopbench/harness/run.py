@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import os
 import shutil
 import statistics
@@ -23,10 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from loopbench.core.precision import lightning_needs_plugin, precision_via, resolve_precision
+from loopbench.core.precision import precision_via, resolve_precision
 from loopbench.core.trainers import TRAINERS, TrainerSetup
-from loopbench.core.types import RunConfig, RunResult, UsageError
+from loopbench.core.types import RunConfig, RunResult
+from loopbench.harness import frameworks
 from loopbench.harness.compiling import Compiler
+from loopbench.harness.placement import best_digest, counts_device_work, rank_device, splits
 from loopbench.measure import clock, memory
 from loopbench.measure.collectives import Collectives
 from loopbench.measure.device_work import OneStep, peak_flops
@@ -94,63 +95,12 @@ class Run:
         self, monitor: tuple[str, str] | None = None, find_unused_parameters: bool = False,
         package: str = "pytorch_lightning",
     ) -> dict[str, Any]:  # fmt: skip
-        """Trainer arguments for this cell: its Trainer of loopbench.trainers on this device and precision,
-        and where the task validates every epoch, the callbacks that keep the best weights by `monitor`
-        (metric, "min" | "max") and stop early after `patience` validations without improvement.
-        With several processes, strategy="ddp" (`find_unused_parameters`: its variant that lets a backward
-        reach only some of the module's parameters), on `processes` devices of each of `nodes` machines.
-        `package`: the Lightning the Trainer comes from (pytorch_lightning, or lightning.pytorch), whose plugin
-        and logger classes it takes."""
-        kwargs: dict[str, Any] = {
-            "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
-            "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
-        }
-        if self.world > 1:  # started by a launcher (LOCAL_RANK set): each process joins as its rank
-            strategy = "ddp_find_unused_parameters_true" if find_unused_parameters else "ddp"
-            kwargs |= {"strategy": strategy} | self._placement()
-        if lightning_needs_plugin(self.config.device, self.precision.name):  # the flag would run bf16
-            plugins = importlib.import_module(f"{package}.plugins")
-            kwargs["plugins"] = [plugins.MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
-        else:
-            kwargs["precision"] = self.precision.lightning
-        if self.trainer_setup.writes_files:
-            kwargs["default_root_dir"] = self.tmpdir  # logs and checkpoints, never the work tree
-        kwargs |= self.trainer_setup.args
-        if self.trainer_setup.csv_logger:  # what logger=True gives where tensorboard is not installed
-            kwargs["logger"] = importlib.import_module(f"{package}.loggers").CSVLogger(self.tmpdir)
-        if monitor and getattr(self.cfg, "validate_every_epoch", False):
-            if kwargs.get("barebones"):
-                raise UsageError("Trainer(barebones=True) cannot keep checkpoints: no epoch mode for it")
-            from loopbench.harness.callbacks import epoch_callbacks  # imports Lightning: a plain run never does
-
-            kwargs["callbacks"] = epoch_callbacks(self, *monitor, self.cfg.patience)
-            kwargs |= {"enable_checkpointing": True, "check_val_every_n_epoch": 1}
-        return kwargs
+        """The Trainer's arguments for this cell (loopbench/harness/frameworks.py)."""
+        return frameworks.trainer_kwargs(self, monitor, find_unused_parameters, package)
 
     def fabric_kwargs(self, **ddp: Any) -> dict[str, Any]:
-        """Fabric's arguments for this cell: this device, this precision as labelled (the plugin where the flag
-        would not run it: 16-mixed on CPU, as for the Trainer), and with several processes, a DDP strategy (`ddp`:
-        DistributedDataParallel's arguments where the plain loop sets them); each process joins as its rank."""
-        kwargs: dict[str, Any] = {
-            "accelerator": "gpu" if self.device.type == "cuda" else "cpu",
-            "devices": [self.device.index or 0] if self.device.type == "cuda" else 1,
-        }
-        if self.world > 1:
-            from lightning_fabric.strategies import DDPStrategy
-
-            kwargs |= {"strategy": DDPStrategy(**ddp) if ddp else "ddp"} | self._placement()
-        if lightning_needs_plugin(self.config.device, self.precision.name):
-            from lightning_fabric.plugins import MixedPrecision
-
-            kwargs["plugins"] = [MixedPrecision(self.precision.lightning, self.device.type, self.grad_scaler())]
-        else:
-            kwargs["precision"] = self.precision.lightning
-        return kwargs
-
-    def _placement(self) -> dict[str, int]:
-        """Where the processes are, as the Trainer and Fabric take it: devices per node, and nodes beyond one."""
-        nodes = {"num_nodes": self.config.nodes} if self.config.nodes > 1 else {}
-        return {"devices": self.config.processes} | nodes
+        """Fabric's arguments for this cell (loopbench/harness/frameworks.py)."""
+        return frameworks.fabric_kwargs(self, **ddp)
 
     @contextlib.contextmanager
     def between_steps(self, kind: str) -> Iterator[None]:
@@ -356,43 +306,3 @@ class Run:
             self.split.close()  # global hooks: the next run in this process installs its own
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
-
-
-def counts_device_work(config: RunConfig, cfg: Any) -> bool:
-    """Whether a run counts one step's FLOPs and kernel time: a fresh timed run of one process on CUDA, not compiled
-    (the counters would trace into dynamo's graphs), with a second warm-up step to count them on."""
-    fresh = config.slot == 0 and config.clock == "time" and config.world == 1 and config.compile == "off"
-    return fresh and torch.device(config.device).type == "cuda" and cfg.warmup_steps >= 2
-
-
-def splits(config: RunConfig) -> bool:
-    """Whether a run takes the in-place split: timed runs of one process on CPU (on CUDA the host's timers do not
-    see the device's work; under DDP Lightning runs the whole training step inside the wrapped module's forward),
-    and a count that asks for it (split=True: what the timers cost in instructions). Never under torch.compile:
-    dynamo traces the split's global module hooks, and their clock breaks every graph."""
-    if config.split is False or config.world != 1 or config.device != "cpu" or config.compile != "off":
-        return False
-    return config.clock == "time" or config.split is True
-
-
-def rank_device(config: RunConfig) -> torch.device:
-    """The device of this process, with its index on CUDA (torch.cuda.set_device refuses a bare "cuda"): GPU
-    LOCAL_RANK with several processes (one GPU per process), else the one named, "cuda" being GPU 0."""
-    device = torch.device(config.device)
-    if device.type != "cuda":
-        return device
-    if config.world > 1:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cuda", device.index or 0)
-
-
-def best_digest(path: str, names: list[str]) -> str:
-    """The digest of the weights `names` (the trained model's state-dict keys) in a saved checkpoint: a
-    state dict (plain loop) or a Lightning checkpoint, whose keys carry the LightningModule's attribute
-    name in front ("model.conv.weight") and which may hold more of the module (a loss's buffers)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if "state_dict" in state:
-        saved = state["state_dict"]
-        prefix = next(key[: -len(names[0])] for key in saved if key.endswith("." + names[0]))
-        state = {name: saved[prefix + name] for name in names}
-    return weights_digest(state)

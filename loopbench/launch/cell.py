@@ -18,7 +18,8 @@ import implementations
 from implementations import common
 from loopbench.core.checks import unsupported_reason, validate
 from loopbench.core.types import RunConfig, RunResult, UsageError
-from loopbench.harness.run import DataSource, Run, rank_device
+from loopbench.harness.placement import rank_device
+from loopbench.harness.run import DataSource, Run
 
 _BUILT: dict[Path, Any] = {}  # this process's data sets, by cache file
 
