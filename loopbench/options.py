@@ -21,6 +21,14 @@ from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES, LAUNCHERS
 from loopbench.studies.overhead import AFTER, MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
+PUBLISHED = {  # where --publish writes each verb's report under reports/<machine>/
+    "suite": "",
+    "module": "own-module/<FACTORY>/ (runs compacted)",
+    "history": "lightning-history/",
+    "paycurve": "pay-curve/",
+    "compile": "compile/ (several releases: compile/releases/)",
+    "collectives": "multi-node/",
+}
 CELL = ("run", "parity")  # one cell: singular --task, --device, --precision
 MATRIX = ("suite", "module")  # a matrix (and the bench): plural --tasks, --devices, --precisions
 PROBES = ("overhead", "history", "paycurve")  # the overhead probe in rounds: on one release, or across releases
@@ -54,6 +62,7 @@ class Option:
     by_verb: dict[str, Any] = field(default_factory=dict)  # a verb's own default, where it differs
     help_by_verb: dict[str, str] = field(default_factory=dict)  # a verb's own help, where the meaning narrows
     shown_by_verb: dict[str, str] = field(default_factory=dict)  # how a verb's --help names its own default
+    kwargs_by_verb: dict[str, dict[str, Any]] = field(default_factory=dict)  # a verb's own form (one value, or several)
 
     @property
     def dest(self) -> str:
@@ -61,6 +70,9 @@ class Option:
 
     def default_for(self, verb: str) -> Any:
         return self.by_verb.get(verb, self.default)
+
+    def kwargs_for(self, verb: str) -> dict[str, Any]:
+        return self.kwargs | self.kwargs_by_verb.get(verb, {})
 
     def help_for(self, verb: str) -> str:
         text = self.help_by_verb.get(verb, self.help)
@@ -81,7 +93,8 @@ def _listed(value: Any) -> list:
 
 
 def _o(name: str, verbs: tuple[str, ...], help: str, **kw: Any) -> Option:
-    fields = {k: kw.pop(k) for k in ("default", "shown", "by_verb", "help_by_verb", "shown_by_verb") if k in kw}
+    own = ("default", "shown", "by_verb", "help_by_verb", "shown_by_verb", "kwargs_by_verb")
+    fields = {k: kw.pop(k) for k in own if k in kw}
     return Option(name, verbs, help, kw, **fields)
 
 
@@ -124,48 +137,51 @@ OPTIONS: tuple[Option, ...] = (
        action="append", type=override, metavar="KEY=VALUE", default=[], shown="none"),
     _o("pretrained", (*CELL, *MATRIX, "compile"), "efficientnet_binary: start from torchvision's ImageNet weights "
        "(local cache)", action="store_true", default=False),
-    _o("compile", CELL, "torch.compile: off, on (as each framework documents: the plain model, Fabric's model "
-       "before setup, the LightningModule before fit) or inner (a Trainer: the module's own nets, in place)",
-       choices=COMPILE_MODES, default="off"),
-    _o("compile", ("compile",), "torch.compile modes side by side (each beside the plain loop compiled)",
-       nargs="+", choices=COMPILE_MODES[1:], default=list(COMPILE_MODES[1:])),
+    _o("compile", (*CELL, "compile"), "torch.compile: off, on (as each framework documents: the plain model, "
+       "Fabric's model before setup, the LightningModule before fit) or inner (a Trainer: the module's own nets, in "
+       "place)", choices=COMPILE_MODES, default="off", by_verb={"compile": list(COMPILE_MODES[1:])},
+       kwargs_by_verb={"compile": {"nargs": "+", "choices": COMPILE_MODES[1:]}},
+       help_by_verb={"compile": "torch.compile modes side by side (each beside the plain loop compiled)"}),
     _o("compile-backend", (*CELL, "compile"), "torch.compile's backend: inductor, or eager (dynamo's capture "
        "alone: graphs, breaks and recompiles in seconds)", choices=COMPILE_BACKENDS, default="inductor"),
     _o("cache", ("compile",), "inductor's on-disk cache at each run's start: cold (a new empty one every run), or "
        "warm (each variant keeps its own across its repeats, so its first run is cold)", choices=("cold", "warm"),
        default="cold"),
-    _o("processes", CELL, "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)", type=int, shown="1"),
     _o("launcher", CELL, "who starts the processes: local (N on this machine, by loopbench), torchrun or slurm "
        "(this command is one rank of a job torchrun or srun started, on any nodes; docs/data-parallel.md)",
        choices=LAUNCHERS, default="local"),
     _o("join-timeout", CELL, "with --launcher torchrun or slurm: seconds a rank waits for the job's store",
        type=float, default=120.0),
-    _o("processes", MATRIX, "data parallel: each task at each of these process counts, e.g. 1 2", type=int,
-       nargs="+", default=[1]),
-    _o("processes", ("collectives",), "data parallel: processes on this machine (gloo)", type=int, default=2),
+    _o("processes", (*CELL, *MATRIX, "collectives"), "data parallel: N processes (DDP; gloo on CPU, nccl on CUDA)",
+       type=int, shown="1", by_verb={"suite": [1], "module": [1], "collectives": 2},
+       kwargs_by_verb={v: {"nargs": "+"} for v in MATRIX},
+       help_by_verb={v: "data parallel: each task at each of these process counts, e.g. 1 2" for v in MATRIX}),
     _o("nodes", ("collectives",), "also run the installed release's cells as a job of two torchrun agents on this "
        "machine (on: where torchrun is installed)", choices=("on", "off"), default="on"),
-    _o("lightning", CELL, "a Lightning release other than the installed one (installed on first use, "
-       "hash-checked; see loopbench/core/releases.py)", shown="the installed one"),
-    _o("lightning", ("overhead", *MATRIX, *STUDIES), "Lightning releases to measure side by side (rounds "
-       "alternate over them; installed on first use, hash-checked)", nargs="+", shown="the installed one"),
+    _o("lightning", (*CELL, "overhead", *MATRIX, *STUDIES), "Lightning releases to measure side by side (rounds "
+       "alternate over them; installed on first use, hash-checked; see loopbench/core/releases.py), or a checkout or "
+       "wheel of your own", nargs="+", shown="the installed one",
+       kwargs_by_verb={v: {"nargs": None} for v in CELL},
+       help_by_verb={v: "a Lightning release other than the installed one (installed on first use, hash-checked; "
+                        "see loopbench/core/releases.py), or a checkout or wheel of your own" for v in CELL}),
     # how often, how long
     _o("versions", ("history",), "Lightning releases, oldest to newest (each installed on first use, "
        "hash-checked)", nargs="+", shown="every release in loopbench/core/releases.py"),
     # how often, how long
-    _o("repeats", (*MATRIX, *PROBES, *STUDIES), "sequential repeats: rounds of time-only segments per cell (fresh "
+    _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (fresh "
        "runs "
        "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=None,
        shown="each task's own, its spec's HARNESS.rounds (fresh runs: 8)",
-       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8, "compile": 3, "collectives": 3},
+       by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8},
        help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
-       | {"paycurve": "sequential repeats: rounds of every point and of the probe",
-          "compile": "fresh-process runs of each implementation and mode, alternated (a cold compile in each)",
-          "collectives": "batches of fresh processes per release, alternated"}),
-    _o("fresh-runs", MATRIX, "fresh-process runs per implementation and cell (memory, the whole job, parity)",
-       type=int, default=1, by_verb={"module": 2},
+       | {"paycurve": "sequential repeats: rounds of every point and of the probe"}),
+    _o("fresh-runs", (*MATRIX, *STUDIES), "fresh-process runs per implementation and cell (memory, the whole job, "
+       "parity)", type=int, default=1, by_verb={"module": 2, "compile": 3, "collectives": 3},
        help_by_verb={"module": "fresh-process runs per implementation (memory, parity; two runs of one seed that "
-                               "differ make the module not comparable)"}),
+                               "differ make the module not comparable)",
+                     "compile": "fresh-process runs of each implementation and mode, alternated (a cold compile in "
+                                "each)",
+                     "collectives": "fresh-process runs per release: batches of processes, alternated"}),
     _o("probe-repeats", MATRIX, "overhead probe before the tasks: rounds of paired segments (0: no probe)",
        type=int, default=SUITE_ROUNDS),
     _o("probe-steps", MATRIX, "overhead probe: steps per segment", type=int, default=SUITE_STEPS),
@@ -219,18 +235,10 @@ OPTIONS: tuple[Option, ...] = (
     _o("plain", ("module",), "PKG.MOD:TRAIN, your own plain-PyTorch port of the job, in the place of the plain loop "
        "built from the module's hooks: train(module, data, steps) -> each step's loss (docs/ci.md); the job is then "
        "--steps optimizer steps", shown="the plain loop built from the module's hooks"),
-    _o("publish", ("suite",), "also write the report to reports/<machine>/ (the committed reports)",
-       action="store_true", default=False),
-    _o("publish", ("module",), "also write the report to reports/<machine>/own-module/<FACTORY>/ (runs compacted)",
-       action="store_true", default=False),
-    _o("publish", ("history",), "also write the report to reports/<machine>/lightning-history/", action="store_true",
-       default=False),
-    _o("publish", ("paycurve",), "also write the report to reports/<machine>/pay-curve/", action="store_true",
-       default=False),
-    _o("publish", ("compile",), "also write the report to reports/<machine>/compile/ (several releases: "
-       "compile/releases/)", action="store_true", default=False),
-    _o("publish", ("collectives",), "also write the report to reports/<machine>/multi-node/", action="store_true",
-       default=False),
+    _o("publish", ("suite", "module", "history", "paycurve", "compile", "collectives"), "also write the report to "
+       "the committed reports, reports/<machine>/", action="store_true", default=False,
+       help_by_verb={verb: f"also write the report to the committed reports, reports/<machine>/{folder}" for verb,
+                     folder in PUBLISHED.items()}),
 )  # fmt: skip
 
 EXAMPLES = {
@@ -241,8 +249,8 @@ EXAMPLES = {
     "overhead": "loopbench overhead --json overhead.json",
     "history": "loopbench history --versions 2.4.0 2.5.6 2.6.6 --publish",
     "paycurve": "loopbench paycurve --repeats 8 --publish",
-    "compile": "loopbench compile --repeats 6 --cache warm --steps 30 --publish",
-    "collectives": "loopbench collectives --lightning 2.4.0 2.5.6 2.6.6 --repeats 3 --publish",
+    "compile": "loopbench compile --fresh-runs 6 --cache warm --steps 30 --publish",
+    "collectives": "loopbench collectives --lightning 2.4.0 2.5.6 2.6.6 --fresh-runs 3 --publish",
     "report": "loopbench report runs/<machine>/<date-time> --out reports/<machine>",
     "compare": "loopbench compare old.json new.json --fail-above 10   # two `loopbench overhead --counts only` JSONs",
 }
@@ -255,7 +263,9 @@ def for_verb(verb: str) -> list[Option]:
 def add_to_parser(parser: argparse.ArgumentParser, verb: str) -> None:
     """The verb's options, as --<name>."""
     for o in for_verb(verb):
-        parser.add_argument(f"--{o.name}", dest=o.dest, default=o.default_for(verb), help=o.help_for(verb), **o.kwargs)
+        parser.add_argument(
+            f"--{o.name}", dest=o.dest, default=o.default_for(verb), help=o.help_for(verb), **o.kwargs_for(verb)
+        )
 
 
 def add_to_pytest(group: Any) -> None:
@@ -265,4 +275,4 @@ def add_to_pytest(group: Any) -> None:
 
 
 def _pytest(o: Option) -> dict[str, Any]:
-    return dict(o.kwargs, help=o.help_for("suite"))
+    return dict(o.kwargs_for("suite"), help=o.help_for("suite"))

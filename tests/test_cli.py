@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,7 +78,7 @@ BAD_INPUT = [
     (["run", "--task", "cifar_cnn", "--impl", "pytorch", "--data-dir", "/tmp"], "add --data real"),
     (["run", "--task", "overhead_probe", "--impl", "pytorch", "--compile", "max"], "'off', 'on', 'inner'"),
     (["compile", "--compile", "off"], "'on', 'inner'"),
-    (["compile", "--repeats", "0"], "--repeats must be at least 1"),
+    (["compile", "--fresh-runs", "0"], "--fresh-runs must be at least 1"),
     (["compile", "--tasks", "no_such_task"], "unknown task 'no_such_task'"),
 ]
 # the suite's rows plan on the CPU wherever they run (with a GPU visible the default devices are CUDA)
@@ -232,3 +233,18 @@ def test_the_bench_takes_every_suite_option_as_lb_option():
     assert proc.returncode == 0, proc.stderr
     for o in options.for_verb("suite"):
         assert f"--lb-{o.name}" in proc.stdout, o.name
+
+
+def test_the_command_line_guide_names_every_option_and_no_other():
+    """docs/cli.md against the parser's one table: every option is in the guide, and the guide names no option
+    that no verb has (the bench's --lb-*, pytest-benchmark's and pip's own aside)."""
+    import re
+
+    from loopbench.options import OPTIONS
+
+    doc = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    named = set(re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", doc))
+    known = {o.name for o in OPTIONS} | {"help", "version"}
+    assert known - named == set(), "options docs/cli.md does not name"
+    others = {n for n in named - known if not n.startswith(("lb-", "benchmark"))}
+    assert others == {"no-deps", "require-hashes"}, "docs/cli.md names options no verb has"

@@ -70,7 +70,7 @@ def test_compiled_runs_take_no_in_place_split_and_a_bad_mode_is_refused():
 
 
 def test_the_compile_verb_writes_its_report_with_every_variant_beside_the_plain_loops(tmp_path, capsys):
-    argv = ["compile", "--tasks", "overhead_probe", "--impls", "pytorch", "lightning", "--repeats", "1",
+    argv = ["compile", "--tasks", "overhead_probe", "--impls", "pytorch", "lightning", "--fresh-runs", "1",
             "--compile-backend", "eager", "--steps", "12", "--out", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     rows = json.loads((tmp_path / "compile.json").read_text())["rows"]

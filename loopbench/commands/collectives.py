@@ -22,8 +22,8 @@ from loopbench.studies.suite import machine_folder, run_folder
 
 
 def cmd_collectives(args: argparse.Namespace) -> int:
-    if args.repeats < 1:
-        raise UsageError("--repeats must be at least 1")
+    if args.fresh_runs < 1:
+        raise UsageError("--fresh-runs must be at least 1")
     positive("--timeout", args.timeout)
     if args.processes < 2:
         raise UsageError(f"--processes {args.processes}: collectives need at least 2 processes")
@@ -40,13 +40,13 @@ def cmd_collectives(args: argparse.Namespace) -> int:
                        warmup_steps=args.warmup_steps, processes=args.processes, evaluate=False)
              for task in tasks]  # fmt: skip
     impls = tuple(dict.fromkeys(args.impls))
-    batches = study.plan(bases, impls, releases, args.repeats)
+    batches = study.plan(bases, impls, releases, args.fresh_runs)
     nodes = study.two_nodes(bases, impls) if args.nodes == "on" else []
     for c in [*batches[0], *nodes]:
         validate(c)  # every cell checked before anything runs
     total = sum(map(len, batches)) + len(nodes)
     print(f"loopbench collectives: {len(tasks)} tasks x {len(impls)} implementations x {len(releases)} releases x "
-          f"{args.repeats} repeats, {args.processes} processes{', then 2 torchrun agents' if nodes else ''}: "
+          f"{args.fresh_runs} fresh runs, {args.processes} processes{', then 2 torchrun agents' if nodes else ''}: "
           f"{total} runs into {out}", flush=True)  # fmt: skip
     log, done = ResultLog(out / "results.jsonl"), 0
     with interrupts_raise():

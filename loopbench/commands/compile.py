@@ -24,8 +24,8 @@ from loopbench.studies.suite import machine_folder, run_folder
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    if args.repeats < 1:
-        raise UsageError("--repeats must be at least 1")
+    if args.fresh_runs < 1:
+        raise UsageError("--fresh-runs must be at least 1")
     positive("--timeout", args.timeout)
     out = args.out or run_folder(Path("runs"), (args.device,), False)
     folder("--out", out)
@@ -43,12 +43,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
     releases = tuple(dict.fromkeys(release(v) for v in (args.lightning or [None])))
     caches = out / "inductor-caches" if args.cache == "warm" else None
     modes = tuple(dict.fromkeys(args.compile))
-    cells = study.plan(bases, impls, modes, args.compile_backend, args.repeats, releases, caches)
+    cells = study.plan(bases, impls, modes, args.compile_backend, args.fresh_runs, releases, caches)
     for c in {c.label: c for c in cells}.values():
         validate(c)  # every cell checked before anything runs
     print(
-        f"loopbench compile: {len(tasks)} tasks x {len(cells) // len(tasks) // args.repeats} variants x "
-        f"{args.repeats} repeats ({args.compile_backend}, {args.cache} cache): {len(cells)} runs into {out}",
+        f"loopbench compile: {len(tasks)} tasks x {len(cells) // len(tasks) // args.fresh_runs} variants x "
+        f"{args.fresh_runs} fresh runs ({args.compile_backend}, {args.cache} cache): {len(cells)} runs into {out}",
         flush=True,
     )
     log = ResultLog(out / "results.jsonl")
