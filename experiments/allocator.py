@@ -31,6 +31,7 @@ from loopbench.analysis.stats import MIN_MEDIAN_PAIRS, robust_difference
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import ALLOCATORS, RunConfig, RunResult
 from loopbench.studies import overhead
+from loopbench.studies.paycurve import point_cells
 
 IMPLS = (PLAIN, LEAN, DEFAULTS)
 CHOSEN = ("GAN quick, batch 64", "CIFAR, widths 8-32, batch 64")  # 35 and 54 ms: MiBs freed a step
@@ -42,7 +43,7 @@ def round_cells(chosen: tuple[str, ...], k: int) -> list[list[RunConfig]]:
     batches = []
     for allocator in list(ALLOCATORS) if k % 2 == 0 else list(ALLOCATORS)[::-1]:
         probe = overhead.plan("cpu", "auto", 1, PROBE_STEPS, IMPLS, first=k)
-        for cells in [*(p.cells(k) for p in POINTS if p.name in chosen), probe]:
+        for cells in [*(point_cells(p, k) for p in POINTS if p.name in chosen), probe]:
             batches.append([dataclasses.replace(c, allocator=allocator) for c in cells])
     return batches
 

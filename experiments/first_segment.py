@@ -24,6 +24,7 @@ from loopbench.analysis import inplace, rounds
 from loopbench.analysis.paycurve import POINTS
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
+from loopbench.studies.paycurve import point_cells
 
 POINT = next(p for p in POINTS if p.name == "EfficientNet quick, batch 32")
 WARM_STEPS = 3  # the unpaired first segment: two warm-up steps and one timed
@@ -34,7 +35,7 @@ def round_cells(k: int) -> list[list[RunConfig]]:
     """Round k: one process per arm; in the second arm a plain segment of WARM_STEPS first, then P L P D P."""
     batches = []
     for offset in ARMS.values() if k % 2 == 0 else reversed(ARMS.values()):
-        cells = [dataclasses.replace(c, repeat=k + offset, slot=c.slot + bool(offset)) for c in POINT.cells(k)]
+        cells = [dataclasses.replace(c, repeat=k + offset, slot=c.slot + bool(offset)) for c in point_cells(POINT, k)]
         if offset:
             cells.insert(0, dataclasses.replace(cells[0], steps=WARM_STEPS, warmup_steps=WARM_STEPS - 1, slot=1))
         batches.append(cells)

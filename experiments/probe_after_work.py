@@ -34,6 +34,7 @@ from loopbench.analysis.stats import agreement
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import ALLOCATORS, RunConfig, RunResult
 from loopbench.studies import overhead
+from loopbench.studies.paycurve import point_cells, point_count_cells
 
 CURVE = {p.name: p for p in POINTS}
 POINTS_HERE: tuple[Point, ...] = (  # per task, from the shortest step to the bench's cell
@@ -65,14 +66,14 @@ def _probe(k: int, shape: str, load: str) -> list[RunConfig]:
 
 def round_cells(k: int) -> list[list[RunConfig]]:
     """Round k: every point's process, then the probe's (two shapes, each load); reversed every other round."""
-    batches = [p.cells(k) for p in POINTS_HERE] + [_probe(k, s, load) for s in SHAPES for load in PROBES]
+    batches = [point_cells(p, k) for p in POINTS_HERE] + [_probe(k, s, load) for s in SHAPES for load in PROBES]
     return batches if k % 2 == 0 else batches[::-1]
 
 
 def count_cells() -> list[RunConfig]:
     """Plain loop and both Trainers counted on each task's shortest point, and on the probe in both shapes."""
     shortest = {p.task: p for p in reversed(POINTS_HERE)}
-    return [c for p in shortest.values() for c in p.count_cells()] + [
+    return [c for p in shortest.values() for c in point_count_cells(p)] + [
         c for s in SHAPES for c in overhead.count_plan("cpu", s, IMPLS)
     ]
 

@@ -12,6 +12,7 @@ from experiments import gan_ddp_wrapping as experiment
 from implementations.mnist_gan import spec
 from loopbench.launch.distributed import free_port
 from loopbench.measure.env import weights_digest
+from loopbench.studies.paycurve import point_cells
 
 
 @pytest.fixture
@@ -164,7 +165,7 @@ def test_the_probe_after_work_experiment_runs_the_benchs_cells_and_both_probes_i
     cells = [p for p in e.POINTS_HERE if p.name in e.CELLS]
     assert {p.task for p in cells} == {p.task for p in e.POINTS_HERE} and len(cells) == 3
     for p in cells:  # the preset itself, but for the segment's length and validation
-        run = dataclasses.replace(task_config(p.cells(0)[0]), steps=0, warmup_steps=0, validate_every_epoch=True)
+        run = dataclasses.replace(task_config(point_cells(p, 0)[0]), steps=0, warmup_steps=0, validate_every_epoch=True)
         assert run == dataclasses.replace(implementations.spec(p.task).PRESETS["quick"], steps=0, warmup_steps=0)
     probes = [b[0].overrides for b in batches if b[0].task == "overhead_probe"]
     loads = sorted((o["shape"], o.get("spin", 0), o.get("ballast_mib", 0)) for o in probes)

@@ -10,6 +10,7 @@ from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.core.types import RunConfig, RunResult
 from loopbench.report.paycurve import write
 from loopbench.studies import paycurve
+from loopbench.studies.paycurve import point_cells
 from tests.test_probe_report import probe_run
 
 EXTRA_US = {PLAIN: 0.0, LEAN: 500.0, DEFAULTS: 1_500.0}  # what each Trainer adds to a task's step
@@ -60,7 +61,7 @@ def test_the_prediction_that_holds_is_told_apart_from_the_one_that_does_not(tmp_
 def test_the_points_span_two_decades_of_step_time_and_every_task():
     assert len(POINTS) >= 6 and {p.task for p in POINTS} == {"mnist_gan", "cifar_cnn", "efficientnet_binary"}
     for p in POINTS:
-        cfg = p.cells(0)[0]
+        cfg = point_cells(p, 0)[0]
         assert dataclasses.replace(cfg).overrides["validate_every_epoch"] is False
 
 

@@ -19,7 +19,7 @@ import implementations
 from loopbench.analysis import inplace, rounds, stats
 from loopbench.analysis.probe import PROBE, answer, predicted_ratio
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
-from loopbench.core.types import RunConfig, RunResult
+from loopbench.core.types import RunResult
 
 IMPLS = (PLAIN, LEAN, DEFAULTS)
 
@@ -31,36 +31,6 @@ class Point:
     overrides: dict[str, Any]
     segment: tuple[int, int]  # steps, warm-up: about half a second to a second of steps on 2 cores
     count: tuple[int, int] | None = None  # steps, warm-up of an instruction count (one thread); None: not counted
-
-    def cells(self, k: int) -> list[RunConfig]:
-        steps, warmup = self.segment
-        over = {"validate_every_epoch": False} | self.overrides
-        return [
-            RunConfig(
-                self.task, impl, preset="quick", steps=steps, warmup_steps=warmup, overrides=over, repeat=k, slot=slot
-            )
-            for slot, impl in enumerate(rounds.sequence(IMPLS, k), 1)
-        ]
-
-    def count_cells(self) -> list[RunConfig]:
-        """One instruction count per implementation, one torch thread, in one process (empty where not counted)."""
-        if self.count is None:
-            return []
-        steps, warmup = self.count
-        over = {"validate_every_epoch": False} | self.overrides
-        return [
-            RunConfig(
-                self.task,
-                impl,
-                preset="quick",
-                steps=steps,
-                warmup_steps=warmup,
-                overrides=over,
-                clock="instructions",
-                threads=1,
-            )
-            for impl in IMPLS
-        ]
 
 
 _GAN_TINY = {"latent_dim": 16, "d_widths": (16, 16)}

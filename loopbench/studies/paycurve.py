@@ -10,6 +10,7 @@ import dataclasses
 
 import torch
 
+from loopbench.analysis import rounds
 from loopbench.analysis.paycurve import IMPLS, POINTS, Point
 from loopbench.analysis.probe import SHAPES
 from loopbench.core.types import RunConfig, UsageError
@@ -29,6 +30,30 @@ def select(names: list[str] | None) -> tuple[Point, ...]:
     return tuple(known[n] for n in dict.fromkeys(names))
 
 
+def point_cells(point: Point, k: int) -> list[RunConfig]:
+    """Round k of a point: its segments P L P D P (reversed every other round), in one process."""
+    steps, warmup = point.segment
+    over = {"validate_every_epoch": False} | point.overrides
+    return [
+        RunConfig(point.task, impl, preset="quick", steps=steps, warmup_steps=warmup, overrides=over, repeat=k,
+                  slot=slot)
+        for slot, impl in enumerate(rounds.sequence(IMPLS, k), 1)
+    ]  # fmt: skip
+
+
+def point_count_cells(point: Point) -> list[RunConfig]:
+    """One instruction count per implementation, one torch thread, in one process (empty where not counted)."""
+    if point.count is None:
+        return []
+    steps, warmup = point.count
+    over = {"validate_every_epoch": False} | point.overrides
+    return [
+        RunConfig(point.task, impl, preset="quick", steps=steps, warmup_steps=warmup, overrides=over,
+                  clock="instructions", threads=1)
+        for impl in IMPLS
+    ]  # fmt: skip
+
+
 def threads() -> int:
     """The tasks' thread count: torch's default here."""
     return torch.get_num_threads()
@@ -43,12 +68,12 @@ def plan(
     cells = []
     for k in range(count):
         for point in points if k % 2 == 0 else points[::-1]:
-            cells += point.cells(k)
+            cells += point_cells(point, k)
         for t in dict.fromkeys((1, task_threads)) if probe else ():
             for shape in SHAPES:
                 cells += [
                     dataclasses.replace(c, overrides=c.overrides | {"threads": t})
                     for c in overhead.plan("cpu", shape, 1, impls=IMPLS, first=k)
                 ]
-    cells += [c for point in points if counts for c in point.count_cells()]
+    cells += [c for point in points if counts for c in point_count_cells(point)]
     return cells + [c for shape in SHAPES if counts and probe for c in overhead.count_plan("cpu", shape, IMPLS)]
