@@ -9,6 +9,7 @@ from loopbench.analysis.parity import compare
 from loopbench.cli import main
 from loopbench.core import checks
 from loopbench.core.types import RunConfig
+from loopbench.harness import frameworks
 from loopbench.harness import run as harness
 from loopbench.launch.cell import run_cell
 from tests.helpers import train
@@ -16,7 +17,7 @@ from tests.helpers import train
 
 def test_lightning_string_flag_would_run_fp16_on_cpu_as_bf16_and_is_caught(monkeypatch):
     """Without the explicit plugin, Lightning's '16-mixed' trains in bf16: the harness refuses the result."""
-    monkeypatch.setattr(harness, "lightning_needs_plugin", lambda device, precision: False)
+    monkeypatch.setattr(frameworks, "lightning_needs_plugin", lambda device, precision: False)
     with pytest.raises(RuntimeError, match="labelled 16-mixed, but the forward produced bfloat16"):
         run_cell(RunConfig("cifar_cnn", "lightning", precision="16-mixed", steps=2))
 
