@@ -89,6 +89,13 @@ def test_nothing_in_the_instrument_imports_the_experiments_or_the_bench():
     assert not upward
 
 
+def test_the_shared_core_knows_no_task():
+    """`core` is below everything, the tasks included: a task's checks live with the registry (implementations)."""
+    upward = [f"{_module(p)}: {i}" for p in (PACKAGE / "core").rglob("*.py") for i, _ in _imports(p)
+              if i.split(".")[0] == "implementations"]  # fmt: skip
+    assert not upward
+
+
 def test_a_tasks_loops_import_only_the_contract_from_the_instrument():
     allowed = {"loopbench.harness.run", "loopbench.core.trainers", "loopbench.core.types"}
     seen = {
@@ -117,3 +124,8 @@ def test_the_tracked_tree_stays_small_enough_to_carry_to_a_gpu_machine():
     assert sum(sizes.values()) <= TRACKED_LIMIT_BYTES, (
         f"{sum(sizes.values()) / 2**20:.1f} MiB tracked; largest {largest}"
     )
+
+
+def test_no_module_of_the_instrument_is_over_300_lines():
+    long = {_module(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long

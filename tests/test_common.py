@@ -37,9 +37,8 @@ def test_batches_refuses_a_batch_larger_than_the_data():
 
 
 def test_generated_data_is_cached_on_disk_and_read_back_equal(tmp_path, monkeypatch):
-    from loopbench.core.checks import task_config
-    from loopbench.core.types import RunConfig
-    from loopbench.harness.run import DataSource
+    from implementations.settings import task_config
+    from loopbench.core.types import DataSource, RunConfig
     from loopbench.launch.cell import build_data
 
     monkeypatch.setenv("LOOPBENCH_CACHE", str(tmp_path))

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from implementations.cifar_cnn import spec
-from loopbench.core.types import DataError
-from loopbench.harness.run import DataSource
+from loopbench.core.types import DataError, DataSource
 from tests.helpers import train
 
 SYNTHETIC = DataSource("synthetic", None)

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from implementations.settings import validate
 from loopbench.analysis.parity import compare_cell
-from loopbench.core.checks import validate
 from loopbench.core.types import RunConfig, RunResult, UsageError
-from loopbench.launch import distributed, nodes
+from loopbench.launch import agents, distributed
 from loopbench.launch.distributed import merge, run_ranks, run_ranks_batch
 from loopbench.report import collectives as collectives_report
 
 needs_two_cores = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPU cores")
-needs_torchrun = pytest.mark.skipif(nodes.torchrun() is None, reason="torchrun not installed")
+needs_torchrun = pytest.mark.skipif(agents.torchrun() is None, reason="torchrun not installed")
 
 
 CELLS = [("cifar_cnn", "32-true", 6), ("mnist_gan", "bf16-mixed", 6), ("efficientnet_binary", "32-true", 3)]
@@ -66,7 +66,7 @@ def test_plain_lightning_and_fabric_ddp_train_the_same_model_on_every_process_on
 
 
 def _two_torchrun_nodes_train_the_local_bits(cells: list[RunConfig], local: dict[tuple[str, str], RunResult]) -> None:
-    results = nodes.run_local_agents(cells, 300)
+    results = agents.run_local_agents(cells, 300)
     assert all(r.ok for r in results), [r.message for r in results]
     for plain, lightning in zip(results[::2], results[1::2], strict=True):
         assert (plain.run_config.nodes, plain.run_config.processes, plain.run_config.launcher) == (2, 1, "torchrun")

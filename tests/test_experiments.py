@@ -157,7 +157,7 @@ def test_the_probe_after_work_experiment_runs_the_benchs_cells_and_both_probes_i
 
     import implementations
     from experiments import probe_after_work as e
-    from loopbench.core.checks import task_config, validate
+    from implementations.settings import task_config, validate
 
     batches = e.round_cells(1)
     for c in (c for b in batches for c in b):

@@ -57,7 +57,7 @@ def test_an_interrupted_forked_run_leaves_no_process():
 
 
 def test_an_allocator_is_the_process_s_own_so_its_runs_get_a_server_of_their_own():
-    from loopbench.core.checks import validate
+    from implementations.settings import validate
     from loopbench.core.types import ALLOCATORS, UsageError
     from loopbench.launch.child import process_env
 

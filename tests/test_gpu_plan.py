@@ -187,7 +187,8 @@ def test_plan_counts_one_warm_up_steps_flops_on_a_fresh_cuda_run_only():
 
 
 def test_verdict_cuda_report_gives_flops_mfu_and_flags_a_host_bound_cell():
-    from loopbench.report.tables import gpu_notes, summary
+    from loopbench.report.gpu import gpu_notes
+    from loopbench.report.tables import summary
 
     def run(impl, kernel_s):
         config = RunConfig("cifar_cnn", impl, "cuda", "bf16-mixed").to_dict()

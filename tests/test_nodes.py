@@ -20,10 +20,11 @@ import pytest
 
 from loopbench.cli import main
 from loopbench.core.types import UsageError
+from loopbench.launch import agents as local
 from loopbench.launch import nodes
 from loopbench.launch.distributed import free_ports
 
-needs_torchrun = pytest.mark.skipif(nodes.torchrun() is None, reason="torchrun not installed")
+needs_torchrun = pytest.mark.skipif(local.torchrun() is None, reason="torchrun not installed")
 
 
 def _tree(agents: list[subprocess.Popen]) -> list[int]:
@@ -56,7 +57,7 @@ def _alive(pids: list[int]) -> list[int]:
 def test_a_killed_rank_ends_the_torchrun_job_with_its_reason_and_leaves_no_process(tmp_path):
     argv = ["-m", "loopbench", "run", "--task", "cifar_cnn", "--impl", "pytorch", "--steps", "100000", "--launcher",
             "torchrun"]  # fmt: skip
-    agents = nodes.local_agents("killed", argv, tmp_path)
+    agents = local.local_agents("killed", argv, tmp_path)
     said: list[str] = []
     readers = [threading.Thread(target=lambda a=a: said.extend(a.stdout), daemon=True) for a in agents]
     for reader in readers:

@@ -7,8 +7,7 @@ import torch
 
 from implementations.efficientnet_binary import spec
 from loopbench.analysis.parity import CUDA_LOSS_RTOL, compare
-from loopbench.core.types import DataError
-from loopbench.harness.run import DataSource
+from loopbench.core.types import DataError, DataSource
 from tests.helpers import assert_bitwise_parity, requires_cuda, train
 
 TRAINERS = ("lightning", "lightning-defaults")

@@ -92,7 +92,8 @@ def test_points_are_chosen_by_name_and_an_unknown_one_is_refused_in_one_line(cap
 
 
 def test_the_sign_test_counts_points_per_trainer_not_a_points_two_trainers_twice():
-    from loopbench.report.paycurve import sign_test, verdicts
+    from loopbench.analysis.stats import sign_test
+    from loopbench.report.paycurve import verdicts
 
     points = [
         {"task": "mnist_gan", "point": f"p{i}", "impl": impl, "ratio": 1.1, "low": 1.0, "high": 1.2,

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from loopbench.analysis.inplace import TARGET_POINTS
 from loopbench.analysis.paycurve import analyse
+from loopbench.analysis.stats import sign_test
 from loopbench.core.store import load_results
 from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.report import probe as probe_report
 from loopbench.report import tasks_only
-from loopbench.report.paycurve import sign_test
 from loopbench.report.tables import fresh, headline, overheads, parities
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,7 +41,7 @@ def test_validation_draws_nothing_that_training_sees(task):
 
 def test_the_last_epochs_logged_metrics_are_those_of_the_final_weights():
     """What Lightning logged after the last epoch equals the plain validation loop run afresh on the weights."""
-    from loopbench.core.checks import task_config
+    from implementations.settings import task_config
     from loopbench.harness.run import Run
 
     config = RunConfig("cifar_cnn", "lightning", steps=24, overrides=EPOCHS)

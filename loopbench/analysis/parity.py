@@ -291,16 +291,10 @@ def _control_line(control: dict[str, Any] | None) -> str:
 def combine(reports: list[ParityReport], seeds: list[int]) -> dict[str, Any]:
     """One verdict over several seeds: the weakest per-seed verdict; holds only if every seed holds."""
     worst = max(reports, key=lambda r: VERDICTS.index(r.verdict))
-    return {
-        "verdict": worst.verdict,
-        "expected": worst.expected,
-        "holds": all(r.holds for r in reports),
-        "reference": worst.reference,
-        "candidate": worst.candidate,
-        "steps": worst.steps,
-        "losses_equal": all(r.losses_equal for r in reports),
-        "weights_equal": all(r.weights_equal for r in reports),
-        "max_abs_loss_diff": max(r.max_abs_loss_diff for r in reports),
-        "max_rel_loss_diff": max(r.max_rel_loss_diff for r in reports),
-        "seeds": {str(seed): r.to_dict() for seed, r in zip(seeds, reports, strict=True)},
-    }
+    return {"verdict": worst.verdict, "expected": worst.expected, "holds": all(r.holds for r in reports),
+            "reference": worst.reference, "candidate": worst.candidate, "steps": worst.steps,
+            "losses_equal": all(r.losses_equal for r in reports),
+            "weights_equal": all(r.weights_equal for r in reports),
+            "max_abs_loss_diff": max(r.max_abs_loss_diff for r in reports),
+            "max_rel_loss_diff": max(r.max_rel_loss_diff for r in reports),
+            "seeds": {str(seed): r.to_dict() for seed, r in zip(seeds, reports, strict=True)}}  # fmt: skip

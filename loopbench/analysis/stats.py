@@ -200,3 +200,11 @@ def agreement(low: float | None, high: float | None, predicted_low: float | None
     if low > predicted_high:
         return "measured above"
     return "measured below" if high < predicted_low else "agrees"
+
+
+def sign_test(k: int, n: int) -> float:
+    """Two-sided p of k or more (or as few) of n on one side, were each side equally likely."""
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(max(k, n - k), n + 1)) / 2**n
+    return min(1.0, 2 * tail)

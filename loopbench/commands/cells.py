@@ -12,11 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import implementations
+from implementations.settings import refuse_unsupported
 from loopbench import options
 from loopbench.analysis.parity import CONTROL_LR, ParityReport, combine, compare_cell, with_control
 from loopbench.analysis.stats import tost
 from loopbench.commands.matrix import matrix_from
-from loopbench.core.checks import json_target, positive, refuse_unsupported, release
+from loopbench.core.checks import json_target, positive, release
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.store import PUBLISHED_RESULTS_NAME as PUBLISHED
 from loopbench.core.trainers import is_lightning

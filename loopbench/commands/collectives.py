@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import implementations
+from implementations.settings import validate
 from loopbench.commands.results import study_end
-from loopbench.core.checks import folder, positive, release, validate
+from loopbench.core.checks import folder, positive, release
 from loopbench.core.store import ResultLog
 from loopbench.core.types import RunConfig, UsageError
+from loopbench.launch.agents import run_local_agents, torchrun
 from loopbench.launch.distributed import run_ranks_batch
 from loopbench.launch.isolate import interrupts_raise
-from loopbench.launch.nodes import run_local_agents, torchrun
 from loopbench.report import collectives as collectives_report
 from loopbench.studies import collectives as study
 from loopbench.studies.batches import progress_line

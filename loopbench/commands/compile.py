@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import implementations
+from implementations.settings import validate
 from loopbench import options
 from loopbench.commands.results import study_end
-from loopbench.core.checks import folder, positive, release, validate
+from loopbench.core.checks import folder, positive, release
 from loopbench.core.store import ResultLog
 from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch.forked import run_forked_batch

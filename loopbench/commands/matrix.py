@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import implementations
+from implementations.settings import refuse_unsupported, validate
 from loopbench import options
 from loopbench.core import releases
-from loopbench.core.checks import refuse_unsupported, validate
 from loopbench.core.precision import device_type
 from loopbench.core.types import UsageError
 from loopbench.studies.suite import Matrix, default_devices, default_preset

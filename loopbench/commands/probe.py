@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from implementations.settings import validate
 from loopbench.analysis import targets
 from loopbench.analysis.history import across_releases
 from loopbench.analysis.probe import HEADLINE_IMPLS, PROBE
 from loopbench.commands.results import study_end
 from loopbench.core import releases
-from loopbench.core.checks import folder, json_target, positive, release, validate
+from loopbench.core.checks import folder, json_target, positive, release
 from loopbench.core.store import ResultLog
 from loopbench.core.trainers import PLAIN
 from loopbench.core.types import UsageError

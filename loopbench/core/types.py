@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 STATUSES = ("ok", "unsupported", "oom", "timeout", "error")
@@ -17,6 +18,14 @@ class UsageError(ValueError):
 
 class DataError(UsageError):
     """The requested data cannot be had (missing folder, no network for a download)."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a task's `build_data` takes its data from: generated, or the real set in a folder."""
+
+    kind: str  # synthetic | real
+    dir: Path | None
 
 
 # torch.compile as a cell's axis (loopbench.harness.compiling): off; on, as each framework documents; inner, the

@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,12 +32,6 @@ from loopbench.measure.collectives import Collectives
 from loopbench.measure.device_work import OneStep, peak_flops
 from loopbench.measure.env import environment, weights_digest
 from loopbench.measure.split import Split
-
-
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    kind: str  # synthetic | real
-    dir: Path | None
 
 
 class Run:
@@ -186,7 +179,6 @@ class Run:
         self._job_end = time.perf_counter()
         if self.clock.steps == self.cfg.steps:  # the last step: close the window before evaluation
             self._close_window()
-            self._peaks = {**memory.cuda_peaks(self.device), "peak_rss_bytes": memory.peak_rss_bytes()}
 
     def _record_device_work(self) -> None:
         self.device_work = self._one_step.stop()

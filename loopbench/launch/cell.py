@@ -16,10 +16,11 @@ import torch
 
 import implementations
 from implementations import common
-from loopbench.core.checks import unsupported_reason, validate
-from loopbench.core.types import RunConfig, RunResult, UsageError
+from implementations.settings import validate
+from loopbench.core.checks import unsupported_reason
+from loopbench.core.types import DataSource, RunConfig, RunResult, UsageError
 from loopbench.harness.placement import rank_device
-from loopbench.harness.run import DataSource, Run
+from loopbench.harness.run import Run
 
 _BUILT: dict[Path, Any] = {}  # this process's data sets, by cache file
 

@@ -21,6 +21,7 @@ from loopbench.report import probe as probe_report
 from loopbench.report import probe_figures as probe_plots
 from loopbench.report import scaling as scaling_report
 from loopbench.report.figures import IMPL_STYLE, task_figures
+from loopbench.report.gpu import gpu_notes
 from loopbench.report.tables import (  # noqa: F401  (the report's tables, importable from here)
     MIB,
     TARGET,
@@ -28,7 +29,6 @@ from loopbench.report.tables import (  # noqa: F401  (the report's tables, impor
     data_table,
     frame,
     fresh,
-    gpu_notes,
     headline,
     overheads,
     parities,

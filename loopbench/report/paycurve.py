@@ -4,7 +4,6 @@ a figure of extra time against the plain step time, on log axes. A pure function
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 import implementations
+from loopbench.analysis import stats
 from loopbench.analysis.paycurve import analyse
 from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
@@ -106,7 +106,7 @@ def verdicts(a: dict[str, Any]) -> list[str]:
             mine = [p for p in a["points"] if (p["task"], p["impl"]) == (task, impl) and p["ratio"]]
             above = sum(p["ratio"] > p[f"predicted_t{t}"] for p in mine if f"predicted_t{t}" in p)
             sides.append(f"{impl} above at {above} of {len(mine)} points (sign test, two-sided: p = "
-                         f"{sign_test(above, len(mine)):.2g})")  # fmt: skip
+                         f"{stats.sign_test(above, len(mine)):.2g})")  # fmt: skip
         out.append(f"- {task}, measured against the prediction: {'; '.join(sides)}.")
     return out
 
@@ -156,14 +156,6 @@ def task_constants(m: dict[str, Any]) -> str:
     both = m.get("common_us")
     one = f"{both[0]:,.0f}-{both[1]:,.0f} us fits every task's points" if both else "no one value fits every task"
     return "; ".join(parts) + f"; {one}"
-
-
-def sign_test(k: int, n: int) -> float:
-    """Two-sided p of k or more (or as few) of n on one side, were each side equally likely."""
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(max(k, n - k), n + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 def plot(a: dict[str, Any], path: Path) -> Path | None:

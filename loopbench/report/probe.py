@@ -219,9 +219,8 @@ def _method(a: dict[str, Any]) -> str:
             f"{a['rounds']} rounds, each one process (forked from a server with torch and Lightning imported) "
             f"running short segments of {a['steps']} steps ({a['warmup_steps']} warm-up) of the plain loop "
             "around every variant: P V1 P V2 ... P. A variant's delta in a round is its median step minus the "
-            "mean of the plain segments just before and after it (within a second, in the same process); a "
-            "pair with a segment whose two halves differ by more than 50% was hit "
-            "by the machine's drift and is left out "
+            "mean of the plain segments just before and after it (within a second, in the same process); a pair "
+            "with a segment whose two halves differ by more than 50% was hit by the machine's drift and is left out "
             f"({len(a['left_out'])} here). delta = the median over rounds, with a distribution-free 95% interval "
             "(order statistics)."
         )
