@@ -28,6 +28,7 @@ class Harness:
     probe_shape: str  # the overhead probe's shape this task has: "auto" (one optimizer) or "manual" (two)
     by_time: bool = False  # segments sized by time on every device (a user's module: its step time is unknown)
     rounds: int = 8  # rounds of a task cell where --repeats does not say (the suite and the bench)
+    within_job: bool = False  # a segment sized by time trains no further than the job's own fresh run did
 
 
 @dataclass

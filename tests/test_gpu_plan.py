@@ -69,6 +69,18 @@ def test_plan_sizes_cuda_segments_by_time_and_cpu_segments_by_steps():
     assert run_key(size_segments([c], 1e-3)[0].to_dict()) == run_key(c.to_dict())  # resume finds it done
 
 
+def test_a_users_job_is_never_timed_past_its_own_length():
+    """Segments sized by time stop at the length its plain fresh run trained, where the task says so (a user's
+    module, which may diverge or end its schedule past it); the suite's tasks go on to MAX_SEGMENT_STEPS."""
+    c = RunConfig("module", "pytorch", steps=15, warmup_steps=5, slot=1, segment_s=SEGMENT_S)
+    assert size_segments([c], 1e-4)[0].steps == 5 + MAX_SEGMENT_STEPS
+    assert size_segments([c], 1e-4, job_steps=200)[0].steps == 200
+    fresh = {"task": "module", "overrides": {"factory": "examples.demos.factories:boring"}}
+    runs = [RunResult(config=RunConfig(impl=i, **fresh).to_dict(), steps_run=200) for i in ("pytorch", "lightning")]
+    gan = RunResult(config=RunConfig("mnist_gan", "pytorch").to_dict(), steps_run=120)
+    assert list(batches.job_lengths([*runs, gan]).values()) == [200]
+
+
 def test_plan_reads_the_plain_step_of_each_cell_from_its_fresh_run():
     fresh = RunResult(config=RunConfig("cifar_cnn", "pytorch", "cuda").to_dict(), step_time_median_s=0.002)
     segment = RunResult(config=RunConfig("cifar_cnn", "pytorch", "cuda", slot=1).to_dict(), step_time_median_s=9.0)

@@ -49,7 +49,8 @@ PRESETS = {
     "full": Config(default_steps=2_000, warmup_steps=100),
 }
 METRICS = ()  # a user's module has no held-out evaluation here: parity is on losses, weights and what it logs
-HARNESS = Harness(segment=(10, 5), count=(8, 2), probe_shape="auto", by_time=True)  # by time: its step is unknown
+# By time: its step is unknown. Within the job: past its own length a user's job may diverge or end its schedule.
+HARNESS = Harness(segment=(10, 5), count=(8, 2), probe_shape="auto", by_time=True, within_job=True)
 
 # The Trainer arguments a job may name, each mirrored by the plain loop, with Lightning's defaults.
 SETTINGS: dict[str, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import implementations
 from loopbench.analysis.grouping import group_key
 from loopbench.core.store import ResultLog
 from loopbench.core.trainers import PLAIN
@@ -52,9 +53,11 @@ def run_cells(
     """
     results: list[RunResult] = []
     plain_steps = plain_step_times(log.read() if log else [])
+    lengths = job_lengths(log.read() if log else [])
 
     def deliver(done: list[RunResult]) -> None:
         plain_steps.update(plain_step_times(done))
+        lengths.update(job_lengths(done))
         for result in done:
             results.append(result)
             if log:
@@ -62,7 +65,7 @@ def run_cells(
             if on_result:
                 on_result(len(results), len(cells), result)
 
-    _run(batches(cells), timeout_s, deliver, plain_steps)
+    _run(batches(cells), timeout_s, deliver, plain_steps, lengths)
     return results
 
 
@@ -75,11 +78,22 @@ def plain_step_times(results: list[RunResult]) -> dict[tuple, float]:
     }
 
 
+def job_lengths(results: list[RunResult]) -> dict[tuple, int]:
+    """{group: the steps its plain fresh run trained}, for a task whose segments stay within the job (its Harness)."""
+    return {
+        group_key(r.config): r.steps_run
+        for r in results
+        if r.ok and r.config["impl"] == PLAIN and not r.config.get("slot") and r.steps_run
+        and getattr(getattr(implementations.spec(r.config["task"]), "HARNESS", None), "within_job", False)
+    }  # fmt: skip
+
+
 def _run(
     todo: list[list[RunConfig]],
     timeout_s: float,
     deliver: Callable[[list[RunResult]], None],
     plain_steps: dict[tuple, float],
+    lengths: dict[tuple, int],
 ) -> None:
     timed = [i for i, b in enumerate(todo) if b[0].clock != "instructions"]
     cores = os.cpu_count() or 1
@@ -97,7 +111,8 @@ def _run(
                     deliver(f.result())
                 pending.clear()
             if batch[0].slot > 0:  # a round: timed only, one process, no import bill (forked on a CPU)
-                deliver(run_forked_batch(size_segments(batch, plain_steps.get(group_key(batch[0]))), timeout_s))
+                key = group_key(batch[0])
+                deliver(run_forked_batch(size_segments(batch, plain_steps.get(key), lengths.get(key)), timeout_s))
             else:
                 deliver([run_isolated(batch[0], timeout_s)])
         for f in pending:

@@ -229,16 +229,18 @@ class Progress:
         return sorted(self.log.read(), key=lambda r: order.get(run_key(r.config), len(order)))
 
 
-def size_segments(batch: list[RunConfig], plain_step_s: float | None) -> list[RunConfig]:
+def size_segments(batch: list[RunConfig], plain_step_s: float | None, job_steps: int | None = None) -> list[RunConfig]:
     """A round's segments sized by time: each times enough steps for `segment_s` at the plain loop's step time
-    (its fresh run's), at least the planned steps and at most MAX_SEGMENT_STEPS; unchanged without a time."""
+    (its fresh run's), at least the planned steps and at most MAX_SEGMENT_STEPS, or at most the job's own
+    length (`job_steps`, where its task keeps segments within the job); unchanged without a time."""
     out = []
     for c in batch:
         if c.segment_s is None or not plain_step_s or c.steps is None:
             out.append(c)
             continue
         warmup = c.warmup_steps or 0
-        timed = min(max(math.ceil(c.segment_s / plain_step_s), c.steps - warmup), MAX_SEGMENT_STEPS)
+        longest = MAX_SEGMENT_STEPS if job_steps is None else min(MAX_SEGMENT_STEPS, max(job_steps - warmup, 1))
+        timed = min(max(math.ceil(c.segment_s / plain_step_s), c.steps - warmup), longest)
         out.append(dataclasses.replace(c, steps=warmup + timed))
     return out
 
