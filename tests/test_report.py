@@ -129,6 +129,15 @@ def test_the_committed_report_answers_on_its_first_screen():
     assert lines.index("## How to read this") > table
 
 
+def test_every_committed_report_has_one_skeleton():
+    """The bench's and each study's REPORT.md: a title, the answer before any method, How to read this, and the
+    machine and versions last."""
+    for path in sorted((Path(__file__).parents[1] / "reports").rglob("REPORT.md")):
+        headings = [line for line in path.read_text().splitlines() if line.startswith("## ")]
+        assert headings[-1] == "## Machine and versions" and "## How to read this" in headings, path
+        assert path.read_text().startswith("# "), path
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", ["amd-epyc-2c-avx2/own-module/examples.demos.factories-transformer",
                                     "amd-epyc-2c-avx512bf16/lightning-history"])  # fmt: skip

@@ -83,6 +83,13 @@ def notes(results: list[RunResult]) -> list[str]:
     return [*out, ""] if out else []
 
 
+def study(title: str, results: list[RunResult], body: list[str], method: list[str], answer: list[str] = ()) -> str:
+    """A study's REPORT.md, in the bench report's order: its answer, its tables and figures, how to read them, and
+    the machine and versions last. Each list holds its own blank lines."""
+    how = ["## How to read this", "", *method]
+    return "\n".join([f"# {title}", "", *answer, *body, *how, "## Machine and versions", "", *header(results), ""])
+
+
 def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     if not len(df):
         return "_(none)_"

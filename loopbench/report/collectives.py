@@ -22,7 +22,7 @@ from loopbench.analysis.parity import compare_cell
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import PLAIN
 from loopbench.core.types import RunResult
-from loopbench.report import header, markdown
+from loopbench.report import markdown, study
 
 
 def _key(r: RunResult) -> tuple[str, str, str, int]:
@@ -99,11 +99,7 @@ def write(results: list[RunResult], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "collectives.json").write_text(json.dumps(summary(results), indent=1) + "\n")
     save_results(compact(results), out / "results.json.gz")
-    lines = [
-        "# Data parallel: the collectives of each step, per release, and two torchrun nodes",
-        "",
-        *header(sorted(results, key=lambda r: r.config.get("lightning") is not None)),  # the installed release
-        "",
+    method = [
         "Every run records, over its timed window (after the warm-up), each collective that its process group ran "
         "(torch's profiler: `gloo:all_reduce`, `gloo:broadcast`, ...), whoever asked for it: DDP's reducer (the "
         "gradients, the buffers), the framework, or the loop. The rows give rank 0's record. A collective's time runs "
@@ -118,11 +114,13 @@ def write(results: list[RunResult], out: Path) -> Path:
         "rendezvous on 127.0.0.1, one process and one thread on each), started by `--launcher torchrun`'s code "
         "path; `vs one node`: each rank's losses and weights against the local launcher's run of the same cell.",
         "",
-        markdown(table(results), ".4g"),
-        "",
     ]
     failed = summary(results)["failed"]
-    lines += ["## What failed", "", *(f"- {line}" for line in failed or ["Nothing: every run ended."]), ""]
+    body = [markdown(table(results), ".4g"), "", "## What failed", "",
+            *(f"- {line}" for line in failed or ["Nothing: every run ended."]), ""]  # fmt: skip
+    installed_first = sorted(results, key=lambda r: r.config.get("lightning") is not None)  # the header's release
+    text = study("Data parallel: the collectives of each step, per release, and two torchrun nodes", installed_first,
+                 body, method)  # fmt: skip
     path = out / "REPORT.md"
-    path.write_text("\n".join(lines))
+    path.write_text(text)
     return path

@@ -26,7 +26,7 @@ from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import PLAIN, is_lightning
 from loopbench.core.types import RunResult
-from loopbench.report import dynamo, header, markdown
+from loopbench.report import dynamo, markdown, study
 from loopbench.report.figures import IMPL_STYLE, save
 
 
@@ -214,11 +214,7 @@ def write(results: list[RunResult], out: Path) -> Path:
     backends = sorted(
         {r.config.get("compile_backend", "inductor") for r in results if r.config.get("compile") != "off"}
     )
-    lines = [
-        "# torch.compile: each implementation compiled as its framework documents",
-        "",
-        *header(results),
-        "",
+    method = [
         f"Backend: {', '.join(backends)}. Every run is a process of its own, forked from a server that imported "
         "torch and Lightning (the release of its row) and compiled nothing, with dynamo reset. Inductor's on-disk "
         "cache: `first step s` is from runs that found it cold (a new empty folder)"
@@ -239,9 +235,8 @@ def write(results: list[RunResult], out: Path) -> Path:
         "against eager, inductor's generated code is not expected to give the same bits (it fuses and reorders "
         "the arithmetic): `mismatch` there gives how far the losses lay apart.",
         "",
-        markdown(rows, ".4g"),
-        "",
     ]
+    lines = [markdown(rows, ".4g"), ""]
     if len(dynamo.releases(results)) > 1:
         lines += [
             "## Across Lightning's releases",
@@ -275,5 +270,7 @@ def write(results: list[RunResult], out: Path) -> Path:
     broken = failures(results)
     lines += ["## What broke", "", *(broken or ["Nothing: every run ended."]), ""]
     path = out / "REPORT.md"
-    path.write_text("\n".join(lines))
+    path.write_text(
+        study("torch.compile: each implementation compiled as its framework documents", results, lines, method)
+    )
     return path

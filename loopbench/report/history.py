@@ -16,7 +16,7 @@ from loopbench.analysis.history import COUNT_FLOOR, HEADLINE, across_releases
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import LADDER, PLAIN
 from loopbench.core.types import RunResult
-from loopbench.report import header, markdown
+from loopbench.report import markdown, study
 from loopbench.report.figures import IMPL_STYLE, save
 from loopbench.report.probe import NAMES, interval_text
 
@@ -195,10 +195,7 @@ def plot(h: dict[str, Any], path: Path) -> Path | None:
 
 def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, causes: bool) -> str:
     some = next(iter(h["releases"].values()), {})
-    lines = [
-        "# Lightning across its releases: what the Trainer costs per step",
-        "",
-        *header(results),
+    answer = [
         f"- **Releases:** {', '.join(h['releases'])} (as each run imported them; `pytorch_lightning.__version__`)",
         f"- **Rounds:** {some.get('rounds', 0)} ({h.get('stopped', '?')}; target half-width "
         f"{h.get('target', 0):.0%}, budget {h.get('budget_s', 0):.0f} s, {h.get('timed_s', 0):.0f} s timed)",
@@ -207,13 +204,19 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
         "",
         *headline(h),
         "",
+    ]
+    method = [
         "Instruction counts are the regression signal: two counts of the same variant on the same release "
         "differed by at most "
         + ", ".join(f"{n / 1e3:,.0f} k ({s})" for s, n in h["count_noise"].items() if n)
         + " instructions per step; times are what a user feels, with their 95% intervals. "
         + (f"What was checked for each change: [{CAUSES}]({CAUSES})." if causes else ""),
         "",
+        "Method: loopbench/studies/history.py and docs/releases.md. Versions are installed hash-checked from "
+        "loopbench/core/releases.py into `$LOOPBENCH_CACHE/lightning/<version>`.",
+        "",
     ]
+    lines = []
     if figure:
         lines += [f"![cost per release]({figure.name})", ""]
     lines += [
@@ -262,12 +265,7 @@ def render(h: dict[str, Any], results: list[RunResult], figure: Path | None, cau
     if h["failed"] or h["unsupported"]:
         lines += ["## Not measured", ""] + [f"- failed: {f}" for f in h["failed"]]
         lines += [f"- unsupported: {u}" for u in h["unsupported"]] + [""]
-    lines += [
-        "Method: loopbench/studies/history.py and docs/releases.md. Versions are installed hash-checked from "
-        "loopbench/core/releases.py into `$LOOPBENCH_CACHE/lightning/<version>`.",
-        "",
-    ]
-    return "\n".join(lines)
+    return study("Lightning across its releases: what the Trainer costs per step", results, lines, method, answer)
 
 
 def write(results: list[RunResult], out: Path, device: str = "cpu", measured: dict[str, Any] | None = None) -> Path:

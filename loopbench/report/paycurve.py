@@ -19,7 +19,7 @@ from loopbench.analysis.probe import PROBE
 from loopbench.core.store import compact, save_results
 from loopbench.core.trainers import DEFAULTS, LEAN
 from loopbench.core.types import RunResult
-from loopbench.report import header, markdown
+from loopbench.report import markdown, study
 from loopbench.report.figures import IMPL_STYLE, TASK_MARKERS, save
 from loopbench.report.probe import NAMES, interval_text
 
@@ -245,20 +245,17 @@ def write(results: list[RunResult], out: Path) -> Path:
     save_results(compact(results), out / "results.json.gz")
     figure = plot(a, out / "paycurve.png")
     shapes = {t: implementations.spec(t).HARNESS.probe_shape for t in implementations.TASKS}
-    lines = [
-        "# The pay curve, measured",
-        "",
-        *header(results),
-        "",
+    method = [
         "Each point: a task at a size, its plain step time, and each Trainer's step-time ratio over rounds of "
         "segments P L P D P (median, 95% order-statistic interval), beside the ratio the overhead probe predicts, "
         "(T + delta) / T, with the probe at one torch thread and at the tasks' thread count (the probe's shape: "
         + ", ".join(f"{k} {v}" for k, v in shapes.items())
         + "). *agrees*: the measured interval and the prediction's interval overlap.",
         "",
-        *verdicts(a),
+        "Made by `loopbench paycurve` (loopbench/analysis/paycurve.py; the points are data there).",
         "",
     ]
+    lines = []
     if a.get("models"):
         lines += [
             "The Trainer's own time in place: each step split into the model's own work and the rest "
@@ -289,7 +286,6 @@ def write(results: list[RunResult], out: Path) -> Path:
         markdown(probe),
         "",
     ]
-    lines += ["Made by `loopbench paycurve` (loopbench/analysis/paycurve.py; the points are data there).", ""]
     path = out / "REPORT.md"
-    path.write_text("\n".join(lines))
+    path.write_text(study("The pay curve, measured", results, lines, method, answer=[*verdicts(a), ""]))
     return path
