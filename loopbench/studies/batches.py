@@ -52,8 +52,8 @@ def run_cells(
     Each result reaches `log` (flushed and synced) as its batch ends.
     """
     results: list[RunResult] = []
-    plain_steps = plain_step_times(log.read() if log else [])
-    lengths = job_lengths(log.read() if log else [])
+    saved = log.read() if log else []  # a resumed run's: what its segments are sized from
+    plain_steps, lengths = plain_step_times(saved), job_lengths(saved)
 
     def deliver(done: list[RunResult]) -> None:
         plain_steps.update(plain_step_times(done))
