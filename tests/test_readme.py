@@ -18,6 +18,7 @@ from loopbench.core.store import load_results
 from loopbench.core.trainers import DEFAULTS, FABRIC, LEAN, PLAIN
 from loopbench.report import probe as probe_report
 from loopbench.report import tasks_only
+from loopbench.report.job import PHASES
 from loopbench.report.tables import fresh, headline, overheads, parities
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,11 +227,38 @@ def job_rows(parity_json: Path) -> list[str]:
     return rows
 
 
-def test_the_own_module_guide_gives_each_jobs_verdict_as_the_runner_wrote_it():
+def _seconds(x: float) -> str:
+    return f"{x:.2f} s" if x >= 1 else f"{x * 1e3:.3g} ms"
+
+
+def job_time_rows(parity_json: Path) -> list[str]:
+    """docs/own-module.md's table of where each job's time went, one row a job the sides ran, from the same JSON."""
+    rows = []
+    for job in json.loads(parity_json.read_text())["jobs"]:
+        time = job.get("time", {})
+        if PLAIN not in time:
+            continue
+        plain, cells = time[PLAIN], []
+        for impl in (LEAN, DEFAULTS):
+            mine = time[impl]
+            extra = {p: mine[p] - plain[p] for p in PHASES[:-1]}  # every phase but the whole job
+            most = max(extra, key=extra.get)
+            ratios = [mine[k] / plain[k] for k in ("whole job", "median step")]
+            sign = "+" if extra[most] >= 0 else "-"
+            cells += [f"{ratios[0]:.2f}x, {ratios[1]:.2f}x", f"{most} {sign}{_seconds(abs(extra[most]))}"]
+        module, name = job["factory"].removeprefix("examples.jobs.").split(":")
+        rows.append(f"| `{module}:{name}` | {_seconds(plain['whole job'])} ({_seconds(plain['median step'])}) | "
+                    + " | ".join(cells) + " |")  # fmt: skip
+    return rows
+
+
+def test_the_own_module_guide_gives_each_jobs_verdict_and_time_as_the_runner_wrote_them():
     doc = (ROOT / "docs" / "own-module.md").read_text()
     folder = ROOT / "reports" / "amd-epyc-2c-avx2" / "jobs"
-    missing = [row for row in job_rows(folder / "parity.json") if row not in doc]
+    rows = job_rows(folder / "parity.json") + job_time_rows(folder / "parity.json")
+    missing = [row for row in rows if row not in doc]
     assert not missing, f"docs/own-module.md lacks these rows of {folder}/parity.json: {missing}"
+    assert len(job_time_rows(folder / "parity.json")) >= 20  # every job the sides ran has its time
 
 
 # numbers that no run measures: budgets the commands are held to, names of precisions, the probe's own size
