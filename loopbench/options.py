@@ -1,9 +1,10 @@
 """The command line's vocabulary, defined once: every option of every verb, and the bench's `--lb-*` mirror.
 
-One word per idea, the same on every verb: `--repeats` is sequential repeats (of a cell, or of the
-overhead probe's rounds), `--processes` is data parallelism and nothing else. The bench
-(`pytest benchmarks --benchmark-only`) takes every `suite` option as `--lb-<name>`, built from the
-same table, so the two cannot drift apart. Each help text ends with the default.
+One word per idea, the same on every verb: `--repeats` is rounds (of a task cell's segments, or of the
+overhead probe), `--fresh-runs` is runs in a process of their own, `--processes` is data parallelism and
+nothing else. The bench (`pytest benchmarks --benchmark-only`) takes every `suite` option as
+`--lb-<name>`, built from the same table, so the two cannot drift apart. Each help text ends with the
+default.
 """
 
 from __future__ import annotations
@@ -168,15 +169,15 @@ OPTIONS: tuple[Option, ...] = (
     _o("versions", ("history",), "Lightning releases, oldest to newest (each installed on first use, "
        "hash-checked)", nargs="+", shown="every release in loopbench/core/releases.py"),
     # how often, how long
-    _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (fresh "
-       "runs "
-       "where a cell has no rounds: data parallel, step-limited cells)", type=int, default=None,
-       shown="each task's own, its spec's HARNESS.rounds (fresh runs: 8)",
+    _o("repeats", (*MATRIX, *PROBES), "sequential repeats: rounds of time-only segments per cell (a data-parallel "
+       "or step-limited cell has none: its fresh runs are its samples)", type=int, default=None,
+       shown="each task's own, its spec's HARNESS.rounds",
        by_verb={"overhead": MIN_ROUNDS, "history": MIN_ROUNDS, "paycurve": 8},
        help_by_verb={v: "sequential repeats: rounds, at least" for v in PROBES[:2]}
        | {"paycurve": "sequential repeats: rounds of every point and of the probe"}),
     _o("fresh-runs", (*MATRIX, *STUDIES), "fresh-process runs per implementation and cell (memory, the whole job, "
-       "parity)", type=int, default=1, by_verb={"module": 2, "compile": 3, "collectives": 3},
+       "parity)", type=int, default=None, shown="1; 8 where a cell has no rounds: data parallel, step-limited cells",
+       by_verb={"module": 2, "compile": 3, "collectives": 3},
        help_by_verb={"module": "fresh-process runs per implementation (memory, parity; two runs of one seed that "
                                "differ make the module not comparable)",
                      "compile": "fresh-process runs of each implementation and mode, alternated (a cold compile in "

@@ -21,7 +21,7 @@ def matrix_from(get: Callable[[str], Any], flag: Callable[[str], str]) -> Matrix
     (`--lb-name`): `get(dest)` gives an option's value, `flag(name)` its spelling for messages. Every cell
     is checked before anything runs (UsageError): a precision asked for by name that this machine cannot
     run is refused; among the defaults such a cell is recorded as unsupported and the rest runs."""
-    if (get("repeats") is not None and get("repeats") < 1) or get("fresh_runs") < 1:
+    if any(get(name) is not None and get(name) < 1 for name in ("repeats", "fresh_runs")):
         raise UsageError(f"{flag('repeats')} and {flag('fresh-runs')} must be at least 1")
     if get("probe_repeats") < 0 or get("probe_repeats") == 1:
         raise UsageError(f"{flag('probe-repeats')} must be 0 (no probe) or at least 2: an interval needs two rounds")

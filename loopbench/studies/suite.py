@@ -34,7 +34,7 @@ from loopbench.studies.overhead import plan as probe_plan
 # steps are the least, and MAX_SEGMENT_STEPS the most.
 SEGMENT_S = 0.5
 MAX_SEGMENT_STEPS = 2_000
-FRESH_REPEATS = 8  # fresh-process runs of a cell that has no rounds (data parallel), where --repeats does not say
+FRESH_RUNS = 8  # fresh-process runs of a cell that has no rounds (data parallel), where --fresh-runs does not say
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Matrix:
     precisions: tuple[str, ...] | None = None  # None: the default precisions of each device
     preset: str = "quick"
     repeats: int | None = None  # rounds of time-only segments per task cell (None: the task's HARNESS.rounds)
-    fresh_runs: int = 1  # fresh-process runs per implementation and cell: memory, the whole job, parity
+    fresh_runs: int | None = None  # fresh-process runs per implementation and cell (None: 1; FRESH_RUNS without rounds)
     seed: int = 0
     data: str = "synthetic"
     data_dir: str | None = None
@@ -154,11 +154,11 @@ class Matrix:
     def group_cells(self, task: str, device: str, precision: str, processes: int) -> list[RunConfig]:
         """A cell's fresh-process runs (A B C / C B A), then its rounds of segments (timed only, one process
         each; `repeats`, else the task's HARNESS.rounds). A cell with a step limit, or with several processes, has
-        no rounds: `repeats` (else FRESH_REPEATS) fresh runs."""
+        no rounds: its fresh runs are its samples (`fresh_runs`, else FRESH_RUNS)."""
         limit = self.limit(task, device, precision)
         has_rounds = limit is None and processes == 1
         harness = implementations.spec(task).HARNESS
-        runs = self.fresh_runs if has_rounds else (self.repeats or FRESH_REPEATS)
+        runs = self.fresh_runs or (1 if has_rounds else FRESH_RUNS)
         steps, warmup = (limit.steps, limit.warmup_steps) if limit else (self.steps, self.warmup_steps)
 
         def cell(impl: str, repeat: int, slot: int = 0, steps=steps, warmup=warmup) -> RunConfig:
