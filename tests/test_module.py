@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pandas as pd
 import pytest
 import torch
 
@@ -18,6 +19,7 @@ from loopbench.core.store import load_results
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.report import job as job_report
 from loopbench.report import tables
+from loopbench.report.first import verdict_line
 
 DEMOS = "examples.demos.factories"
 JOBS = "tests.fixtures.jobs"
@@ -198,9 +200,12 @@ def test_a_job_the_plain_loop_cannot_mirror_still_gets_the_trainers_cost(tmp_pat
     assert "the Trainer's time outside the model's own work" in (tmp_path / "REPORT.md").read_text()
 
 
-def _fresh(impl: str, digest: str) -> RunResult:
+def _fresh(impl: str, digest: str, logged: dict | None = None) -> RunResult:
     return RunResult(
-        config=RunConfig(task="module", impl=impl).to_dict(), weights_digest=digest, losses={"loss": [1.0]}
+        config=RunConfig(task="module", impl=impl).to_dict(),
+        weights_digest=digest,
+        losses={"loss": [1.0]},
+        logged=logged or {},
     )
 
 
@@ -213,6 +218,21 @@ def test_a_job_that_does_not_repeat_itself_is_not_comparable():
 
 def _optimizer() -> torch.optim.Optimizer:
     return torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+
+
+def test_a_logged_value_that_differs_between_two_runs_of_one_side_is_not_judged_and_the_rest_is():
+    def runs(clock: list[float], acc: float) -> list[RunResult]:  # two runs a side: a wall-clock value, an accuracy
+        return [_fresh(impl, "a", {"training_step/seconds": [s], "training_step/acc": [acc]})
+                for impl in ("pytorch", "lightning") for s in clock]  # fmt: skip
+
+    row = tables.parities(runs([0.1, 0.2], 0.5)).iloc[0]
+    assert row["verdict"] == "bitwise" and row["holds"] and row["why"].startswith("training_step/seconds: differs")
+    control = runs([0.1, 0.2], 0.5)
+    control[-1].logged["training_step/acc"] = control[-2].logged["training_step/acc"] = [0.6]  # Lightning's differs
+    row = tables.parities(control).iloc[0]
+    assert not row["holds"] and "logged values differ: training_step/acc differs" in row["why"]
+    said = verdict_line(tables.parities(control), pd.DataFrame(), {})  # the report's first line does not say "same"
+    assert said == "**Same model:** 0 of 1 cells (bitwise weights; logs or validation differ)."
 
 
 def test_every_documented_form_of_configure_optimizers_is_read():

@@ -82,6 +82,7 @@ class Trainer:
         self.logger_read = False  # the job read self.logger (or loggers): then every side gets a recording logger
         self.default_root_dir = self.log_dir = logger.log_dir if logger is not None else tempfile.gettempdir()
         self.current_epoch = self.global_step = 0
+        self.is_last_batch = False  # the epoch's last batch is in flight (Lightning: its data fetcher is done)
         self.optimizers: list[torch.optim.Optimizer] = []
         self.lr_scheduler_configs: list[Any] = []
         self.callbacks: list[Any] = []

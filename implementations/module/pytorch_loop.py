@@ -181,7 +181,7 @@ class Loop:
                 break
             batch_idx += 1
             last = batch_idx + 1 == n
-            completed = last
+            completed = t.is_last_batch = last
             if self._batch(next(iterator), batch_idx, last):  # on_train_batch_start returned -1: the epoch ends
                 completed = True
                 break

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from loopbench.analysis.logged import close, first_difference
 from loopbench.core.precision import device_type
 from loopbench.core.types import RunResult
 
@@ -123,12 +124,8 @@ def _weights_compare(a: RunResult, b: RunResult) -> tuple[bool, float | None, fl
 VAL_METRICS_RTOL = 1e-6  # the two sides compute the same metric objects over the same outputs (CPU)
 
 
-def _close(x: float, y: float, rtol: float = VAL_METRICS_RTOL) -> bool:
-    return x == y or abs(x - y) <= rtol * max(1.0, abs(x), abs(y))
-
-
 def _same_epoch(a: dict[str, float], b: dict[str, float], rtol: float) -> bool:
-    return a.keys() == b.keys() and all(_close(a[k], b[k], rtol) for k in a)
+    return a.keys() == b.keys() and all(close(a[k], b[k], rtol) for k in a)
 
 
 def best_epochs_agree(reference: RunResult, candidate: RunResult, rtol: float | None) -> bool:
@@ -210,7 +207,7 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         kept = job["best_weights_equal"] is not False or tolerant is not None
         holds = holds and job["val_metrics_equal"] and best_agree and kept
     both_logged = bool(reference.logged) and bool(candidate.logged)  # a team's port logs nothing: not compared
-    logged = logged_differences(reference.logged, candidate.logged, tolerant) if both_logged else None
+    logged = first_difference(reference.logged, candidate.logged, tolerant) if both_logged else None
     holds = holds and not logged
     return ParityReport(
         verdict=verdict,
@@ -233,21 +230,6 @@ def compare(reference: RunResult, candidate: RunResult, rtol: float | None = Non
         logged_difference=logged,
         **job,
     )
-
-
-def logged_differences(a: dict[str, list[float]], b: dict[str, list[float]], rtol: float | None) -> str | None:
-    """The first difference between what two runs' modules logged ("hook/name": each value), or None: bitwise
-    where `rtol` is None (NaN equal to NaN), else within the relative tolerance."""
-    if a.keys() != b.keys():
-        return f"logged {sorted(a.keys() ^ b.keys())[0]} on one side only"
-    for key in a:
-        if len(a[key]) != len(b[key]):
-            return f"{key} logged {len(a[key])} times vs {len(b[key])}"
-        for i, (x, y) in enumerate(zip(a[key], b[key], strict=True)):
-            same = x == y or (math.isnan(x) and math.isnan(y))
-            if not same and (rtol is None or not _close(x, y, rtol)):
-                return f"{key} differs at its value {i}: {x!r} vs {y!r}"
-    return None
 
 
 def compare_cell(reference: RunResult, candidate: RunResult) -> ParityReport:

@@ -108,8 +108,9 @@ def verdict_line(par: pd.DataFrame, ov: pd.DataFrame, floors: dict[str, str]) ->
     parts = []
     if len(par):
         cells = dict.fromkeys((r["task"], r["device"], r["precision"]) for _, r in par.iterrows())
-        same = [c for c in cells if set(par[_in(par, c)]["verdict"]) <= SAME]
-        kinds = sorted(set(par["verdict"]))
+        same = [c for c in cells if set(par[_in(par, c)]["verdict"]) <= SAME and par[_in(par, c)]["holds"].all()]
+        kinds = sorted({v if v not in SAME or h is not False else f"{v} weights; logs or validation differ"
+                        for v, h in zip(par["verdict"], par["holds"], strict=True)})  # fmt: skip
         parts.append(f"**Same model:** {len(same)} of {len(cells)} cells ({', '.join(kinds)}).")
     if floors:
         parts.append(
