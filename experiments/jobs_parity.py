@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from loopbench.analysis.parity import compare_cell
-from loopbench.commands.module import check_module
+from loopbench.commands.job_check import check_module
 from loopbench.core.quiet import quiet_lightning
 from loopbench.core.types import RunConfig, UsageError
 from loopbench.launch.cell import run_cell

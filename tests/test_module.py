@@ -42,7 +42,8 @@ LOGGER = ("--set", "logger=True")
         ("manual_none", ()),  # manual optimization, toggle_optimizer, a step that returns nothing
         ("reads_trainer", ()),  # self.trainer in setup, configure_optimizers (OneCycleLR) and training_step
         ("every_hook", ()),  # every hook family, validating twice an epoch
-        ("callbacks", LOGGER),  # a user's, fine-tuning, EarlyStopping, ModelCheckpoint, LearningRateMonitor, plateau
+        ("callbacks", ()),  # a user's, fine-tuning, EarlyStopping, ModelCheckpoint, LearningRateMonitor (a logger: the
+        # check finds it needs one), plateau
         ("logger_images", LOGGER),  # self.logger.experiment.add_image
         ("lightning_namespace", ()),  # import lightning as L
     ],

@@ -166,12 +166,13 @@ class Logged:
         on_step = step_default if on_step is None else on_step
         on_epoch = (not step_default) if on_epoch is None else on_epoch
         metric = value if hasattr(value, "compute") and hasattr(value, "_forward_cache") else None
+        handed = metric._forward_cache if metric is not None else value  # kept as handed, as on Lightning's side
+        self.values[f"{self.fx}/{name}"].append(handed.detach().clone() if isinstance(handed, torch.Tensor) else handed)
         if metric is None:
             value = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(
                 value, device=self.device, dtype=torch.get_default_dtype())  # fmt: skip
             value = value.squeeze()
         shown = metric._forward_cache if metric is not None else value
-        self.values[f"{self.fx}/{name}"].append(shown.detach().clone() if isinstance(shown, torch.Tensor) else shown)
         if on_step:
             key = f"{name}_step" if on_epoch else name
             self.callback_metrics[key] = shown

@@ -16,6 +16,7 @@ from implementations.settings import refuse_unsupported
 from loopbench import options
 from loopbench.analysis.parity import CONTROL_LR, ParityReport, combine, compare_cell, with_control
 from loopbench.analysis.stats import tost
+from loopbench.commands.job_check import check_module
 from loopbench.commands.matrix import matrix_from
 from loopbench.core.checks import json_target, positive, release
 from loopbench.core.quiet import quiet_lightning
@@ -102,6 +103,10 @@ def cmd_parity(args: argparse.Namespace) -> int:
     known = implementations.spec(args.task).METRICS
     if args.metric and args.metric not in known:
         raise UsageError(f"unknown metric {args.metric!r}; {args.task} reports {', '.join(known)}")
+    settings = dict(args.set)
+    if args.task == "module" and "factory" in settings:  # a logger where the job needs one, found as `module` does
+        found, _ = check_module(settings["factory"], settings, args.precision)
+        args.set = [*args.set, *((k, v) for k, v in found.items() if k == "logger")]
     pairs = [
         (
             refuse_unsupported(replace(_config(args, "pytorch"), seed=s)),
