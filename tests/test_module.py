@@ -15,6 +15,7 @@ from implementations.module import plain
 from implementations.module import pytorch_loop as loop
 from implementations.module.optimizers import Optimization, configure
 from loopbench.cli import main
+from loopbench.commands.job_check import check_module
 from loopbench.core.store import load_results
 from loopbench.core.types import RunConfig, RunResult, UsageError
 from loopbench.report import job as job_report
@@ -127,6 +128,11 @@ def test_a_job_the_verb_cannot_take_is_refused_in_one_line(factory, expected, ca
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_a_loader_without_a_length_is_named_as_what_the_plain_loop_cannot_mirror():
+    found, trainer = check_module(f"{JOBS}:streamed", {}, "32-true")
+    assert found["unmirrored"].startswith("Unmirrored: its training loader has no length") and trainer.ok
 
 
 def test_a_step_that_raises_later_is_a_failed_run_in_one_line(capsys):

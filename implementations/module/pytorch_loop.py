@@ -137,7 +137,12 @@ class Loop:
             given = self.job.data if isinstance(self.job.data, torch.utils.data.DataLoader) else None
             loader = given if given is not None else self.call(self.datamodule or self.module, "train_dataloader")
             self.trainer.train_dataloader = loader
-            n = self.trainer.num_training_batches = spec.num_batches(len(loader), self.s["limit_train_batches"])
+            try:
+                length = len(loader)
+            except TypeError:  # an IterableDataset without __len__: epochs that end where the data does
+                raise plain.Unmirrored("its training loader has no length (an IterableDataset): the plain loop "
+                                       "counts each epoch's batches") from None  # fmt: skip
+            n = self.trainer.num_training_batches = spec.num_batches(length, self.s["limit_train_batches"])
             self.trainer.estimated_stepping_batches = self._stepping_batches(n)
             self.first_iterator = iter(loader)  # before the validation loader, as the Trainer makes it
         return self.trainer.train_dataloader, self.trainer.num_training_batches
