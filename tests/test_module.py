@@ -47,6 +47,7 @@ LOGGER = ("--set", "logger=True")
         # check finds it needs one), plateau
         ("logger_images", LOGGER),  # self.logger.experiment.add_image
         ("lightning_namespace", ()),  # import lightning as L
+        ("streamed_with_length", ()),  # an IterableDataset with a length
     ],
 )
 def test_each_kind_of_job_trains_the_same_model_on_both_sides(job, more, tmp_path, capsys):

@@ -179,7 +179,7 @@ class Loop:
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         self.hook("on_train_epoch_start")
-        iterator = iterator or iter(loader)
+        iterator = iter(loader) if iterator is None else iterator  # not `or`: a loader iterator has a length
         batch_idx, completed = -1, False
         while batch_idx + 1 < n and not t.should_stop:
             if self.s["max_steps"] != -1 and t.global_step >= self.s["max_steps"]:
