@@ -36,6 +36,7 @@ def train(cfg: spec.Config, run: Run) -> RunResult:
 
     kwargs = run.trainer_kwargs(package=lightning.__name__)
     kwargs |= {k: job.settings[k] for k in FROM_SETTINGS if spec.named(job.settings[k], spec.SETTINGS[k])}
+    kwargs |= job.others  # a setting the plain loop does not mirror: the Trainers run it alone
     callbacks = [*job.callbacks, cbs.recorder(lightning.Callback, run, first, logged, job.stop_after)]
     for kind, switch in KEPT_ON.items():  # what the job's own callbacks need, every Trainer keeps (barebones refuses)
         if any(isinstance(cb, getattr(lightning.callbacks, kind)) for cb in callbacks) and "barebones" not in kwargs:

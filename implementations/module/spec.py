@@ -76,6 +76,7 @@ class Job:
     settings: dict[str, Any] = field(default_factory=dict)  # the job's Trainer arguments, Lightning's defaults filled
     callbacks: list[Any] = field(default_factory=list)
     stop_after: int | None = None  # manual optimization: the batches our cap allows (the recorder stops the job)
+    others: dict[str, Any] = field(default_factory=dict)  # Trainer arguments the plain loop does not mirror
 
 
 def check(cfg: Config) -> str | None:
@@ -152,10 +153,11 @@ def load(cfg: Config) -> Job:
     trainer = dict(parts.get("trainer") or {})
     callbacks = [*(trainer.pop("callbacks", None) or []), *(parts.get("callbacks") or [])]
     s, ours = settings(trainer, cfg)
+    others = {k: v for k, v in trainer.items() if k not in SETTINGS and k not in DECIDED_BY_THE_CELL}
     stop_after = None
     if ours is not None and not module.automatic_optimization:  # the Trainer's max_steps counts every optimizer's
         s["max_steps"], stop_after = trainer.get("max_steps", -1), ours  # steps: ours are batches, as the run's
-    return Job(module, lightning, data, val_data, s, callbacks, stop_after)
+    return Job(module, lightning, data, val_data, s, callbacks, stop_after, others)
 
 
 def named(value: Any, default: Any) -> bool:
@@ -165,7 +167,7 @@ def named(value: Any, default: Any) -> bool:
 
 def described(job: Job) -> dict[str, Any]:
     """The job as it ran, for its report: the package, the settings it named, its callbacks by class."""
-    named_ = {k: v for k, v in job.settings.items() if named(v, SETTINGS[k])}
+    named_ = {k: v for k, v in job.settings.items() if named(v, SETTINGS[k])} | job.others
     shown = {k: v if isinstance(v, (str, int, float, bool)) else repr(v) for k, v in named_.items()}
     return {"lightning": job.lightning.__name__, "settings": shown,
             "callbacks": [type(c).__name__ for c in job.callbacks]}  # fmt: skip
@@ -192,13 +194,7 @@ def namespace(module: Any) -> ModuleType | None:
 
 def settings(given: dict[str, Any], cfg: Config) -> tuple[dict[str, Any], int | None]:
     """The job's Trainer arguments with Lightning's defaults filled, `--set` and the steps cap applied, and that cap
-    where it is ours (--steps, a timed segment's steps, or the job's length where it names none); a setting the
-    plain loop does not mirror is refused by name."""
-    unknown = sorted(set(given) - set(SETTINGS) - set(DECIDED_BY_THE_CELL))
-    if unknown:
-        named = ", ".join(f"{k}=..." for k in unknown)
-        raise UsageError(f"{cfg.factory}: Trainer({named}): not a setting the plain loop mirrors (it mirrors "
-                         f"{', '.join(SETTINGS)}; each cell decides {', '.join(DECIDED_BY_THE_CELL)})")  # fmt: skip
+    where it is ours (--steps, a timed segment's steps, or the job's length where it names none)."""
     out = SETTINGS | {k: v for k, v in given.items() if k in SETTINGS}
     if cfg.accumulate_grad_batches:
         out["accumulate_grad_batches"] = cfg.accumulate_grad_batches
@@ -308,6 +304,9 @@ MIRRORED = {
 def unmirrored(job: Job, cfg: Config, precision: str) -> str | None:
     """Why the plain loop cannot train this job as the Trainer would (one line), or None."""
     module, lightning = job.module, job.lightning
+    if job.others:  # the Trainer takes them (or refuses them in its own words, in the verb's check)
+        named = ", ".join(f"{k}=..." for k in sorted(job.others))
+        return f"{cfg.factory}: Trainer({named}): the plain loop does not mirror it (it mirrors {', '.join(SETTINGS)})"
     hooks = [h for h in dir(lightning.LightningModule) if h.startswith(("on_", "configure_", "lr_scheduler"))]
     extra = sorted(h for h in set(hooks) - MIRRORED if overrides(module, h, lightning))
     if extra:
