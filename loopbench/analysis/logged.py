@@ -43,8 +43,8 @@ def without(result: RunResult, names: set[str]) -> RunResult:
     return dataclasses.replace(result, logged={k: v for k, v in result.logged.items() if k not in names})
 
 
-def why(difference: str | None, unjudged: set[str]) -> str | None:
-    """A parity row's reason, where what was logged decided or was left out."""
+def why(difference: str | None, unjudged: set[str]) -> dict[str, str]:
+    """A parity row's reason ({"why": ...}) where what was logged decided or was left out; else nothing."""
     parts = [f"logged values differ: {difference}"] if difference else []
     parts += [f"{', '.join(sorted(unjudged))}: differs between two runs of one side, not compared"] if unjudged else []
-    return "; ".join(parts) or None
+    return {"why": "; ".join(parts)} if parts else {}

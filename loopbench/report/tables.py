@@ -206,8 +206,8 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
                              "verdict": "not checked", "holds": None, "why": why_not})  # fmt: skip
             if impl == PLAIN or not refs or not runs:
                 continue
-            wall = logged.unrepeated(refs) | logged.unrepeated(runs)  # a value that differs run to run is not judged
-            p = parity.compare_cell(logged.without(refs[0], wall), logged.without(runs[0], wall))
+            unjudged = logged.unrepeated(refs) | logged.unrepeated(runs)  # differs run to run: not judged
+            p = parity.compare_cell(logged.without(refs[0], unjudged), logged.without(runs[0], unjudged))
             row = {
                 "task": task,
                 "device": device,
@@ -219,7 +219,7 @@ def parities(results: list[RunResult]) -> pd.DataFrame:
                 "steps": p.steps,
                 "max |loss diff|": p.max_abs_loss_diff,
                 "weights equal": p.weights_equal,
-            } | ({"why": logged.why(p.logged_difference, wall)} if p.logged_difference or wall else {})
+            } | logged.why(p.logged_difference, unjudged)
             unrepeated = [i for i, rs in ((PLAIN, refs), (impl, runs)) if _unrepeatable(rs)]
             if unrepeated:  # the job itself differs between runs: a verdict on the module, not on Lightning
                 row |= {"verdict": "not comparable", "holds": None,
