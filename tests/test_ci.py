@@ -21,11 +21,19 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE = (ROOT / "docs" / "ci.md").read_text()
 
 
-def _counts(path: Path, defaults: float, cpu: str = "AMD EPYC", torch: str = "2.14.1", code: str = "c0de") -> Path:
+def _counts(
+    path: Path,
+    defaults: float,
+    cpu: str = "AMD EPYC",
+    torch: str = "2.14.1",
+    code: str = "c0de",
+    bar: str = "tqdm 4.70.1",
+) -> Path:
     deltas = {"pytorch": 0.0, "lightning": 1.80e6, "lightning-defaults": defaults, "fabric": 0.17e6}
     path.write_text(json.dumps({
         "kind": "instruction counts",
-        "counted_with": {"python": "3.11.7", "torch": torch, "pytorch_lightning": "2.6.6", "probe_code": code},
+        "counted_with": {"python": "3.11.7", "torch": torch, "pytorch_lightning": "2.6.6", "probe_code": code,
+                         "progress_bar": bar},
         "machine": {"cpu": cpu, "cpu_count": 2, "gpu": None},
         "instructions": {"shapes": {"auto": {i: {"per_step": 0.88e6 + d, "delta": d} for i, d in deltas.items()}}},
     }))  # fmt: skip
@@ -48,7 +56,10 @@ def test_counts_compare_across_machines_and_their_times_are_not(tmp_path, capsys
     assert "time: not compared (cpu: AMD EPYC vs Intel Xeon" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("field", "kwargs"), [("torch", {"torch": "2.13.0"}), ("probe_code", {"code": "beef"})])
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [("torch", {"torch": "2.13.0"}), ("probe_code", {"code": "beef"}), ("progress_bar", {"bar": "rich 15.0.0"})],
+)
 def test_counts_of_other_versions_are_refused_naming_the_field_and_the_rule(tmp_path, capsys, field, kwargs):
     old, new = _counts(tmp_path / "a.json", 3.4e6), _counts(tmp_path / "b.json", 3.4e6, **kwargs)
     assert main(["compare", str(old), str(new)]) == 2

@@ -3,8 +3,9 @@
 `loopbench compare OLD NEW [--fail-above PCT]`. Each side is a run folder or results file, or the JSON of `loopbench
 overhead` (with `--counts only`: the counts alone). Where both sides counted instructions, the gate is on counts:
 each variant's extra instructions per step over the plain loop, NEW against OLD as a percentage of OLD's, unmoved by
-the neighbours' load (within a few percent between invocations: docs/ci.md), and comparable across machines when the
-versions that decide a count match (Python, torch, the probe's code; Lightning is compared). Time is shown beside it
+the neighbours' load (docs/ci.md gives how far two invocations move), and comparable across machines when the
+versions that decide a count match (Python, torch, the probe's code, the default Trainer's progress bar; Lightning
+is compared). Time is shown beside it
 where both sides ran on one machine: per probe variant its delta over the plain loop (us per step), per task cell
 its Lightning / plain ratio, with a 95% bootstrap interval over the rounds; without counts the gate is on a time
 change whose interval excludes 0 (`resolved`). Refusals name the rule and the field that broke it.
@@ -23,7 +24,8 @@ from loopbench.analysis.probe import PROBE, answer, round_deltas
 from loopbench.core.types import RunResult, UsageError
 
 SAME_MACHINE = ("cpu", "cpu_count", "gpu", "torch")  # what makes two times comparable
-COUNTS_DECIDED_BY = ("python", "torch", "probe_code")  # what must match for two counts to compare, machines aside
+# what must match for two counts to compare, machines aside (the progress bar: the default Trainer's, every step)
+COUNTS_DECIDED_BY = ("python", "torch", "probe_code", "progress_bar")
 BOOTSTRAP = 4_000
 GATE_COUNTS = (
     "the gate: each variant's extra instructions per step over the plain loop (counted under callgrind), NEW "
@@ -84,7 +86,7 @@ def from_results(name: str, results: list[RunResult]) -> Side:
             side.probe_rounds[f"probe {shape} {impl}"] = [v[0] for v in per_round.values()]
     env = next((r.env for r in results if r.ok and r.env), {})
     side.machine = {k: env.get(k) for k in SAME_MACHINE}
-    side.counted_with = {"python": env.get("python"), "torch": env.get("torch"), "probe_code": None}
+    side.counted_with = {k: env.get(k) for k in COUNTS_DECIDED_BY if k != "probe_code"}
     return side
 
 

@@ -239,7 +239,8 @@ def answer(results: list[RunResult], device: str) -> dict[str, Any]:
     return out
 
 
-COUNTED_WITH = ("python", "torch", "pytorch_lightning", "lightning_commit")  # what, with the code, decides a count
+# what, with the code, decides a count (the progress bar: the default Trainer's, rich's or tqdm's, runs every step)
+COUNTED_WITH = ("python", "torch", "pytorch_lightning", "lightning_commit", "progress_bar")
 MACHINE = ("cpu", "cpu_count", "cpu_flags", "gpu", "platform")
 
 

@@ -8,6 +8,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,15 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def default_progress_bar() -> str:
+    """The progress bar a default Trainer shows, with its version: rich's where rich (>= 10.2.2) is installed, else
+    tqdm's (Lightning's own choice). It runs every step, so it decides part of the default Trainer's cost."""
+    rich = _version("rich")
+    if rich and tuple(int(p) for p in re.findall(r"\d+", rich)[:3]) >= (10, 2, 2):
+        return f"rich {rich}"
+    return f"tqdm {_version('tqdm')}"
+
+
 def lightning_version() -> str | None:
     """The Lightning this process imported (its own __version__), else the one it would import."""
     module = sys.modules.get("pytorch_lightning")
@@ -127,6 +137,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "torchvision": _version("torchvision"),
         "pytorch_lightning": lightning_version(),
         "lightning_commit": os.environ.get("LOOPBENCH_LIGHTNING_COMMIT"),  # a Lightning of one's own (--lightning PATH)
+        "progress_bar": default_progress_bar(),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -50,7 +50,8 @@ def header(results: list[RunResult]) -> list[str]:
         f"({env.get('torch_threads', '?')} torch threads), {env.get('memory_gib', '?')} GiB"
         + (f"; GPU {env['gpu']} ({env.get('gpu_memory_gib')} GiB), CUDA {env.get('cuda')}" if env.get("gpu") else ""),
         f"- **Versions:** Python {env.get('python', '?')}, torch {env.get('torch', '?')}, "
-        f"torchvision {env.get('torchvision', '?')}, pytorch-lightning {env.get('pytorch_lightning', '?')}",
+        f"torchvision {env.get('torchvision', '?')}, pytorch-lightning {env.get('pytorch_lightning', '?')}"
+        + (f"; the default Trainer's progress bar: {env['progress_bar']}" if env.get("progress_bar") else ""),
         f"- **CPU number formats:** {', '.join(env.get('cpu_flags') or ['not recorded'])} "
         f"(torch CPU kernels: {env.get('cpu_capability', '?')})",
         f"- **Platform:** {env.get('platform', '?')}",
