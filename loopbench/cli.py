@@ -9,12 +9,12 @@ implementation cannot run as labelled) ends with one line on stderr and exit cod
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from loopbench import options
-from loopbench.commands import cells, collectives, compile, module, probe, results
 from loopbench.core.types import UsageError
 
 PREFIX = "loopbench: error:"  # every refusal, argparse's own included
@@ -44,28 +44,24 @@ def _version() -> str:
     return f"loopbench {v('loopbench')}, torch {v('torch')}, pytorch-lightning {v('pytorch-lightning')}"
 
 
+# each verb's function, "module:function" under loopbench.commands, imported when the verb runs: --help and a
+# refused argument answer without importing torch
 VERBS = {
-    "run": ("train one cell and print its measurements", cells.cmd_run),
-    "parity": ("train pytorch and a Lightning variant; exit 0 if parity holds", cells.cmd_parity),
-    "suite": ("run a matrix of cells and write the report into a run folder", cells.cmd_suite),
-    "module": ("your own LightningModule: a plain loop from its hooks against the Trainers", module.cmd_module),
-    "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", probe.cmd_overhead),
-    "history": ("the overhead probe and parity across Lightning releases, and what changed", probe.cmd_history),
-    "paycurve": ("the pay curve measured: real tasks over two decades of step time vs the probe", probe.cmd_paycurve),
-    "compile": (
-        "torch.compile on every side: compile time, graph breaks, recompiles, speed, parity",
-        compile.cmd_compile,
-    ),
-    "collectives": (
-        "data parallel: the collectives of each step per release, and two torchrun nodes on this machine",
-        collectives.cmd_collectives,
-    ),
-    "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", results.cmd_report),
-    "compare": (
-        "what changed between two result sets or counted probes: the CI gate on instruction counts",
-        results.cmd_compare,
-    ),
-}
+    "run": ("train one cell and print its measurements", "cells:cmd_run"),
+    "parity": ("train pytorch and a Lightning variant; exit 0 if parity holds", "cells:cmd_parity"),
+    "suite": ("run a matrix of cells and write the report into a run folder", "cells:cmd_suite"),
+    "module": ("your own LightningModule: a plain loop from its hooks against the Trainers", "module:cmd_module"),
+    "overhead": ("what a Trainer costs per optimizer step: the near-zero-compute probe", "probe:cmd_overhead"),
+    "history": ("the overhead probe and parity across Lightning releases, and what changed", "probe:cmd_history"),
+    "paycurve": ("the pay curve measured: real tasks over two decades of step time vs the probe", "probe:cmd_paycurve"),
+    "compile": ("torch.compile on every side: compile time, graph breaks, recompiles, speed, parity",
+                "compile:cmd_compile"),
+    "collectives": ("data parallel: the collectives of each step per release, and two torchrun nodes on this machine",
+                    "collectives:cmd_collectives"),
+    "report": ("turn saved results (files or folders, merged) into REPORT.md and figures", "results:cmd_report"),
+    "compare": ("what changed between two result sets or counted probes: the CI gate on instruction counts",
+                "results:cmd_compare"),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
 
+    where, name = args.func.split(":")
     try:
-        return args.func(args)
+        return getattr(importlib.import_module(f"loopbench.commands.{where}"), name)(args)
     except UsageError as e:
         return _usage_error(str(e))
 

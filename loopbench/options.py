@@ -19,7 +19,7 @@ import implementations
 from loopbench.core.precision import PRECISIONS
 from loopbench.core.trainers import FABRIC, TRAINERS
 from loopbench.core.types import COMPILE_BACKENDS, COMPILE_MODES, LAUNCHERS
-from loopbench.studies.overhead import AFTER, MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
+from loopbench.studies.protocol import AFTER, MIN_ROUNDS, SEGMENT_STEPS, SUITE_ROUNDS, SUITE_STEPS, TARGET
 
 PRESETS = ("smoke", "quick", "full")
 PUBLISHED = {  # where --publish writes each verb's report under reports/<machine>/

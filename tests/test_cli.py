@@ -200,7 +200,8 @@ def test_overhead_command_answers_in_its_documented_json(tmp_path, capsys):
 
 
 def test_the_probe_after_a_read_reads_64_mib_in_every_step_of_shorter_segments():
-    from loopbench.studies.overhead import AFTER, SEGMENT_STEPS, count_plan, plan
+    from loopbench.studies.overhead import count_plan, plan
+    from loopbench.studies.protocol import AFTER, SEGMENT_STEPS
 
     floor, read = plan("cpu", "auto", 1), plan("cpu", "auto", 1, after="read")
     assert [c.steps for c in floor] == [SEGMENT_STEPS] * len(floor) and "ballast_mib" not in floor[0].overrides

@@ -17,9 +17,11 @@ from loopbench.measure.env import code_digest
 from loopbench.studies.overhead import count_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-# what runs inside a counted window: the probe's loops and the harness's step; its digest names the code counted
+# what runs inside a counted window (the probe's loops, the harness's step) and how many steps it counts; its digest
+# names the code counted
 COUNTED_CODE = ("implementations/overhead_probe", "implementations/common.py", "loopbench/harness/run.py",
-                "loopbench/measure/clock.py", "loopbench/measure/callgrind.py")  # fmt: skip
+                "loopbench/measure/clock.py", "loopbench/measure/callgrind.py",
+                "loopbench/studies/protocol.py")  # fmt: skip
 
 
 def run(device: str, shape: str, lightning: str | None) -> dict[str, Any]:
