@@ -33,7 +33,7 @@ from loopbench.analysis.probe import PROBE, SHAPES
 from loopbench.analysis.stats import agreement
 from loopbench.core.trainers import DEFAULTS, LEAN, PLAIN
 from loopbench.core.types import ALLOCATORS, RunConfig, RunResult
-from loopbench.studies import overhead
+from loopbench.studies import overhead, protocol
 from loopbench.studies.paycurve import point_cells, point_count_cells
 
 CURVE = {p.name: p for p in POINTS}
@@ -52,7 +52,7 @@ SETTINGS = ("spin", "ballast_mib")
 READ = "after a 64 MiB read"
 CELLS = ("GAN quick, batch 64", "CIFAR quick, batch 64", "EfficientNet quick, batch 32")  # the bench's
 PROBES = {  # settings, steps per segment
-    "as measured": ({}, overhead.SUITE_STEPS),
+    "as measured": ({}, protocol.SUITE_STEPS),
     "after matmuls": ({"spin": 200}, 60),
     "after a 64 MiB read": ({"ballast_mib": 64}, 60),
 }

@@ -120,7 +120,7 @@ def counted_probe(args: argparse.Namespace, shapes: tuple[str, ...], versions: t
 
 
 def _after_text(after: str) -> str:
-    """What each probe step does first, as the command's first line says it (studies.overhead.AFTER)."""
+    """What each probe step does first, as the command's first line says it (studies.protocol.AFTER)."""
     mib = AFTER[after][0].get("ballast_mib")
     return f", each step after a read of {mib:g} MiB" if mib else ""
 
