@@ -5,10 +5,10 @@ overhead` (with `--counts only`: the counts alone). Where both sides counted ins
 each variant's extra instructions per step over the plain loop, NEW against OLD as a percentage of OLD's, unmoved by
 the neighbours' load (docs/ci.md gives how far two invocations move), and comparable across machines when the
 versions that decide a count match (Python, torch, the probe's code, the default Trainer's progress bar; Lightning
-is compared). Time is shown beside it
-where both sides ran on one machine: per probe variant its delta over the plain loop (us per step), per task cell
-its Lightning / plain ratio, with a 95% bootstrap interval over the rounds; without counts the gate is on a time
-change whose interval excludes 0 (`resolved`). Refusals name the rule and the field that broke it.
+is compared). Time is shown beside it where both sides ran on one machine: per probe variant its delta over the
+plain loop (us per step), per task cell its Lightning / plain ratio, with a 95% bootstrap interval over the rounds;
+without counts the gate is on a time change whose interval excludes 0 (`resolved`). Refusals name the rule and the
+field that broke it.
 """
 
 from __future__ import annotations

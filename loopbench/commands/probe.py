@@ -27,7 +27,8 @@ from loopbench.report import paycurve as paycurve_report
 from loopbench.report import probe as probe_report
 from loopbench.studies import counted, history, paycurve
 from loopbench.studies.batches import run_cells
-from loopbench.studies.overhead import AFTER, PROBE_IMPLS, plan, run_rounds
+from loopbench.studies.overhead import PROBE_IMPLS, plan, run_rounds
+from loopbench.studies.protocol import AFTER
 from loopbench.studies.suite import machine_folder, run_folder
 
 
